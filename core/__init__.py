@@ -1,0 +1,16 @@
+"""regenmap: map regenerative farming practices per field from satellite time series.
+
+The distribution is one namespace whose layers live in sibling folders of the
+repository and are installed as sub-packages:
+
+- :mod:`regenmap.geo` -- where pixels and polygons come from and go to;
+- :mod:`regenmap.features` -- pixels to per-field numbers;
+- :mod:`regenmap.models` -- numbers to labels, scores and explanations;
+- :mod:`regenmap.maps` -- what people look at;
+- :mod:`regenmap.pipelines` -- configuration, Dask, stages and the CLI.
+"""
+
+from regenmap._version import __version__
+from regenmap.errors import RegenmapError
+
+__all__ = ["RegenmapError", "__version__"]

@@ -1,0 +1,1 @@
+"""From pixels to per-field numbers: indices, zonal statistics, time series features."""

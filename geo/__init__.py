@@ -1,0 +1,1 @@
+"""Where pixels and polygons come from and go to: grids, sensors, scenes, fields, GeoPackages."""

@@ -1,0 +1,1 @@
+"""What people look at: styled GeoPackages, maps and the run report."""

@@ -1,0 +1,1 @@
+"""From numbers to labels: LightGBM models, spatial evaluation, trust, model cards."""

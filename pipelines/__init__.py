@@ -1,0 +1,1 @@
+"""Orchestration: configuration, Dask cluster, stages and the command line."""

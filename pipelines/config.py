@@ -1,0 +1,273 @@
+"""Run configuration: the YAML schema of a regenmap job, validated by pydantic.
+
+Only this package reads YAML. Each stage module defines the options of its own
+section (``extract``, ``features``, ``model``, ``outputs``); this module
+assembles them into :class:`RunConfig` and loads files with messages that name
+the offending key and file.
+
+Relative paths in a config file are resolved against the folder of that file.
+"""
+
+from __future__ import annotations
+
+import difflib
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, ValidationError, field_validator
+
+from regenmap.errors import ConfigError
+from regenmap.pipelines.strict_model import StrictModel
+from regenmap.provenance import config_hash
+
+
+class FieldsInput(StrictModel):
+    """Where the field polygons are.
+
+    Attributes
+    ----------
+    path
+        Any OGR vector file (GeoPackage, Shapefile, GeoJSON, FlatGeobuf, GeoParquet).
+    layer
+        Layer name for multi-layer files; the first layer if omitted.
+    id_column
+        Column holding the unique field identifier (read as string).
+    """
+
+    path: Path
+    layer: str | None = None
+    id_column: str = "field_id"
+
+
+class ScenesInput(StrictModel):
+    """Where the satellite scenes are and how to read them.
+
+    Attributes
+    ----------
+    path
+        Folder of band files, a time-stacked GeoTIFF, or a STAC catalog/ItemCollection JSON.
+    sensor
+        Name of a sensor profile (``configs/sensors/<name>.yaml``) or a path to a profile YAML.
+    kind
+        How ``path`` is laid out.
+    """
+
+    path: Path
+    sensor: str = "sentinel2_l2a"
+    kind: Literal["band_files", "time_stack", "stac"] = "band_files"
+
+
+class ClusterConfig(StrictModel):
+    """Dask cluster to run on.
+
+    Attributes
+    ----------
+    address
+        ``tcp://host:port`` of an existing scheduler; a LocalCluster if omitted.
+    n_workers
+        Workers of the LocalCluster; the number of cores if omitted.
+    threads_per_worker
+        Threads per LocalCluster worker.
+    memory_limit
+        Per-worker memory limit of the LocalCluster, e.g. ``"4GiB"``.
+    """
+
+    address: str | None = None
+    n_workers: int | None = Field(default=None, ge=1)
+    threads_per_worker: int = Field(default=1, ge=1)
+    memory_limit: str = "auto"
+
+
+# Stage sections are imported late so that stage modules may import this module's
+# input models without a cycle.
+from regenmap.pipelines.sections import (  # noqa: E402
+    ExtractConfig,
+    FeaturesConfig,
+    ModelConfig,
+    OutputsConfig,
+)
+
+
+class RunConfig(StrictModel):
+    """A whole regenmap job.
+
+    Attributes
+    ----------
+    name
+        Short job name, used in outputs and logs.
+    out_dir
+        Folder receiving every output of the job.
+    seed
+        Seed for every random choice (model training, spatial blocks, bootstrap).
+    fields, scenes
+        Inputs.
+    extract, features, model, outputs, cluster
+        Options of each stage.
+    source
+        File this configuration was read from (set by :func:`load_config`).
+    """
+
+    name: str = "regenmap"
+    out_dir: Path = Path("regenmap-out")
+    seed: int = 0
+    fields: FieldsInput
+    scenes: ScenesInput | None = None
+    observations: Path | None = Field(
+        default=None,
+        description="Existing per-field time series (CSV/Parquet) to start from instead of scenes.",
+    )
+    extract: ExtractConfig = ExtractConfig()
+    features: FeaturesConfig = FeaturesConfig()
+    model: ModelConfig = ModelConfig()
+    outputs: OutputsConfig = OutputsConfig()
+    cluster: ClusterConfig = ClusterConfig()
+    source: Path | None = Field(default=None, exclude=True)
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_simple(cls, value: str) -> str:
+        if not value or any(c in value for c in "/\\:"):
+            raise ValueError("name must be non-empty and contain no path separators")
+        return value
+
+    def hash(self) -> str:
+        """Return the short hash of the resolved configuration (see :mod:`regenmap.provenance`)."""
+        return config_hash(self.model_dump(mode="json"))
+
+
+def _format_validation_error(err: ValidationError, source: str) -> str:
+    lines = [f"{source}: invalid configuration"]
+    for item in err.errors():
+        key = ".".join(str(p) for p in item["loc"]) or "<root>"
+        if item["type"] == "extra_forbidden":
+            parent = _model_at(item["loc"][:-1])
+            known = sorted(parent.model_fields) if parent else []
+            close = difflib.get_close_matches(str(item["loc"][-1]), known, n=3)
+            hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+            valid = f" Valid keys here: {', '.join(known)}." if known else ""
+            lines.append(f"  - unknown key '{key}'.{hint}{valid}")
+        else:
+            lines.append(f"  - {key}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[StrictModel] | None:
+    model: type[StrictModel] = RunConfig
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return None
+        ann = field.annotation
+        candidates = [ann, *getattr(ann, "__args__", ())]
+        nxt = next((c for c in candidates if isinstance(c, type) and issubclass(c, StrictModel)), None)
+        if nxt is None:
+            return None
+        model = nxt
+    return model
+
+
+def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
+    """Make the known path keys of a raw config absolute against ``base``."""
+    out = dict(data)
+
+    def fix(value: Any) -> Any:
+        if value is None:
+            return None
+        p = Path(str(value)).expanduser()
+        return p if p.is_absolute() or "://" in str(value) else (base / p)
+
+    if "out_dir" in out:
+        out["out_dir"] = fix(out["out_dir"])
+    for section in ("fields", "scenes"):
+        if isinstance(out.get(section), dict) and "path" in out[section]:
+            out[section] = {**out[section], "path": fix(out[section]["path"])}
+    if "observations" in out:
+        out["observations"] = fix(out["observations"])
+    model = out.get("model")
+    if isinstance(model, dict):
+        labels = model.get("labels")
+        if isinstance(labels, dict) and labels.get("path"):
+            model = {**model, "labels": {**labels, "path": fix(labels["path"])}}
+        if model.get("path"):
+            model = {**model, "path": fix(model["path"])}
+        out["model"] = model
+    return out
+
+
+def parse_config(data: dict[str, Any], *, base_dir: Path, source: str = "<config>") -> RunConfig:
+    """Validate a configuration given as plain data.
+
+    Parameters
+    ----------
+    data
+        Parsed YAML mapping.
+    base_dir
+        Folder that relative paths are resolved against.
+    source
+        Name used in error messages (usually the file path).
+
+    Raises
+    ------
+    ConfigError
+        Naming every unknown key (with the closest valid names) and bad value.
+    """
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of keys to values")
+    try:
+        cfg = RunConfig.model_validate(_resolve_paths(data, base_dir))
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(err, source)) from None
+    return cfg
+
+
+def load_config(path: str | Path, **overrides: Any) -> RunConfig:
+    """Read and validate a YAML run configuration.
+
+    Parameters
+    ----------
+    path
+        YAML file.
+    **overrides
+        Top-level keys replacing those of the file (e.g. ``out_dir=...``).
+
+    Raises
+    ------
+    ConfigError
+        If the file is missing, is not valid YAML, or has unknown keys or bad values.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: configuration file not found. Pass the path of a YAML file, "
+                          "e.g. `regenmap run configs/demo.yaml`.")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{p}: not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: the top level must be a mapping of keys to values")
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    cfg = parse_config(data, base_dir=p.resolve().parent, source=str(p))
+    return cfg.model_copy(update={"source": p.resolve()})
+
+
+def builtin_config_path(name: str) -> Path:
+    """Return the path of a YAML file shipped in ``regenmap.configs`` (e.g. ``demo.yaml``)."""
+    path = Path(str(resources.files("regenmap.configs").joinpath(name)))
+    if not path.is_file():
+        raise ConfigError(f"no built-in configuration named {name!r} in {path.parent}")
+    return path
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Read a YAML mapping (for sensor and cluster profiles), with a clear error."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping")
+    return data

@@ -1,0 +1,150 @@
+"""Options of each pipeline stage, one class per section of the run YAML.
+
+Every option has a default chosen for Sentinel-2-like data; the docstring of
+each class documents units. Unknown keys are rejected (see :class:`StrictModel`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from regenmap.pipelines.strict_model import StrictModel
+
+Stat = Literal["mean", "median", "std", "min", "max", "count"]
+
+
+class ExtractConfig(StrictModel):
+    """Options of the extraction stage (scenes + fields -> observations).
+
+    Attributes
+    ----------
+    indices
+        Spectral index names from the catalogue (case-insensitive), e.g. NDVI, NDTI, BSI.
+    stats
+        Statistics over the valid pixels of a field, per index and acquisition.
+    percentiles
+        Extra percentiles (0-100) per index, written as ``<index>_p<NN>``.
+    inner_buffer_px
+        Inner (negative) buffer of each field in pixels of the finest band grid,
+        removing mixed edge pixels. 0 disables it.
+    min_pixels
+        Fields with fewer pixels than this after the buffer get status ``too_small``.
+    tile_size_px
+        Edge of a tile of the tile plan, in pixels of the finest grid.
+    resample
+        How coarser bands (e.g. 20 m SWIR) meet the finest grid: ``nearest``
+        replicates each coarse pixel, which keeps values unmixed; recorded in outputs.
+    on_error
+        ``record`` writes a status per field/scene and goes on; ``fail`` stops at the first problem.
+    """
+
+    indices: list[str] = Field(default_factory=lambda: ["NDVI", "NDTI", "BSI"])
+    stats: list[Stat] = Field(default_factory=lambda: ["mean", "median", "std"])
+    percentiles: list[float] = Field(default_factory=list)
+    inner_buffer_px: float = Field(default=0.5, ge=0)
+    min_pixels: int = Field(default=3, ge=1)
+    tile_size_px: int = Field(default=2048, ge=16)
+    resample: Literal["nearest"] = "nearest"
+    on_error: Literal["record", "fail"] = "record"
+
+    @field_validator("percentiles")
+    @classmethod
+    def _percentiles_in_range(cls, value: list[float]) -> list[float]:
+        bad = [p for p in value if not 0 <= p <= 100]
+        if bad:
+            raise ValueError(f"percentiles must lie in [0, 100], got {bad}")
+        return value
+
+
+class FeaturesConfig(StrictModel):
+    """Options of the features stage (observations -> per-field features).
+
+    Attributes
+    ----------
+    step_days
+        Step of the regular time grid, in days.
+    min_valid_fraction
+        Observations whose valid (cloud-free) share of the field is below this are dropped and counted.
+    max_gap_days
+        Longest gap, in days, filled by linear interpolation; longer gaps stay NaN.
+    year_start
+        First day (``MM-DD``) of the agricultural year the features describe.
+    """
+
+    step_days: int = Field(default=10, ge=1, le=31)
+    min_valid_fraction: float = Field(default=0.6, ge=0, le=1)
+    max_gap_days: int = Field(default=45, ge=0)
+    year_start: str = Field(default="01-01", pattern=r"^\d\d-\d\d$")
+
+
+class LabelsInput(StrictModel):
+    """Where the training labels are.
+
+    Attributes
+    ----------
+    path
+        Vector or table file with ``field_id`` and one column per target; the fields file if omitted.
+    id_column
+        Id column in that file.
+    """
+
+    path: Path | None = None
+    id_column: str = "field_id"
+
+
+class ModelConfig(StrictModel):
+    """Options of training, evaluation and prediction.
+
+    Attributes
+    ----------
+    targets
+        Label columns, one model each (e.g. ``tillage``, ``winter_cover``).
+    labels
+        Where the labels come from.
+    group_column
+        Column of spatial groups (e.g. ``region``) held out together in validation;
+        automatic spatial blocks if omitted.
+    block_size_m
+        Edge of the automatic spatial blocks, in metres, when there is no group column.
+    n_folds
+        Folds of the grouped (spatial) cross-validation.
+    confidence_threshold
+        Below this maximum class probability a label is reported as ``uncertain``.
+    params
+        LightGBM parameters overriding regenmap's defaults.
+    path
+        An existing model directory to predict with instead of training.
+    """
+
+    targets: list[str] = Field(default_factory=lambda: ["tillage", "winter_cover"])
+    labels: LabelsInput = LabelsInput()
+    group_column: str | None = "region"
+    block_size_m: float = Field(default=5000.0, gt=0)
+    n_folds: int = Field(default=5, ge=2)
+    confidence_threshold: float = Field(default=0.5, ge=0, le=1)
+    params: dict[str, float | int | str | bool] = Field(default_factory=dict)
+    path: Path | None = None
+
+
+class OutputsConfig(StrictModel):
+    """Options of the outputs stage (GeoPackage, maps, report).
+
+    Attributes
+    ----------
+    gpkg
+        File name of the GeoPackage, inside the run's ``out_dir``.
+    crs
+        CRS of the output geometry; the fields' own CRS if omitted.
+    passthrough
+        Columns of the fields file copied into the output (none by default: owner data may be personal).
+    maps
+        Write static PNG and interactive HTML maps and the run report.
+    """
+
+    gpkg: str = "practices.gpkg"
+    crs: str | None = None
+    passthrough: list[str] = Field(default_factory=list)
+    maps: bool = True
