@@ -42,7 +42,7 @@ class ExtractConfig(StrictModel):
     """
 
     indices: list[str] = Field(default_factory=lambda: ["NDVI", "NDTI", "BSI"])
-    stats: list[Stat] = Field(default_factory=lambda: ["mean", "median", "std"])
+    stats: list[Stat] = Field(default_factory=lambda: list[Stat](["mean", "median", "std"]))
     percentiles: list[float] = Field(default_factory=list)
     inner_buffer_px: float = Field(default=0.5, ge=0)
     min_pixels: int = Field(default=3, ge=1)

@@ -1,0 +1,122 @@
+"""Stage checkpoints and the run lock, kept in ``<out_dir>/.regenmap/``.
+
+A stage that finished writes ``<stage>.done.json`` holding the configuration
+hash and the outputs it wrote. A later run skips the stage when the marker
+matches the current configuration and every output still exists. The lock
+file stops two runs from writing the same outputs at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from regenmap.errors import LockError
+
+STATE_DIR = ".regenmap"
+
+
+def _state_dir(out_dir: Path) -> Path:
+    path = Path(out_dir) / STATE_DIR
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON to ``path`` through a temporary file and an atomic rename."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
+    tmp.replace(path)
+
+
+def stage_done(out_dir: Path, stage: str, config_hash: str) -> dict[str, Any] | None:
+    """Return the marker of a finished stage if it is still valid, else ``None``.
+
+    Valid means: written with the same configuration hash, and every output
+    path it lists still exists.
+    """
+    marker = Path(out_dir) / STATE_DIR / f"{stage}.done.json"
+    if not marker.is_file():
+        return None
+    try:
+        data = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    if data.get("config_hash") != config_hash:
+        return None
+    outputs = data.get("outputs", {})
+    if not all(Path(p).exists() for p in _flatten(outputs)):
+        return None
+    return dict(data)
+
+
+def mark_done(out_dir: Path, stage: str, config_hash: str, outputs: Any, **extra: Any) -> None:
+    """Record that ``stage`` finished with ``outputs`` under ``config_hash``."""
+    write_json_atomic(
+        _state_dir(out_dir) / f"{stage}.done.json",
+        {"stage": stage, "config_hash": config_hash, "outputs": outputs, **extra},
+    )
+
+
+def clear_marks(out_dir: Path, stages: list[str]) -> None:
+    """Forget the markers of ``stages`` (their outputs are recomputed next run)."""
+    for stage in stages:
+        (Path(out_dir) / STATE_DIR / f"{stage}.done.json").unlink(missing_ok=True)
+
+
+def _flatten(outputs: Any) -> list[str]:
+    if isinstance(outputs, dict):
+        return [p for v in outputs.values() for p in _flatten(v)]
+    if isinstance(outputs, list | tuple):
+        return [p for v in outputs for p in _flatten(v)]
+    return [str(outputs)] if outputs else []
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover - another user's live process
+        return True
+    return True
+
+
+@contextmanager
+def run_lock(out_dir: Path) -> Iterator[Path]:
+    """Hold an exclusive lock on ``out_dir`` for the duration of a run.
+
+    A lock left by a process that no longer exists (a killed run) is taken over.
+
+    Raises
+    ------
+    LockError
+        If a live process holds the lock.
+    """
+    lock = _state_dir(out_dir) / "lock"
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                pid = int(lock.read_text().strip() or 0)
+            except (OSError, ValueError):
+                pid = 0
+            if pid and _pid_alive(pid) and pid != os.getpid():
+                raise LockError(
+                    f"another regenmap run (pid {pid}) is writing to {out_dir}. Wait for it to "
+                    f"finish, or if it is dead on another machine, delete {lock}."
+                ) from None
+            lock.unlink(missing_ok=True)
+            continue
+        with os.fdopen(fd, "w") as fh:
+            fh.write(str(os.getpid()))
+        break
+    try:
+        yield lock
+    finally:
+        lock.unlink(missing_ok=True)

@@ -1,0 +1,230 @@
+"""The ``regenmap`` command line: one command per stage, plus ``demo`` and ``run``.
+
+Heavy imports happen inside the commands so that ``regenmap --help`` is instant.
+Every :class:`regenmap.errors.RegenmapError` is printed as one clear message
+and mapped to its exit code (see ``docs/cli.md``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from regenmap import __version__
+from regenmap.errors import RegenmapError
+
+app = typer.Typer(
+    name="regenmap",
+    help="Map regenerative farming practices per field from satellite image time series.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="markdown",
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+out = Console()
+
+T = TypeVar("T")
+
+ConfigArg = Annotated[Path, typer.Argument(help="Run configuration (YAML).", show_default=False)]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars; JSON log lines.")]
+SchedulerOpt = Annotated[
+    str | None,
+    typer.Option("--scheduler", help="Address of an existing Dask scheduler, e.g. tcp://host:8786."),
+]
+
+
+def _guard(fn: Callable[[], T]) -> T:
+    """Run ``fn``; turn regenmap errors into a message and their exit code."""
+    try:
+        return fn()
+    except RegenmapError as err:
+        console.print(f"[bold red]error:[/] {err}", markup=True, highlight=False)
+        raise typer.Exit(code=err.exit_code) from None
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]")
+        raise typer.Exit(code=130) from None
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"regenmap {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """Map regenerative farming practices per field from satellite image time series.
+
+    Quick start: `regenmap demo` simulates a small region and runs every stage on it.
+    """
+
+
+def _load(config: Path, scheduler: str | None = None) -> Any:
+    from regenmap.pipelines.config import load_config
+
+    cfg = load_config(config)
+    if scheduler:
+        cfg = cfg.model_copy(update={"cluster": cfg.cluster.model_copy(update={"address": scheduler})})
+    return cfg
+
+
+@app.command()
+def demo(
+    out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("demo-out"),
+    size: Annotated[str, typer.Option(help="Region size: small, medium or large.")] = "small",
+    seed: Annotated[int, typer.Option(help="Seed of the simulated region and the model.")] = 0,
+    quiet: QuietOpt = False,
+) -> None:
+    """Simulate a farming region and run every stage on it, end to end.
+
+    Example: `regenmap demo --out demo-out`
+    """
+    from regenmap.pipelines.demo import demo as run_demo
+    from regenmap.pipelines.summary import print_summary
+
+    result = _guard(lambda: run_demo(out_dir, size=size, seed=seed, quiet=quiet))
+    print_summary(result, console=out)
+
+
+@app.command()
+def simulate(
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder to write the region into.")],
+    size: Annotated[str, typer.Option(help="small, medium or large.")] = "small",
+    seed: Annotated[int, typer.Option(help="Random seed; same seed, same region.")] = 0,
+    n_dates: Annotated[int | None, typer.Option(help="Acquisitions in the year (default ~73).")] = None,
+) -> None:
+    """Write a seeded simulated farming landscape: fields GeoPackage and Sentinel-2 L2A-like scenes.
+
+    Example: `regenmap simulate --out region --size small --seed 1`
+    """
+    from regenmap.pipelines.demo import simulate as run_simulate
+
+    region = _guard(lambda: run_simulate(out_dir, size=size, seed=seed, n_dates=n_dates))
+    out.print(f"{region.n_fields} fields, {region.n_acquisitions} acquisitions")
+    out.print(f"fields: {region.fields_path}")
+    out.print(f"scenes: {region.scenes_dir}")
+
+
+@app.command()
+def extract(config: ConfigArg, scheduler: SchedulerOpt = None) -> None:
+    """Per-field statistics of every acquisition (the observations table).
+
+    Example: `regenmap extract configs/demo.yaml`
+    """
+    from regenmap.pipelines.extract import extract as run_extract
+
+    path = _guard(lambda: run_extract(_load(config, scheduler)))
+    out.print(str(path))
+
+
+@app.command()
+def features(config: ConfigArg) -> None:
+    """Per-field time-series features from the observations table.
+
+    Example: `regenmap features configs/demo.yaml`
+    """
+    from regenmap.pipelines.featurize import features as run_features
+
+    path = _guard(lambda: run_features(_load(config)))
+    out.print(str(path))
+
+
+@app.command()
+def train(config: ConfigArg) -> None:
+    """Train one LightGBM model per target, with spatially held-out early stopping.
+
+    Example: `regenmap train configs/demo.yaml`
+    """
+    from regenmap.pipelines.modelling import train as run_train
+
+    paths = _guard(lambda: run_train(_load(config)))
+    for target, path in paths.items():
+        out.print(f"{target}: {path}")
+
+
+@app.command()
+def evaluate(config: ConfigArg) -> None:
+    """Spatial cross-validation: metrics with intervals, by group and field size, calibration.
+
+    Example: `regenmap evaluate configs/demo.yaml`
+    """
+    from regenmap.pipelines.modelling import evaluate as run_evaluate
+
+    path = _guard(lambda: run_evaluate(_load(config)))
+    out.print(str(path))
+
+
+@app.command()
+def predict(config: ConfigArg) -> None:
+    """Label every field and write the styled GeoPackage, maps and run report.
+
+    Example: `regenmap predict configs/demo.yaml`
+    """
+    from regenmap.pipelines.predict import predict as run_predict
+
+    paths = _guard(lambda: run_predict(_load(config)))
+    for name, path in paths.items():
+        out.print(f"{name}: {path}")
+
+
+@app.command()
+def run(config: ConfigArg, scheduler: SchedulerOpt = None, quiet: QuietOpt = False) -> None:
+    """Run every stage with checkpoints; a re-run continues where it stopped.
+
+    Example: `regenmap run configs/demo.yaml --scheduler tcp://10.0.0.5:8786`
+    """
+    from regenmap.pipelines.run import run as run_all
+    from regenmap.pipelines.summary import print_summary
+
+    result = _guard(lambda: run_all(_load(config, scheduler), quiet=quiet))
+    print_summary(result, console=out)
+
+
+@app.command("map")
+def map_(
+    gpkg: Annotated[Path, typer.Argument(help="A practices GeoPackage written by regenmap.")],
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Folder for the maps.")] = None,
+) -> None:
+    """Re-render the static and interactive maps from a results GeoPackage.
+
+    Example: `regenmap map demo-out/practices.gpkg --out maps/`
+    """
+    from regenmap.maps import render_maps
+
+    paths = _guard(lambda: render_maps(gpkg, out_dir or gpkg.parent / "maps"))
+    for path in paths:
+        out.print(str(path))
+
+
+@app.command("model-info")
+def model_info(
+    model_dir: Annotated[Path, typer.Argument(help="A model directory written by `regenmap train`.")],
+) -> None:
+    """Show a model's target, classes, features, training summary and metrics.
+
+    Example: `regenmap model-info demo-out/model/tillage`
+    """
+    import json
+
+    from regenmap.pipelines.modelling import model_info as info
+
+    out.print_json(json.dumps(_guard(lambda: info(model_dir)), default=str))
+
+
+def main() -> None:
+    """Entry point of the ``regenmap`` console script."""
+    app(prog_name="regenmap")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
