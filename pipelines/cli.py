@@ -13,6 +13,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from regenmap import __version__
 from regenmap.errors import RegenmapError
@@ -43,7 +44,7 @@ def _guard(fn: Callable[[], T]) -> T:
     try:
         return fn()
     except RegenmapError as err:
-        console.print(f"[bold red]error:[/] {err}", markup=True, highlight=False)
+        console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
         raise typer.Exit(code=err.exit_code) from None
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]")
@@ -121,9 +122,10 @@ def extract(config: ConfigArg, scheduler: SchedulerOpt = None) -> None:
 
     Example: `regenmap extract configs/demo.yaml`
     """
+    cfg = _guard(lambda: _load(config, scheduler))
     from regenmap.pipelines.extract import extract as run_extract
 
-    path = _guard(lambda: run_extract(_load(config, scheduler)))
+    path = _guard(lambda: run_extract(cfg))
     out.print(str(path))
 
 
@@ -133,9 +135,10 @@ def features(config: ConfigArg) -> None:
 
     Example: `regenmap features configs/demo.yaml`
     """
+    cfg = _guard(lambda: _load(config))
     from regenmap.pipelines.featurize import features as run_features
 
-    path = _guard(lambda: run_features(_load(config)))
+    path = _guard(lambda: run_features(cfg))
     out.print(str(path))
 
 
@@ -145,9 +148,10 @@ def train(config: ConfigArg) -> None:
 
     Example: `regenmap train configs/demo.yaml`
     """
+    cfg = _guard(lambda: _load(config))
     from regenmap.pipelines.modelling import train as run_train
 
-    paths = _guard(lambda: run_train(_load(config)))
+    paths = _guard(lambda: run_train(cfg))
     for target, path in paths.items():
         out.print(f"{target}: {path}")
 
@@ -158,9 +162,10 @@ def evaluate(config: ConfigArg) -> None:
 
     Example: `regenmap evaluate configs/demo.yaml`
     """
+    cfg = _guard(lambda: _load(config))
     from regenmap.pipelines.modelling import evaluate as run_evaluate
 
-    path = _guard(lambda: run_evaluate(_load(config)))
+    path = _guard(lambda: run_evaluate(cfg))
     out.print(str(path))
 
 
@@ -170,9 +175,10 @@ def predict(config: ConfigArg) -> None:
 
     Example: `regenmap predict configs/demo.yaml`
     """
+    cfg = _guard(lambda: _load(config))
     from regenmap.pipelines.predict import predict as run_predict
 
-    paths = _guard(lambda: run_predict(_load(config)))
+    paths = _guard(lambda: run_predict(cfg))
     for name, path in paths.items():
         out.print(f"{name}: {path}")
 
@@ -183,10 +189,11 @@ def run(config: ConfigArg, scheduler: SchedulerOpt = None, quiet: QuietOpt = Fal
 
     Example: `regenmap run configs/demo.yaml --scheduler tcp://10.0.0.5:8786`
     """
+    cfg = _guard(lambda: _load(config, scheduler))
     from regenmap.pipelines.run import run as run_all
     from regenmap.pipelines.summary import print_summary
 
-    result = _guard(lambda: run_all(_load(config, scheduler), quiet=quiet))
+    result = _guard(lambda: run_all(cfg, quiet=quiet))
     print_summary(result, console=out)
 
 

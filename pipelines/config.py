@@ -11,7 +11,6 @@ Relative paths in a config file are resolved against the folder of that file.
 from __future__ import annotations
 
 import difflib
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,6 +20,10 @@ from pydantic import Field, ValidationError, field_validator
 from regenmap.errors import ConfigError
 from regenmap.pipelines.strict_model import StrictModel
 from regenmap.provenance import config_hash
+
+#: The shipped YAML files. ``configs/`` sits beside ``pipelines/`` both in the
+#: repository (editable installs) and in site-packages (``regenmap/configs``).
+CONFIGS_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 
 class FieldsInput(StrictModel):
@@ -143,7 +146,7 @@ def _format_validation_error(err: ValidationError, source: str) -> str:
         key = ".".join(str(p) for p in item["loc"]) or "<root>"
         if item["type"] == "extra_forbidden":
             parent = _model_at(item["loc"][:-1])
-            known = sorted(parent.model_fields) if parent else []
+            known = sorted(k for k, f in parent.model_fields.items() if not f.exclude) if parent else []
             close = difflib.get_close_matches(str(item["loc"][-1]), known, n=3)
             hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
             valid = f" Valid keys here: {', '.join(known)}." if known else ""
@@ -254,7 +257,7 @@ def load_config(path: str | Path, **overrides: Any) -> RunConfig:
 
 def builtin_config_path(name: str) -> Path:
     """Return the path of a YAML file shipped in ``regenmap.configs`` (e.g. ``demo.yaml``)."""
-    path = Path(str(resources.files("regenmap.configs").joinpath(name)))
+    path = CONFIGS_DIR / name
     if not path.is_file():
         raise ConfigError(f"no built-in configuration named {name!r} in {path.parent}")
     return path
