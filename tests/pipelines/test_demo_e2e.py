@@ -1,0 +1,82 @@
+"""End to end: `regenmap demo` on the small simulated region, through the real console script."""
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pyogrio
+import pytest
+
+from regenmap.schema import FIELD_ID, confidence_column, proba_column, status_column
+
+pytestmark = pytest.mark.slow
+
+TARGETS = {"tillage": 3, "winter_cover": 2}
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    out = tmp_path_factory.mktemp("demo")
+    exe = shutil.which("regenmap")
+    assert exe, "the regenmap console script is not installed"
+    done = subprocess.run([exe, "demo", "--out", str(out)], capture_output=True, text=True,
+                          timeout=600, env={"COLUMNS": "160", "PATH": str(Path(exe).parent)})
+    assert done.returncode == 0, done.stderr + done.stdout
+    return out, done.stdout
+
+
+def test_geopackage_has_one_styled_row_per_field(demo_run: tuple[Path, str]) -> None:
+    out, _ = demo_run
+    gpkg = out / "practices.gpkg"
+    assert "fields" in pyogrio.list_layers(gpkg)[:, 0]
+    result = pyogrio.read_dataframe(gpkg, layer="fields")
+    fields = pyogrio.read_dataframe(out / "region" / "fields.gpkg", layer="fields")
+    assert result.crs == fields.crs
+    assert result[FIELD_ID].is_unique
+    assert set(result[FIELD_ID]) == set(fields[FIELD_ID])
+
+
+@pytest.mark.parametrize("target", sorted(TARGETS))
+def test_probabilities_are_distributions(demo_run: tuple[Path, str], target: str) -> None:
+    out, _ = demo_run
+    result = pyogrio.read_dataframe(out / "practices.gpkg", layer="fields", read_geometry=False)
+    probas = result[[c for c in result.columns if c.startswith(proba_column(target, ""))]]
+    assert probas.shape[1] == TARGETS[target]
+    labelled = result[status_column(target)].isin(["ok", "uncertain"]).to_numpy()
+    assert labelled.mean() > 0.8, "most demo fields should get a label"
+    p = probas.to_numpy(dtype=float)[labelled]
+    assert np.all((p >= 0) & (p <= 1))
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-5)
+    conf = result[confidence_column(target)].to_numpy(dtype=float)[labelled]
+    np.testing.assert_allclose(conf, p.max(axis=1), atol=1e-5)
+
+
+def test_heldout_skill_clearly_above_chance(demo_run: tuple[Path, str]) -> None:
+    out, stdout = demo_run
+    assert "held-out" in stdout
+    for target, n_classes in TARGETS.items():
+        # chance macro-F1 of a uniform guess is about 1 / n_classes
+        metrics = json.loads((out / "model" / target / "metadata.json").read_text())
+        text = json.dumps(metrics)
+        assert "macro_f1" in text
+    from regenmap.pipelines.config import load_config
+    from regenmap.pipelines.summary import heldout_metrics
+
+    found = heldout_metrics(load_config(out / "demo.yaml"))
+    for target, n_classes in TARGETS.items():
+        assert found[target]["macro_f1"] > 1 / n_classes + 0.2, (target, found[target])
+
+
+def test_rerun_does_nothing_and_says_so(demo_run: tuple[Path, str]) -> None:
+    out, _ = demo_run
+    exe = shutil.which("regenmap")
+    assert exe
+    before = (out / "practices.gpkg").stat().st_mtime_ns
+    done = subprocess.run([exe, "run", str(out / "demo.yaml"), "--quiet"], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    events = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
+    assert {e["event"] for e in events} >= {"skipped", "nothing-to-do"}
+    assert (out / "practices.gpkg").stat().st_mtime_ns == before
