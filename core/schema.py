@@ -85,3 +85,25 @@ def status_column(target: str) -> str:
 def reason_column(target: str) -> str:
     """Column of the human-readable reason for the status and label."""
     return f"{target}_why"
+
+
+def margin_column(target: str) -> str:
+    """Column of the gap between the two largest class probabilities (float in [0, 1])."""
+    return f"{target}_margin"
+
+
+def ood_column(target: str) -> str:
+    """Column of the out-of-distribution score of a field for the model of ``target`` (float in [0, 1])."""
+    return f"{target}_ood"
+
+
+def model_column(target: str) -> str:
+    """Column of the id of the model that labelled ``target``."""
+    return f"{target}_model"
+
+
+# --- fields status table: one row per field (written by extraction) ----------
+STATUS: Final = "status"  # FieldStatus value
+REASON: Final = "reason"  # why, in words
+AREA_HA: Final = "area_ha"  # field area in hectares (float)
+N_OBS: Final = "n_obs"  # valid observations used for the features (int)
