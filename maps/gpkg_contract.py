@@ -1,0 +1,587 @@
+"""The output GeoPackage contract (``GPKG_SCHEMA``): write it, read it, validate it.
+
+Layers of ``practices.gpkg`` (documented for users in ``docs/outputs.md``):
+
+``fields`` (features, MultiPolygon, in the fields' own CRS unless ``crs`` is given)
+    ``field_id``, passthrough columns, then per target ``<t>`` (class or NULL),
+    ``<t>_status``, ``<t>_conf``, ``<t>_why``, ``<t>_p_<class>`` per class and,
+    when known, ``<t>_margin``, ``<t>_ood``, ``<t>_model``; then ``area_ha``
+    and, when given, ``n_obs`` and ``valid_fraction``.
+``run`` (attributes)
+    ``section``, ``key``, ``value`` (text; JSON for non-strings): schema,
+    config, versions, models, inputs, time range, targets, counts by status
+    and class areas.
+``observations`` (attributes, optional)
+    The per-field time series as given.
+``layer_styles``
+    QGIS styles: per target a class style (the first target's is the default)
+    and a confidence style.
+
+The same provenance is stored as JSON in ``gpkg_metadata`` (``md_standard_uri``
+:data:`METADATA_URI`), referenced for the whole GeoPackage and each table.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from regenmap import __version__
+from regenmap.errors import CRSError, FieldError, OutputError, SchemaError
+from regenmap.geo import gpkg
+from regenmap.maps.styles import class_style_qml, confidence_style_qml
+from regenmap.provenance import config_hash, package_versions
+from regenmap.schema import (
+    FIELD_ID,
+    GPKG_SCHEMA,
+    PREDICTIONS_SCHEMA,
+    VALID_FRACTION,
+    FieldStatus,
+    class_column,
+    confidence_column,
+    proba_column,
+    reason_column,
+    status_column,
+)
+
+FIELDS_LAYER: Final = "fields"
+RUN_TABLE: Final = "run"
+OBSERVATIONS_TABLE: Final = "observations"
+METADATA_URI: Final = "urn:regenmap:provenance"
+#: Rows written per GDAL append; bounds the memory of the merged frame.
+CHUNK_ROWS: Final = 50_000
+
+# Columns of the output layer not (yet) spelled in regenmap.schema.
+AREA_HA: Final = "area_ha"
+N_OBS: Final = "n_obs"
+
+
+def margin_column(target: str) -> str:
+    """Column of the margin between the two highest class probabilities of ``target``."""
+    return f"{target}_margin"
+
+
+def ood_column(target: str) -> str:
+    """Column of the out-of-distribution score of a field for the model of ``target``."""
+    return f"{target}_ood"
+
+
+def model_column(target: str) -> str:
+    """Column of the id of the model that labelled ``target``."""
+    return f"{target}_model"
+
+
+def target_columns(target: str, classes: Sequence[str]) -> list[str]:
+    """Return the required output columns of one target, in attribute-table order."""
+    return [class_column(target), status_column(target), confidence_column(target),
+            reason_column(target), *(proba_column(target, c) for c in classes)]
+
+
+def _optional_target_columns(target: str) -> list[str]:
+    return [margin_column(target), ood_column(target), model_column(target)]
+
+
+# --------------------------------------------------------------------------- checks
+def _check_predictions(predictions: pd.DataFrame, targets: Mapping[str, Sequence[str]]) -> None:
+    if FIELD_ID not in predictions.columns:
+        raise SchemaError(f"predictions have no {FIELD_ID!r} column (columns: "
+                          f"{list(predictions.columns)[:12]}); pass the predictions table "
+                          f"of schema {PREDICTIONS_SCHEMA}")
+    for target, classes in targets.items():
+        if not classes:
+            raise SchemaError(f"target {target!r} has no classes; pass targets as "
+                              "{target: [class, ...]}")
+        missing = [c for c in target_columns(target, classes) if c not in predictions.columns]
+        if missing:
+            raise SchemaError(
+                f"predictions lack column(s) {missing} of target {target!r} (classes "
+                f"{list(classes)}); present: {list(predictions.columns)[:20]}. Predict this "
+                "target, or drop it from `targets`")
+        status = predictions[status_column(target)].dropna().astype(str)
+        bad = sorted(set(status) - {s.value for s in FieldStatus})
+        if bad:
+            raise SchemaError(f"column {status_column(target)!r} holds unknown status "
+                              f"values {bad[:5]}; allowed: {[s.value for s in FieldStatus]}")
+    dup = predictions[FIELD_ID].duplicated()
+    if dup.any():
+        ids = predictions.loc[dup, FIELD_ID].astype(str).head(5).tolist()
+        raise SchemaError(f"predictions have duplicate {FIELD_ID} values, e.g. {ids}; "
+                          "one row per field is expected")
+
+
+def _check_fields(fields: gpd.GeoDataFrame, passthrough: Sequence[str],
+                  reserved: set[str]) -> None:
+    if FIELD_ID not in fields.columns:
+        raise FieldError(f"fields have no {FIELD_ID!r} column (columns: "
+                         f"{list(fields.columns)[:12]})")
+    if fields.crs is None:
+        raise CRSError("fields have no CRS; set it (GeoDataFrame.set_crs) before writing results")
+    dup = fields[FIELD_ID].duplicated()
+    if dup.any():
+        ids = fields.loc[dup, FIELD_ID].astype(str).head(5).tolist()
+        raise FieldError(f"duplicate {FIELD_ID} values in fields, e.g. {ids}")
+    kinds = set(fields.geometry.dropna().geom_type.unique()) - {"Polygon", "MultiPolygon"}
+    if kinds:
+        raise FieldError(f"fields must be polygons; found {sorted(kinds)}")
+    for col in passthrough:
+        if col not in fields.columns:
+            raise FieldError(f"passthrough column {col!r} is not in the fields "
+                             f"(columns: {list(fields.columns)[:12]})")
+        if col in reserved or col == fields.geometry.name:
+            raise FieldError(f"passthrough column {col!r} clashes with an output column; "
+                             "rename it in the fields file")
+
+
+def written_by_regenmap(path: str | Path) -> str | None:
+    """Return the GPKG schema string if ``path`` is a regenmap GeoPackage, else None."""
+    p = Path(path)
+    if not gpkg.is_geopackage(p):
+        return None
+    try:
+        if RUN_TABLE not in gpkg.list_tables(p):
+            return None
+        rows = gpkg.read_sql(p, f'SELECT value FROM "{RUN_TABLE}" WHERE section = ? AND key = ?',
+                             ("schema", "gpkg_schema"))
+    except Exception:  # a corrupt or foreign SQLite file: not ours
+        return None
+    if rows.empty or not str(rows.iloc[0, 0]).startswith("regenmap.gpkg/"):
+        return None
+    return str(rows.iloc[0, 0])
+
+
+def _check_destination(path: Path, *, overwrite: bool) -> None:
+    gpkg.check_writable_dir(path.parent)
+    if path.is_dir():
+        raise OutputError(f"{path} is a folder; give a file path ending in .gpkg")
+    if path.suffix.lower() != ".gpkg":
+        raise OutputError(f"{path}: the output must end in .gpkg")
+    if path.exists() and not overwrite and written_by_regenmap(path) is None:
+        raise OutputError(f"{path} exists and was not written by regenmap; refusing to replace "
+                          "it. Choose another name, or pass overwrite=True to replace it")
+
+
+# --------------------------------------------------------------------------- frames
+def _area_ha(geoms: gpd.GeoSeries) -> np.ndarray:
+    crs = geoms.crs
+    if crs is not None and crs.is_geographic:
+        geoms = geoms.to_crs("EPSG:6933")  # equal-area for geographic inputs
+    return np.asarray(geoms.area, dtype="float64") / 1e4
+
+
+def _obs_summary(observations: pd.DataFrame | None) -> pd.DataFrame | None:
+    if observations is None:
+        return None
+    if FIELD_ID not in observations.columns:
+        raise SchemaError(f"observations have no {FIELD_ID!r} column")
+    ids = observations[FIELD_ID].astype(str)
+    if VALID_FRACTION in observations.columns:
+        vf = pd.to_numeric(observations[VALID_FRACTION], errors="coerce")
+        out = pd.DataFrame({N_OBS: (vf > 0).groupby(ids).sum().astype("int32"),
+                            VALID_FRACTION: vf.groupby(ids).mean()})
+    else:
+        out = pd.DataFrame({N_OBS: ids.groupby(ids).size().astype("int32")})
+    return out
+
+
+def _output_chunk(fields: gpd.GeoDataFrame, preds: pd.DataFrame, *,
+                  targets: Mapping[str, Sequence[str]], passthrough: Sequence[str],
+                  optional: Sequence[str], models: Mapping[str, str],
+                  obs: pd.DataFrame | None, crs: str | None) -> gpd.GeoDataFrame:
+    ids = fields[FIELD_ID].astype(str).to_numpy(dtype=object)
+    p = preds.reindex(ids)
+    missing = ~np.asarray(pd.Index(ids).isin(preds.index))
+    cols: dict[str, Any] = {FIELD_ID: ids}
+    for col in passthrough:
+        cols[col] = fields[col].to_numpy()
+    for t, classes in targets.items():
+        cls = p[class_column(t)].astype(object)
+        cols[class_column(t)] = cls.where(cls.notna(), None).to_numpy(dtype=object)
+        status = p[status_column(t)].astype(object).to_numpy(dtype=object, copy=True)
+        why = p[reason_column(t)].astype(object).to_numpy(dtype=object, copy=True)
+        status[missing] = FieldStatus.ERROR.value
+        why[missing] = "no prediction row for this field"
+        status[pd.isna(status)] = FieldStatus.ERROR.value
+        cols[status_column(t)] = status
+        cols[confidence_column(t)] = p[confidence_column(t)].to_numpy(dtype="float64")
+        why[pd.isna(why)] = None
+        cols[reason_column(t)] = why
+        for c in classes:
+            cols[proba_column(t, c)] = p[proba_column(t, c)].to_numpy(dtype="float64")
+        for col in _optional_target_columns(t):
+            if col in optional and col != model_column(t):
+                cols[col] = p[col].to_numpy(dtype="float64")
+        if t in models or model_column(t) in optional:
+            if model_column(t) in optional:
+                mid = p[model_column(t)].astype(object).to_numpy(dtype=object, copy=True)
+                mid[pd.isna(mid)] = models.get(t)
+            else:
+                mid = np.full(len(ids), models[t], dtype=object)
+            cols[model_column(t)] = mid.astype(object)
+    geom = fields.geometry
+    if AREA_HA in fields.columns:
+        cols[AREA_HA] = pd.to_numeric(fields[AREA_HA], errors="coerce").to_numpy("float64")
+    else:
+        cols[AREA_HA] = _area_ha(geom)
+    for col in (N_OBS, VALID_FRACTION):
+        if col in optional:
+            cols[col] = p[col].to_numpy()
+    if obs is not None:
+        s = obs.reindex(ids)
+        cols[N_OBS] = s[N_OBS].fillna(0).to_numpy("int32")
+        if VALID_FRACTION in s.columns:
+            cols[VALID_FRACTION] = s[VALID_FRACTION].to_numpy("float64")
+    if N_OBS in cols:
+        cols[N_OBS] = np.asarray(pd.to_numeric(pd.Series(cols[N_OBS])).fillna(0), dtype="int32")
+    if VALID_FRACTION in cols:
+        cols[VALID_FRACTION] = np.asarray(cols[VALID_FRACTION], dtype="float64")
+    out = gpd.GeoDataFrame(cols, geometry=geom.to_numpy(), crs=fields.crs)
+    out.index = pd.RangeIndex(len(out))
+    if crs is not None:
+        out = out.to_crs(crs)
+    return out
+
+
+def _time_range(run_info: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    tr = run_info.get("time_range")
+    if tr is None:
+        return None, None
+    if isinstance(tr, Mapping):
+        start, end = tr.get("start"), tr.get("end")
+    else:
+        start, end = tuple(tr)[:2]
+    return (None if start is None else str(start), None if end is None else str(end))
+
+
+def _jsonable(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, sort_keys=True, default=str, ensure_ascii=False)
+
+
+def _run_rows(*, run_info: Mapping[str, Any], targets: Mapping[str, Sequence[str]],
+              models: Mapping[str, str], counts: Mapping[str, Counter[str]],
+              areas: Mapping[str, Counter[str]], n_fields: int, crs: str,
+              has_observations: bool) -> list[tuple[str, str, str]]:
+    config = run_info.get("config")
+    versions = dict(run_info.get("versions") or package_versions())
+    start, end = _time_range(run_info)
+    rows: list[tuple[str, str, str]] = [
+        ("schema", "gpkg_schema", GPKG_SCHEMA),
+        ("schema", "predictions_schema", PREDICTIONS_SCHEMA),
+        ("run", "created_utc", datetime.now(UTC).isoformat(timespec="seconds")),
+        ("run", "regenmap_version", __version__),
+        ("run", "config_hash", str(run_info.get("config_hash")
+                                   or (config_hash(dict(config)) if config else ""))),
+        ("run", "config", _jsonable(config if config is not None else {})),
+        ("run", "crs", crs),
+        ("run", "n_fields", str(n_fields)),
+        ("run", "has_observations", str(has_observations).lower()),
+        ("time_range", "start", start or ""),
+        ("time_range", "end", end or ""),
+    ]
+    rows += [("versions", k, str(v)) for k, v in sorted(versions.items())]
+    rows += [("targets", t, _jsonable(list(c))) for t, c in targets.items()]
+    rows += [("models", t, m) for t, m in models.items()]
+    inputs = run_info.get("inputs") or []
+    if isinstance(inputs, Mapping):
+        rows += [("inputs", str(k), _jsonable(v)) for k, v in inputs.items()]
+    else:
+        rows += [("inputs", str(i), _jsonable(v)) for i, v in enumerate(inputs)]
+    for t in targets:
+        rows += [("counts", f"{t}/{s.value}", str(counts[t].get(s.value, 0))) for s in FieldStatus]
+        rows += [("class_area_ha", f"{t}/{c}", f"{areas[t].get(c, 0.0):.4f}")
+                 for c in targets[t]]
+    for key, value in (run_info.get("counts") or {}).items():
+        rows.append(("input_counts", str(key), _jsonable(value)))
+    known = {"config", "config_hash", "versions", "time_range", "inputs", "counts", "models"}
+    rows += [("extra", str(k), _jsonable(v)) for k, v in run_info.items() if k not in known]
+    return rows
+
+
+def _models(run_info: Mapping[str, Any]) -> dict[str, str]:
+    models = run_info.get("models") or {}
+    out: dict[str, str] = {}
+    for t, m in models.items():
+        out[str(t)] = str(m.get("id") or m.get("model_id")) if isinstance(m, Mapping) else str(m)
+    return out
+
+
+def _chunks(frame: pd.DataFrame, size: int) -> Iterator[pd.DataFrame]:
+    if len(frame) == 0:
+        yield frame
+    for start in range(0, len(frame), size):
+        yield frame.iloc[start:start + size]
+
+
+# --------------------------------------------------------------------------- write
+def write_results(path: str | Path, fields: gpd.GeoDataFrame, predictions: pd.DataFrame, *,
+                  targets: Mapping[str, Sequence[str]], run_info: Mapping[str, Any],
+                  observations: pd.DataFrame | None = None, crs: str | None = None,
+                  passthrough: Sequence[str] = (), geoparquet: bool = False,
+                  overwrite: bool = False, chunk_rows: int = CHUNK_ROWS) -> Path:
+    """Write the results GeoPackage atomically, styled for QGIS.
+
+    Parameters
+    ----------
+    path
+        Output ``.gpkg`` file. Its folder must exist and be writable. An
+        existing regenmap GeoPackage is replaced; any other existing file is
+        refused unless ``overwrite``.
+    fields
+        One row per field: ``field_id`` (unique), polygon geometry with a CRS,
+        optionally ``area_ha`` (computed from the geometry if absent) and the
+        ``passthrough`` columns.
+    predictions
+        One row per field: ``field_id`` and per target the columns of
+        :func:`target_columns`; optionally ``<t>_margin``, ``<t>_ood``,
+        ``<t>_model``, ``n_obs``, ``valid_fraction``. Fields without a row are
+        written with status ``error`` and reason "no prediction row".
+    targets
+        ``{target: [class, ...]}`` in the model's class order (fixes colours).
+    run_info
+        Provenance: ``config`` (dict), ``versions`` (dict; the installed ones if
+        absent), ``inputs`` (list or dict), ``time_range`` ((start, end) or
+        {start, end}), ``counts`` (dict), ``models`` ({target: id or {id: ...}});
+        other keys are kept under section ``extra``.
+    observations
+        Optional per-field time series, stored as the ``observations`` table;
+        ``n_obs`` (acquisitions with valid pixels) and mean ``valid_fraction``
+        per field are derived from it.
+    crs
+        CRS of the output geometry (e.g. ``"EPSG:3035"``); the fields' own if None.
+    passthrough
+        Columns of ``fields`` to copy (none by default: owner data may be personal).
+    geoparquet
+        Also write ``<path stem>.parquet`` (GeoParquet 1.0, WKB) beside it.
+    overwrite
+        Replace an existing file that regenmap did not write.
+    chunk_rows
+        Rows per append (bounds memory for millions of fields).
+
+    Returns
+    -------
+    Path
+        The GeoPackage written.
+
+    Raises
+    ------
+    SchemaError
+        A target's columns are missing or malformed in ``predictions``.
+    FieldError, CRSError
+        Fields without ids, duplicate ids, non-polygons or no CRS.
+    OutputError
+        Missing or read-only folder, or a name clash with a foreign file.
+    """
+    out = Path(path)
+    targets = {str(t): [str(c) for c in cs] for t, cs in targets.items()}
+    _check_destination(out, overwrite=overwrite)
+    _check_predictions(predictions, targets)
+    reserved = {FIELD_ID, AREA_HA, N_OBS, VALID_FRACTION}
+    for t, cs in targets.items():
+        reserved |= {*target_columns(t, cs), *_optional_target_columns(t)}
+    _check_fields(fields, passthrough, reserved)
+    models = _models(run_info)
+    optional = [c for t in targets for c in _optional_target_columns(t)
+                if c in predictions.columns]
+    optional += [c for c in (N_OBS, VALID_FRACTION) if c in predictions.columns]
+    obs = _obs_summary(observations)
+    preds = predictions.assign(**{FIELD_ID: predictions[FIELD_ID].astype(str)}).set_index(FIELD_ID)
+    out_crs = crs or fields.crs.to_string()
+    counts: dict[str, Counter[str]] = {t: Counter() for t in targets}
+    areas: dict[str, Counter[str]] = {t: Counter() for t in targets}
+
+    def layer_chunks() -> Iterator[gpd.GeoDataFrame]:
+        for part in _chunks(fields, chunk_rows):
+            frame = _output_chunk(part, preds, targets=targets, passthrough=passthrough,
+                                  optional=optional, models=models, obs=obs, crs=crs)
+            for t in targets:
+                counts[t].update(frame[status_column(t)].tolist())
+                ok = frame[status_column(t)] == FieldStatus.OK.value
+                sums = frame.loc[ok].groupby(class_column(t))[AREA_HA].sum()
+                areas[t].update({str(k): float(v) for k, v in sums.items()})
+            yield frame
+
+    with gpkg.atomic_path(out) as tmp:
+        n = gpkg.write_chunks(tmp, layer_chunks(), layer=FIELDS_LAYER,
+                              geometry_type="MultiPolygon", promote_to_multi=True,
+                              description=f"regenmap per-field practices ({GPKG_SCHEMA})")
+        rows = _run_rows(run_info=run_info, targets=targets, models=models, counts=counts,
+                         areas=areas, n_fields=n, crs=str(out_crs),
+                         has_observations=observations is not None)
+        run = pd.DataFrame(rows, columns=["section", "key", "value"]).astype(object)
+        gpkg.write_chunks(tmp, [run], layer=RUN_TABLE,
+                          description=f"regenmap run provenance ({GPKG_SCHEMA})")
+        tables = [FIELDS_LAYER, RUN_TABLE]
+        if observations is not None:
+            gpkg.write_chunks(tmp, _chunks(_observations_frame(observations), chunk_rows * 4),
+                              layer=OBSERVATIONS_TABLE,
+                              description="regenmap per-field observations (time series)")
+            tables.append(OBSERVATIONS_TABLE)
+        geom_col = gpkg.geometry_column(tmp, FIELDS_LAYER)
+        gcol = geom_col[0] if geom_col else "geom"
+        styles = []
+        for i, (t, cs) in enumerate(targets.items()):
+            styles.append(gpkg.LayerStyle(FIELDS_LAYER, gcol, f"{t}: class",
+                                          class_style_qml(t, cs), default=i == 0,
+                                          description=f"{t} by class; other / uncertain in grey"))
+            styles.append(gpkg.LayerStyle(FIELDS_LAYER, gcol, f"{t}: confidence",
+                                          confidence_style_qml(t),
+                                          description=f"{t} by confidence (graduated)"))
+        gpkg.write_layer_styles(tmp, styles)
+        document: dict[str, Any] = {"schema": GPKG_SCHEMA, "targets": targets,
+                                    "section_rows": [list(r) for r in rows]}
+        gpkg.add_metadata(tmp, document, standard_uri=METADATA_URI, tables=tables)
+    if geoparquet:
+        write_geoparquet(out.with_suffix(".parquet"), read_results(out), overwrite=overwrite)
+    return out
+
+
+def _observations_frame(observations: pd.DataFrame) -> pd.DataFrame:
+    obs = observations.copy()
+    obs[FIELD_ID] = obs[FIELD_ID].astype(str)
+    obs.index = pd.RangeIndex(len(obs))
+    return obs
+
+
+def write_geoparquet(path: str | Path, frame: gpd.GeoDataFrame, *, overwrite: bool = False
+                     ) -> Path:
+    """Write ``frame`` as GeoParquet atomically beside the GeoPackage."""
+    out = Path(path)
+    gpkg.check_writable_dir(out.parent)
+    if out.exists() and not overwrite and not _is_regenmap_parquet(out):
+        raise OutputError(f"{out} exists and was not written by regenmap; pass overwrite=True")
+    with gpkg.atomic_path(out) as tmp:
+        frame.to_parquet(tmp, index=False, schema_version="1.0.0")
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(tmp)
+        meta = dict(table.schema.metadata or {})
+        meta[b"regenmap"] = json.dumps({"schema": GPKG_SCHEMA}).encode()
+        pq.write_table(table.replace_schema_metadata(meta), tmp)
+    return out
+
+
+def _is_regenmap_parquet(path: Path) -> bool:
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.read_schema(path).metadata or {}
+    except Exception:
+        return False
+    return b"regenmap" in meta
+
+
+# --------------------------------------------------------------------------- read
+def read_run(path: str | Path) -> dict[str, dict[str, str]]:
+    """Return the ``run`` table as ``{section: {key: value}}`` (values are text)."""
+    df = gpkg.read_sql(path, f'SELECT section, key, value FROM "{RUN_TABLE}"')
+    out: dict[str, dict[str, str]] = {}
+    for section, key, value in df.itertuples(index=False):
+        out.setdefault(str(section), {})[str(key)] = "" if value is None else str(value)
+    return out
+
+
+def read_targets(path: str | Path) -> dict[str, list[str]]:
+    """Return ``{target: [class, ...]}`` recorded in a results GeoPackage."""
+    return {t: json.loads(v) for t, v in read_run(path).get("targets", {}).items()}
+
+
+def validate_results(path: str | Path) -> dict[str, list[str]]:
+    """Check that ``path`` is a results GeoPackage of this code's :data:`GPKG_SCHEMA`.
+
+    Returns
+    -------
+    dict[str, list[str]]
+        The targets and their classes.
+
+    Raises
+    ------
+    SchemaError
+        Not a GeoPackage, not written by regenmap, another schema version, or
+        required columns missing or mistyped.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise SchemaError(f"{p}: no such file")
+    if not gpkg.is_geopackage(p):
+        raise SchemaError(f"{p}: not a GeoPackage (SQLite application_id is not 'GPKG')")
+    version = written_by_regenmap(p)
+    if version is None:
+        raise SchemaError(f"{p}: not a regenmap results GeoPackage (no {RUN_TABLE!r} table "
+                          "naming a regenmap.gpkg schema); open it in QGIS or with geopandas")
+    if version != GPKG_SCHEMA:
+        raise SchemaError(f"{p}: written with schema {version}, this regenmap "
+                          f"({__version__}) reads {GPKG_SCHEMA}; re-run the outputs stage "
+                          "(`regenmap predict`) to rewrite it")
+    tables = gpkg.list_tables(p)
+    if tables.get(FIELDS_LAYER) != "features":
+        raise SchemaError(f"{p}: layer {FIELDS_LAYER!r} is missing or not a features layer")
+    targets = read_targets(p)
+    declared = gpkg.layer_columns(p, FIELDS_LAYER)
+    expect: dict[str, tuple[str, ...]] = {FIELD_ID: ("TEXT",), AREA_HA: ("REAL", "DOUBLE")}
+    for t, cs in targets.items():
+        expect[class_column(t)] = ("TEXT",)
+        expect[status_column(t)] = ("TEXT",)
+        expect[reason_column(t)] = ("TEXT",)
+        expect[confidence_column(t)] = ("REAL", "DOUBLE")
+        for c in cs:
+            expect[proba_column(t, c)] = ("REAL", "DOUBLE")
+    problems = []
+    for col, types in expect.items():
+        got = declared.get(col)
+        if got is None:
+            problems.append(f"{col} missing")
+        elif not any(got.startswith(tp) for tp in types):
+            problems.append(f"{col} is {got}, expected {types[0]}")
+    if problems:
+        raise SchemaError(f"{p}: layer {FIELDS_LAYER!r} does not follow {GPKG_SCHEMA}: "
+                          + "; ".join(problems))
+    return targets
+
+
+def read_results(path: str | Path) -> gpd.GeoDataFrame:
+    """Read and validate the ``fields`` layer of a results GeoPackage.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        One row per field, columns as in the contract; ``attrs["targets"]``
+        holds ``{target: [class, ...]}`` and ``attrs["run"]`` the run table.
+
+    Raises
+    ------
+    SchemaError
+        For foreign files or another (older/newer) schema version.
+    """
+    targets = validate_results(path)
+    frame = gpkg.read_layer(path, FIELDS_LAYER)
+    if not isinstance(frame, gpd.GeoDataFrame):  # pragma: no cover - validated above
+        raise SchemaError(f"{path}: layer {FIELDS_LAYER!r} has no geometry")
+    frame.attrs["targets"] = targets
+    frame.attrs["run"] = read_run(path)
+    return frame
+
+
+def status_counts(frame: pd.DataFrame, target: str) -> dict[str, int]:
+    """Return ``{status: number of fields}`` of one target, every status listed."""
+    vc = frame[status_column(target)].value_counts()
+    return {s.value: int(vc.get(s.value, 0)) for s in FieldStatus}
+
+
+def finite_or_none(value: float) -> float | None:
+    """Return ``value`` or None when it is NaN (for JSON)."""
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
+
+
+__all__ = ["AREA_HA", "FIELDS_LAYER", "GPKG_SCHEMA", "N_OBS", "OBSERVATIONS_TABLE", "RUN_TABLE",
+           "read_results", "read_run", "read_targets", "validate_results", "write_results"]
+
