@@ -65,19 +65,44 @@ class FeaturesConfig(StrictModel):
     Attributes
     ----------
     step_days
-        Step of the regular time grid, in days.
+        Step of the regular time grid, in days (5, 10, 16 ...), or ``monthly``.
     min_valid_fraction
         Observations whose valid (cloud-free) share of the field is below this are dropped and counted.
     max_gap_days
         Longest gap, in days, filled by linear interpolation; longer gaps stay NaN.
     year_start
         First day (``MM-DD``) of the agricultural year the features describe.
+    year
+        Calendar year in which the described agricultural year starts; the year with
+        the most observations if omitted.
+    stat
+        Per-acquisition statistic the series are built from (``<index>_<stat>`` columns).
+    composite
+        How observations falling in one grid step combine: ``mean`` weighted by
+        valid_fraction, ``median``, or ``max_ndvi`` (the greenest observation).
+    smoothing
+        ``none``, ``savgol`` (Savitzky-Golay) or ``whittaker`` smoothing of the grid.
+    sensor_offsets
+        Harmonisation between sensors: ``{sensor: {index: offset}}`` added to that
+        sensor's index values before compositing (recorded in the output's provenance).
     """
 
-    step_days: int = Field(default=10, ge=1, le=31)
+    step_days: int | Literal["monthly"] = Field(default=10)
     min_valid_fraction: float = Field(default=0.6, ge=0, le=1)
     max_gap_days: int = Field(default=45, ge=0)
     year_start: str = Field(default="01-01", pattern=r"^\d\d-\d\d$")
+    year: int | None = Field(default=None, ge=1950, le=2200)
+    stat: str = "mean"
+    composite: Literal["mean", "median", "max_ndvi"] = "mean"
+    smoothing: Literal["none", "savgol", "whittaker"] = "none"
+    sensor_offsets: dict[str, dict[str, float]] = Field(default_factory=dict)
+
+    @field_validator("step_days")
+    @classmethod
+    def _step_in_range(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and not 1 <= value <= 31:
+            raise ValueError("step_days must be 1..31 days or 'monthly'")
+        return value
 
 
 class LabelsInput(StrictModel):

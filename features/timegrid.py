@@ -1,0 +1,525 @@
+"""Regular per-field time grid: irregular observations -> (field, time) arrays.
+
+Every field's series of each index is composited onto the same fixed grid
+(bins of ``step_days`` days, or calendar months), small gaps are filled by
+linear interpolation in time and the result may be smoothed. All of it runs
+on whole ``(n_fields, n_time)`` NumPy arrays: there is no Python loop over
+fields. :func:`to_xarray` gives the labelled ``(field, time)`` form.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from regenmap.errors import ConfigError, InputError
+from regenmap.schema import FIELD_ID, SENSOR, TIME, VALID_FRACTION, stat_column
+
+Composite = Literal["mean", "median", "max_ndvi"]
+Smoothing = Literal["none", "savgol", "whittaker"]
+Step = int | Literal["monthly"]
+
+_NS_PER_DAY = 86_400 * 10**9
+
+
+class MissingIndexWarning(UserWarning):
+    """An index (e.g. NDTI without SWIR bands) is absent: its features are NaN."""
+
+
+@dataclass(frozen=True)
+class TimeGrid:
+    """Per-field regular time series of several indices.
+
+    Attributes
+    ----------
+    field_ids
+        ``(n_fields,)`` object array of field ids (str), sorted.
+    times
+        ``(n_time,)`` datetime64[ns] bin centres.
+    t_days
+        ``(n_time,)`` float64 bin centres in days since ``origin``.
+    edges_days
+        ``(n_time + 1,)`` float64 bin edges in days since ``origin``.
+    origin
+        datetime64[ns] start of the first bin (a ``year_start`` date).
+    values
+        Index name (lower case) -> ``(n_fields, n_time)`` float32 composites after
+        gap filling and smoothing; NaN where no value could be had.
+    composites
+        Same keys and shapes: the composites before gap filling (NaN in empty bins).
+    counts
+        Same keys: ``(n_fields, n_time)`` int16 number of kept observations per bin.
+    n_rows
+        ``(n_fields,)`` int64 observation rows of each field in the input.
+    n_dropped
+        ``(n_fields,)`` int64 rows dropped as below ``min_valid_fraction`` (or no time).
+    n_sensors
+        ``(n_fields,)`` int64 distinct sensors among the kept rows of each field.
+    options
+        The options the grid was built with (recorded in provenance).
+    """
+
+    field_ids: np.ndarray
+    times: np.ndarray
+    t_days: np.ndarray
+    edges_days: np.ndarray
+    origin: np.datetime64
+    values: dict[str, np.ndarray]
+    composites: dict[str, np.ndarray]
+    counts: dict[str, np.ndarray]
+    n_rows: np.ndarray
+    n_dropped: np.ndarray
+    n_sensors: np.ndarray
+    options: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def n_fields(self) -> int:
+        """Number of fields (rows)."""
+        return int(self.field_ids.shape[0])
+
+    @property
+    def step_days(self) -> np.ndarray:
+        """``(n_time,)`` float64 width of each bin in days."""
+        return np.diff(self.edges_days)
+
+
+def anchor_before(when: np.datetime64, year_start: str) -> np.datetime64:
+    """Return the latest ``year_start`` (``MM-DD``) date on or before ``when``.
+
+    Parameters
+    ----------
+    when
+        A datetime64 instant.
+    year_start
+        Month and day, ``MM-DD``, e.g. ``"10-01"`` for a season starting in October.
+
+    Returns
+    -------
+    numpy.datetime64
+        Midnight of that date, datetime64[ns].
+    """
+    month, day = parse_year_start(year_start)
+    ts = pd.Timestamp(when)
+    candidate = pd.Timestamp(year=ts.year, month=month, day=day)
+    if candidate > ts:
+        candidate = pd.Timestamp(year=ts.year - 1, month=month, day=day)
+    return np.datetime64(candidate.value, "ns")
+
+
+def parse_year_start(year_start: str) -> tuple[int, int]:
+    """Parse ``MM-DD`` into (month, day), raising :class:`ConfigError` on a bad value."""
+    try:
+        month_s, day_s = year_start.split("-")
+        month, day = int(month_s), int(day_s)
+        pd.Timestamp(year=2001, month=month, day=day)  # rejects 02-30, 13-01 ...
+    except (ValueError, AttributeError):
+        raise ConfigError(f"features.year_start={year_start!r} is not a valid MM-DD date "
+                          "(e.g. '01-01', or '10-01' for a season starting in October)") from None
+    if (month, day) == (2, 29):
+        raise ConfigError("features.year_start='02-29' does not exist every year: use 03-01")
+    return month, day
+
+
+def grid_edges(origin: np.datetime64, last: np.datetime64, step: Step) -> np.ndarray:
+    """Return bin edges, in days since ``origin``, covering ``[origin, last]``.
+
+    Parameters
+    ----------
+    origin, last
+        First and last instants to cover (datetime64).
+    step
+        Bin width in days (int >= 1) or ``"monthly"`` for calendar months.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n_time + 1,)`` float64 increasing edges; the first is 0.
+    """
+    span = float((last - origin) / np.timedelta64(1, "D"))
+    if step == "monthly":
+        start = pd.Timestamp(origin)
+        n = max(1, int(np.ceil(span / 28.0)) + 1)
+        months = pd.date_range(start, periods=n + 1, freq=pd.DateOffset(months=1))
+        edges = (months - start) / pd.Timedelta(days=1)
+        edges_arr = np.asarray(edges, dtype=np.float64)
+        keep = int(np.searchsorted(edges_arr, span, side="right")) + 1
+        return edges_arr[: max(2, keep)]
+    if not isinstance(step, int) or step < 1:
+        raise ConfigError(f"features.step_days={step!r}: use a whole number of days >= 1 "
+                          "(5, 10, 16 ...) or 'monthly'")
+    n = int(np.floor(span / step)) + 1
+    return np.arange(n + 1, dtype=np.float64) * step
+
+
+def _bin_of(t_days: np.ndarray, edges: np.ndarray, step: Step) -> np.ndarray:
+    if step == "monthly":
+        return np.searchsorted(edges, t_days, side="right").astype(np.int64) - 1
+    return np.floor(t_days / float(step)).astype(np.int64)
+
+
+def available_indices(observations: pd.DataFrame, stat: str) -> list[str]:
+    """Return the lower-case index names having a ``<index>_<stat>`` column."""
+    suffix = f"_{stat.lower()}"
+    return sorted({c[: -len(suffix)] for c in observations.columns
+                   if isinstance(c, str) and c.endswith(suffix) and c != suffix})
+
+
+def _composite_mean(key: np.ndarray, v: np.ndarray, w: np.ndarray, size: int
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    num = np.bincount(key, weights=v * w, minlength=size)
+    den = np.bincount(key, weights=w, minlength=size)
+    cnt = np.bincount(key, minlength=size)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+    # Rows whose weights are all zero (valid_fraction 0 cannot pass, but be safe).
+    out = np.where((cnt > 0) & (den <= 0), np.nan, out)
+    return out, cnt
+
+
+def _composite_median(key: np.ndarray, v: np.ndarray, size: int
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    order = np.lexsort((v, key))
+    ks, vs = key[order], v[order]
+    cnt = np.bincount(ks, minlength=size)
+    starts = np.concatenate(([0], np.cumsum(cnt)[:-1]))
+    has = cnt > 0
+    lo = starts + (cnt - 1) // 2
+    hi = starts + cnt // 2
+    out = np.full(size, np.nan)
+    out[has] = 0.5 * (vs[lo[has]] + vs[hi[has]])
+    return out, cnt
+
+
+def _select_max(key: np.ndarray, score: np.ndarray, size: int) -> np.ndarray:
+    """Return, per key, the row (position in ``key``) of the largest ``score``; -1 if none."""
+    order = np.lexsort((score, key))
+    ks = key[order]
+    last = np.ones(ks.shape[0], dtype=bool)
+    last[:-1] = ks[1:] != ks[:-1]
+    pick = np.full(size, -1, dtype=np.int64)
+    pick[ks[last]] = order[last]
+    return pick
+
+
+def fill_gaps(y: np.ndarray, t_days: np.ndarray, max_gap_days: float) -> np.ndarray:
+    """Fill NaN runs by linear interpolation in time when the gap is short enough.
+
+    Parameters
+    ----------
+    y
+        ``(n_fields, n_time)`` float array, NaN where no composite.
+    t_days
+        ``(n_time,)`` times of the columns, in days.
+    max_gap_days
+        A NaN run is filled only when the two valid values around it are at most
+        this many days apart; longer gaps, and NaN before the first or after the
+        last valid value, stay NaN (no extrapolation).
+
+    Returns
+    -------
+    numpy.ndarray
+        New array of the same shape and dtype.
+    """
+    n, T = y.shape
+    if T == 0 or n == 0:
+        return y.copy()
+    valid = np.isfinite(y)
+    cols = np.arange(T)
+    prev = np.maximum.accumulate(np.where(valid, cols, -1), axis=1)
+    nxt = np.minimum.accumulate(np.where(valid, cols, T)[:, ::-1], axis=1)[:, ::-1]
+    inside = ~valid & (prev >= 0) & (nxt < T)
+    p = np.clip(prev, 0, T - 1)
+    q = np.clip(nxt, 0, T - 1)
+    tp, tq = t_days[p], t_days[q]
+    gap = tq - tp
+    ok = inside & (gap <= max_gap_days)
+    yp = np.take_along_axis(y, p, axis=1)
+    yq = np.take_along_axis(y, q, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        w = (t_days[None, :] - tp) / np.where(gap > 0, gap, 1.0)
+        filled = yp + w * (yq - yp)
+    return np.where(ok, filled, y).astype(y.dtype, copy=False)
+
+
+def _fill_all(y: np.ndarray, t_days: np.ndarray) -> np.ndarray:
+    """Fill every NaN (interpolate inside, hold the edge value outside) for filtering."""
+    out = fill_gaps(y, t_days, np.inf)
+    T = y.shape[1]
+    valid = np.isfinite(out)
+    cols = np.arange(T)
+    first = np.where(valid.any(axis=1), np.argmax(valid, axis=1), 0)
+    last = np.where(valid.any(axis=1), T - 1 - np.argmax(valid[:, ::-1], axis=1), 0)
+    idx = np.clip(cols[None, :], first[:, None], last[:, None])
+    return np.take_along_axis(out, idx, axis=1)
+
+
+def smooth(y: np.ndarray, t_days: np.ndarray, method: Smoothing, *, window: int = 5,
+           lam: float = 10.0) -> np.ndarray:
+    """Smooth each row of a gap-filled grid; NaN cells stay NaN.
+
+    Parameters
+    ----------
+    y
+        ``(n_fields, n_time)`` float array.
+    t_days
+        ``(n_time,)`` column times, in days (only used to bridge NaN before filtering).
+    method
+        ``none``; ``savgol`` (Savitzky-Golay, quadratic, ``window`` grid steps, scipy);
+        ``whittaker`` (second-order Whittaker smoother with penalty ``lam``, NaN cells
+        weighted 0, solved for all fields at once with a batched linear solve).
+    window
+        Savitzky-Golay window length in grid steps (made odd, at most ``n_time``).
+    lam
+        Whittaker smoothing parameter (larger is smoother), per grid step.
+
+    Returns
+    -------
+    numpy.ndarray
+        Smoothed array, same shape and dtype.
+    """
+    if method == "none" or y.size == 0:
+        return y
+    n, T = y.shape
+    nan = ~np.isfinite(y)
+    if method == "savgol":
+        from scipy.signal import savgol_filter
+
+        win = min(window | 1, T if T % 2 else T - 1)
+        if win < 3:
+            return y
+        out = savgol_filter(_fill_all(y, t_days).astype(np.float64), win, min(2, win - 1), axis=1)
+        out = np.where(nan, np.nan, out)
+        return out.astype(y.dtype)
+    if method == "whittaker":
+        if T < 3:
+            return y
+        D = np.diff(np.eye(T), n=2, axis=0)
+        P = lam * (D.T @ D)
+        w = (~nan).astype(np.float64)
+        yz = np.where(nan, 0.0, y).astype(np.float64)
+        out = np.empty((n, T), dtype=np.float64)
+        chunk = max(1, 2_000_000 // (T * T))
+        eye = np.eye(T)
+        for s in range(0, n, chunk):  # chunks of fields bound memory, not a per-field loop
+            ws = w[s:s + chunk]
+            A = ws[:, :, None] * eye[None] + P[None] + 1e-9 * eye[None]
+            out[s:s + chunk] = np.linalg.solve(A, (ws * yz[s:s + chunk])[:, :, None])[:, :, 0]
+        out = np.where(nan, np.nan, out)
+        return out.astype(y.dtype)
+    raise ConfigError(f"features.smoothing={method!r}: use 'none', 'savgol' or 'whittaker'")
+
+
+def regularize(observations: pd.DataFrame, *, indices: Sequence[str] | None = None,
+               stat: str = "mean", step_days: Step = 10, min_valid_fraction: float = 0.6,
+               max_gap_days: float = 45, year_start: str = "01-01",
+               composite: Composite = "mean", smoothing: Smoothing = "none",
+               smoothing_window: int = 5, whittaker_lambda: float = 10.0,
+               sensor_offsets: Mapping[str, Mapping[str, float]] | None = None,
+               warn_missing: Sequence[str] = ()) -> TimeGrid:
+    """Composite an observations table onto a regular per-field time grid.
+
+    Parameters
+    ----------
+    observations
+        Observations table (``core/schema.py``): ``field_id``, ``time`` and
+        ``<index>_<stat>`` columns; ``valid_fraction`` and ``sensor`` if present.
+    indices
+        Lower-case index names to grid; every ``<index>_<stat>`` present if None.
+        Requested indices without a column get all-NaN arrays.
+    stat
+        Which per-acquisition statistic to use (``mean``, ``median``...).
+    step_days
+        Bin width in days, or ``"monthly"``.
+    min_valid_fraction
+        Rows whose ``valid_fraction`` is below this (or NaN) are dropped and counted.
+    max_gap_days
+        Longest gap, in days, bridged by linear interpolation.
+    year_start
+        ``MM-DD``: the grid starts on the last such date before the first observation.
+    composite
+        How several observations in one bin combine: ``mean`` weighted by
+        ``valid_fraction``, ``median``, or ``max_ndvi`` (every index taken from the
+        observation with the highest NDVI in the bin).
+    smoothing, smoothing_window, whittaker_lambda
+        Optional smoothing after gap filling, see :func:`smooth`.
+    sensor_offsets
+        Harmonisation: ``{sensor: {index: offset}}`` added to that sensor's values
+        before compositing (e.g. to bring Landsat NDVI onto Sentinel-2's level).
+    warn_missing
+        Index names whose absence deserves a :class:`MissingIndexWarning`.
+
+    Returns
+    -------
+    TimeGrid
+        One row per distinct ``field_id`` of the input (also fields with no kept row).
+
+    Raises
+    ------
+    InputError
+        If ``field_id`` or ``time`` is missing.
+    """
+    for col in (FIELD_ID, TIME):
+        if col not in observations.columns:
+            raise InputError(f"observations table has no '{col}' column (columns: "
+                             f"{', '.join(map(str, observations.columns[:12]))}); it needs "
+                             f"'{FIELD_ID}', '{TIME}' and '<index>_<stat>' columns")
+    if composite not in ("mean", "median", "max_ndvi"):
+        raise ConfigError(f"features.composite={composite!r}: use 'mean', 'median' or 'max_ndvi'")
+    if not 0 <= min_valid_fraction <= 1:
+        raise ConfigError(f"features.min_valid_fraction={min_valid_fraction}: use a value in [0, 1]")
+    idx_names = [i.lower() for i in (indices if indices is not None
+                                     else available_indices(observations, stat))]
+    codes, uniques = pd.factorize(observations[FIELD_ID].astype(str), sort=True)
+    field_ids = np.asarray(uniques, dtype=object)
+    n_fields = field_ids.shape[0]
+
+    t_ns = pd.to_datetime(observations[TIME]).to_numpy(dtype="datetime64[ns]")
+    has_time = ~np.isnat(t_ns)
+    if VALID_FRACTION in observations.columns:
+        vf = observations[VALID_FRACTION].to_numpy(dtype=np.float64, na_value=np.nan)
+    else:
+        vf = np.ones(len(observations))
+    keep = has_time & np.isfinite(vf) & (vf >= min_valid_fraction)
+    n_rows = np.bincount(codes, minlength=n_fields).astype(np.int64)
+    n_dropped = np.bincount(codes[~keep], minlength=n_fields).astype(np.int64)
+    if SENSOR in observations.columns and keep.any():
+        sensors = observations[SENSOR].astype(str).to_numpy()
+        pairs = pd.DataFrame({"f": codes[keep], "s": sensors[keep]}).drop_duplicates()
+        n_sensors = np.bincount(pairs["f"].to_numpy(), minlength=n_fields).astype(np.int64)
+    else:
+        sensors = None
+        n_sensors = (np.bincount(codes[keep], minlength=n_fields) > 0).astype(np.int64)
+
+    if has_time.any():
+        origin = anchor_before(t_ns[has_time].min(), year_start)
+        last = t_ns[has_time].max()
+    else:
+        origin = anchor_before(np.datetime64("2000-01-01", "ns"), year_start)
+        last = origin
+    edges = grid_edges(origin, last, step_days)
+    T = edges.shape[0] - 1
+    t_days = 0.5 * (edges[:-1] + edges[1:])
+    times = origin + (t_days * _NS_PER_DAY).astype("timedelta64[ns]")
+
+    rel = np.zeros(len(observations))
+    rel[has_time] = (t_ns[has_time] - origin).astype(np.int64) / _NS_PER_DAY
+    b = np.clip(_bin_of(rel, edges, step_days), 0, T - 1)
+    key_all = codes.astype(np.int64) * T + b
+    size = n_fields * T
+
+    offsets = {str(k): {str(i).lower(): float(v) for i, v in d.items()}
+               for k, d in (sensor_offsets or {}).items()}
+
+    def column(index: str) -> np.ndarray | None:
+        name = stat_column(index, stat)
+        if name not in observations.columns:
+            return None
+        v = observations[name].to_numpy(dtype=np.float64, na_value=np.nan).copy()
+        if offsets and sensors is not None:
+            for sensor, per_index in offsets.items():
+                if index in per_index:
+                    v[sensors == sensor] += per_index[index]
+        return v
+
+    pick: np.ndarray | None = None
+    if composite == "max_ndvi":
+        ndvi = column("ndvi")
+        if ndvi is None:
+            warnings.warn("composite='max_ndvi' needs an NDVI column "
+                          f"('{stat_column('ndvi', stat)}'); using 'median' instead",
+                          MissingIndexWarning, stacklevel=2)
+            composite = "median"
+        else:
+            ok = keep & np.isfinite(ndvi)
+            rows = np.nonzero(ok)[0]
+            sel = _select_max(key_all[ok], ndvi[ok], size)
+            pick = np.where(sel >= 0, rows[np.clip(sel, 0, None)], -1)
+
+    values: dict[str, np.ndarray] = {}
+    composites: dict[str, np.ndarray] = {}
+    counts: dict[str, np.ndarray] = {}
+    for index in idx_names:
+        v = column(index)
+        if v is None or not np.isfinite(v[keep]).any():
+            if index in warn_missing:
+                warnings.warn(f"index '{index}' is absent from the observations (no finite "
+                              f"'{stat_column(index, stat)}' values, e.g. a sensor without "
+                              f"the bands it needs): its features are NaN",
+                              MissingIndexWarning, stacklevel=2)
+            empty = np.full((n_fields, T), np.nan, dtype=np.float32)
+            values[index], composites[index] = empty, empty.copy()
+            counts[index] = np.zeros((n_fields, T), dtype=np.int16)
+            continue
+        ok = keep & np.isfinite(v)
+        key = key_all[ok]
+        cnt = np.bincount(key, minlength=size)
+        if composite == "mean":
+            comp, _ = _composite_mean(key, v[ok], vf[ok], size)
+        elif composite == "median":
+            comp, _ = _composite_median(key, v[ok], size)
+        else:
+            assert pick is not None  # internal invariant, not user input
+            comp = np.where(pick >= 0, v[np.clip(pick, 0, None)], np.nan)
+            if not np.isfinite(comp[cnt > 0]).all():
+                # Bins whose max-NDVI observation lacks this index fall back to the median.
+                med, _ = _composite_median(key, v[ok], size)
+                comp = np.where(np.isfinite(comp), comp, med)
+        comp2 = comp.reshape(n_fields, T).astype(np.float32)
+        filled = fill_gaps(comp2, t_days, max_gap_days)
+        filled = smooth(filled, t_days, smoothing, window=smoothing_window, lam=whittaker_lambda)
+        values[index] = filled
+        composites[index] = comp2
+        counts[index] = np.minimum(cnt, np.iinfo(np.int16).max).astype(np.int16).reshape(n_fields, T)
+
+    options: dict[str, object] = {
+        "stat": stat, "step_days": step_days, "min_valid_fraction": min_valid_fraction,
+        "max_gap_days": max_gap_days, "year_start": year_start, "composite": composite,
+        "smoothing": smoothing, "smoothing_window": smoothing_window,
+        "whittaker_lambda": whittaker_lambda, "sensor_offsets": offsets,
+    }
+    return TimeGrid(field_ids=field_ids, times=times, t_days=t_days, edges_days=edges,
+                    origin=origin, values=values, composites=composites, counts=counts,
+                    n_rows=n_rows, n_dropped=n_dropped, n_sensors=n_sensors, options=options)
+
+
+def to_xarray(grid: TimeGrid, *, which: Literal["values", "composites"] = "values"
+              ) -> xr.Dataset:
+    """Return the grid as an xarray Dataset with dims ``(field, time)``.
+
+    Parameters
+    ----------
+    grid
+        A :class:`TimeGrid`.
+    which
+        ``values`` (gap-filled, smoothed) or ``composites`` (raw bins).
+
+    Returns
+    -------
+    xarray.Dataset
+        One float32 variable per index, plus ``n_obs_<index>`` int16 counts;
+        coordinates ``field`` (field_id) and ``time`` (bin centres).
+    """
+    data = grid.values if which == "values" else grid.composites
+    coords = {"field": grid.field_ids.astype(str), "time": grid.times}
+    variables: dict[str, xr.DataArray] = {}
+    for name, arr in data.items():
+        variables[name] = xr.DataArray(arr, dims=("field", "time"), coords=coords,
+                                       attrs={"long_name": name.upper(), "units": "1"})
+        variables[f"n_obs_{name}"] = xr.DataArray(grid.counts[name], dims=("field", "time"),
+                                                  coords=coords)
+    return xr.Dataset(variables, attrs={k: str(v) for k, v in grid.options.items()})
+
+
+def to_dataarray(grid: TimeGrid, index: str) -> xr.DataArray:
+    """Return one index of the grid as a ``(field, time)`` float32 DataArray."""
+    ds = to_xarray(grid)
+    if index.lower() not in ds:
+        raise InputError(f"index '{index}' is not on the grid; available: "
+                         f"{', '.join(sorted(grid.values))}")
+    return ds[index.lower()]
