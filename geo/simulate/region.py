@@ -1,0 +1,335 @@
+"""``simulate_region``: write a seeded farming landscape and its Sentinel-2 L2A-like year.
+
+Outputs in ``out_dir``:
+
+* ``fields.gpkg`` (layer ``fields``): field_id, region, crop, tillage, winter_cover,
+  area_ha, geometry (EPSG:32631).
+* ``scenes/<tile>_<YYYYMMDD>T<HHMMSS>_<band>_<res>m.tif``: B02, B03, B04, B08 at 10 m,
+  B11, B12, SCL at 20 m; uint16, tiled 256x256, DEFLATE, nodata 0.
+* ``field_truth.parquet``: the hidden calendar of every field (harvest, tillage and
+  cover-crop days...), for checking what a model learnt.
+* ``simulation.json``: seed, size, parameters, class counts, provenance.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio
+import rasterio
+import shapely
+from affine import Affine
+from numpy.typing import NDArray
+
+from regenmap.errors import ConfigError, OutputError
+from regenmap.geo.simulate.landscape import Landscape, build_landscape
+from regenmap.geo.simulate.noise import SmoothNoise
+from regenmap.geo.simulate.params import (
+    BLOCK,
+    CRS,
+    DEFAULT_N_DATES,
+    ENDMEMBERS,
+    FIRST_FIELD_LABEL,
+    LABEL_GRASS,
+    LABEL_HEDGE,
+    LABEL_ROAD,
+    LABEL_TRACK,
+    LABEL_WATER,
+    ORIGIN_X,
+    ORIGIN_Y,
+    SIZES,
+    SPECTRA_DRY,
+    SPECTRA_WET,
+    STAC_NAMES,
+    TILE_ID,
+    YEAR,
+    SizeSpec,
+)
+from regenmap.geo.simulate.phenology import abundance_table, field_fractions, moisture_index
+from regenmap.geo.simulate.practices import TARGETS, assign_labels, assign_regions
+from regenmap.geo.simulate.raster import PixelCover, Texture, pixel_cover, render_chunk
+from regenmap.geo.simulate.sky import Sky, draw_sky
+from regenmap.provenance import stamp
+
+SIMULATION_SCHEMA = "regenmap.simulation/1"
+_STREAMS = ("landscape", "labels", "phenology", "texture", "sky", "noise")
+#: Sensing times (UTC) of the two relative orbits that image the tile, alternating.
+_SENSING_TIMES = ("104629", "105031")
+
+
+@dataclass(frozen=True)
+class SimulatedRegion:
+    """Where a simulated region was written and what it holds.
+
+    Attributes
+    ----------
+    out_dir
+        The output folder.
+    fields_path
+        ``out_dir / "fields.gpkg"``, layer ``fields``.
+    scenes_dir
+        ``out_dir / "scenes"``: one GeoTIFF per acquisition and band.
+    crs
+        CRS of fields and scenes, e.g. ``"EPSG:32631"``.
+    n_fields
+        Number of fields.
+    n_acquisitions
+        Number of acquisition dates.
+    targets
+        Practice targets and their classes.
+    """
+
+    out_dir: Path
+    fields_path: Path
+    scenes_dir: Path
+    crs: str
+    n_fields: int
+    n_acquisitions: int
+    targets: dict[str, list[str]]
+
+
+def acquisition_days(n_dates: int) -> NDArray[np.float64]:
+    """Days of year of ``n_dates`` acquisitions spread evenly over the year (every 5 days for 73)."""
+    return 3.0 + np.floor(np.arange(n_dates) * 365.0 / n_dates)
+
+
+def band_filename(when: str, band: str) -> str:
+    """L2A-style band file name, e.g. ``T31UFQ_20230412T104629_B04_10m.tif``."""
+    res = 10 if band in ("B02", "B03", "B04", "B08") else 20
+    return f"{TILE_ID}_{when}_{band}_{res}m.tif"
+
+
+def _atomic_replace(tmp: Path, final: Path) -> None:
+    tmp.replace(final)
+
+
+def _write_fields(gdf: gpd.GeoDataFrame, path: Path) -> None:
+    """Write the fields layer atomically with fixed GeoPackage timestamps."""
+    tmp = path.with_name(f".{path.name}.tmp.gpkg")
+    tmp.unlink(missing_ok=True)
+    old = pyogrio.get_gdal_config_option("OGR_CURRENT_DATE")
+    pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": f"{YEAR}-01-01T00:00:00Z"})
+    try:
+        pyogrio.write_dataframe(gdf, tmp, layer="fields", driver="GPKG")
+    finally:
+        pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": old})
+    _atomic_replace(tmp, path)
+
+
+def _scene_profile(width: int, height: int, transform: Affine) -> dict[str, Any]:
+    return {"driver": "GTiff", "dtype": "uint16", "count": 1, "width": width, "height": height,
+            "crs": CRS, "transform": transform, "nodata": 0, "tiled": True,
+            "blockxsize": BLOCK, "blockysize": BLOCK, "compress": "deflate", "predictor": 2,
+            "zlevel": 1}
+
+
+def _write_acquisition(scenes_dir: Path, when: str, spec: SizeSpec, transform: Affine,
+                       cover: PixelCover, abundance: NDArray[np.float32], sky: Sky,
+                       texture: Texture, noise_seed: list[int]) -> None:
+    """Render one acquisition chunk by chunk into its seven band files."""
+    w, h = spec.width_px, spec.height_px
+    bands = ("B02", "B03", "B04", "B08", "B11", "B12", "SCL")
+    finals = {b: scenes_dir / band_filename(when, b) for b in bands}
+    tmps = {b: p.with_name(f".{p.name}.tmp") for b, p in finals.items()}
+    t20 = transform * Affine.scale(2.0)
+    files = {}
+    try:
+        for b in bands:
+            is10 = b in ("B02", "B03", "B04", "B08")
+            prof = _scene_profile(w if is10 else w // 2, h if is10 else h // 2,
+                                  transform if is10 else t20)
+            files[b] = rasterio.open(tmps[b], "w", **prof)
+        xs = transform.c + (np.arange(w) + 0.5) * transform.a
+        for k, r0 in enumerate(range(0, h, spec.chunk_rows)):
+            r1 = min(h, r0 + spec.chunk_rows)
+            ys = transform.f + (np.arange(r0, r1) + 0.5) * transform.e
+            rng = np.random.default_rng([*noise_seed, k])
+            out = render_chunk(cover, slice(r0, r1), abundance, sky, texture, xs, ys, rng)
+            for b, arr in out.items():
+                is10 = b in ("B02", "B03", "B04", "B08")
+                row = r0 if is10 else r0 // 2
+                win = rasterio.windows.Window(0, row, arr.shape[1], arr.shape[0])
+                files[b].write(arr, 1, window=win)
+        for b, ds in files.items():
+            ds.set_band_description(1, b)
+            tags = {"BAND": b, "TILE_ID": TILE_ID, "SENSING_TIME": when,
+                    "SIMULATED": "regenmap.geo.simulate"}
+            if b != "SCL":
+                tags.update(STAC_NAME=STAC_NAMES[b], BOA_ADD_OFFSET="-1000",
+                            BOA_QUANTIFICATION_VALUE="10000")
+            ds.update_tags(**tags)
+    finally:
+        for ds in files.values():
+            ds.close()
+    for b in bands:
+        _atomic_replace(tmps[b], finals[b])
+
+
+def _label_layers(land: Landscape, fields: NDArray[np.object_]
+                  ) -> list[tuple[list[Any], list[int]]]:
+    """Drawing order of the land-cover labels: surroundings first, fields last."""
+    return [
+        (list(land.hedges), [LABEL_HEDGE] * land.hedges.size),
+        (list(land.ponds), [LABEL_WATER] * land.ponds.size),
+        (list(land.tracks), [LABEL_TRACK] * land.tracks.size),
+        (list(land.roads), [LABEL_ROAD] * land.roads.size),
+        (list(fields), list(range(FIRST_FIELD_LABEL, FIRST_FIELD_LABEL + fields.size))),
+    ]
+
+
+def simulate_region(out_dir: str | Path, *,
+                    size: Literal["small", "medium", "large"] = "small", seed: int = 0,
+                    n_dates: int | None = None) -> SimulatedRegion:
+    """Write a seeded simulated farming region: field polygons and a year of S2 L2A scenes.
+
+    Parameters
+    ----------
+    out_dir
+        Folder to write into (created if missing). Existing files of the same names
+        are replaced.
+    size
+        ``small`` (~300 fields, 3.84 km square, seconds), ``medium`` (~2,000 fields,
+        12.8 km) or ``large`` (~20,000 fields, 51.2 km, 5120x5120 px; benchmark).
+        ``tiny`` (~60 fields) exists for tests.
+    seed
+        Same seed and size give identical polygons and byte-identical rasters.
+    n_dates
+        Number of acquisitions spread evenly over the year; default 73 (every 5 days).
+
+    Returns
+    -------
+    SimulatedRegion
+        Paths and counts of what was written.
+
+    Raises
+    ------
+    ConfigError
+        Unknown size or n_dates < 1.
+    OutputError
+        The output folder cannot be created.
+    """
+    if size not in SIZES:
+        raise ConfigError(f"simulate_region: unknown size {size!r}; use one of "
+                          f"{', '.join(k for k in SIZES if k != 'tiny')}")
+    n = DEFAULT_N_DATES if n_dates is None else int(n_dates)
+    if n < 1 or n > 365:
+        raise ConfigError(f"simulate_region: n_dates={n_dates!r} must be between 1 and 365")
+    spec = SIZES[size]
+    out = Path(out_dir)
+    scenes_dir = out / "scenes"
+    try:
+        scenes_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create the output folder ({exc}); choose a writable path",
+                          path=out) from exc
+    streams = dict(zip(_STREAMS, np.random.SeedSequence(seed).spawn(len(_STREAMS)),
+                       strict=True))
+    rngs = {k: np.random.default_rng(v) for k, v in streams.items()}
+
+    width_m, height_m = spec.width_px * 10.0, spec.height_px * 10.0
+    bounds = (ORIGIN_X, ORIGIN_Y - height_m, ORIGIN_X + width_m, ORIGIN_Y)
+    transform = Affine(10.0, 0.0, ORIGIN_X, 0.0, -10.0, ORIGIN_Y)
+
+    land = build_landscape(rngs["landscape"], bounds=bounds, target_fields=spec.target_fields,
+                           block_m=spec.block_m)
+    cent = shapely.centroid(land.fields)
+    cx, cy = shapely.get_x(cent), shapely.get_y(cent)
+    order = np.lexsort((np.round(cx, 3), -np.round(cy, 3)))  # north to south, then west-east
+    fields = land.fields[order]
+    cx, cy = cx[order], cy[order]
+    n_fields = fields.size
+    region = assign_regions(cx, cy, bounds, spec.n_regions_x, spec.n_regions_y)
+    labels = assign_labels(rngs["labels"], region)
+    field_ids = np.asarray([f"F{i + 1:05d}" for i in range(n_fields)])
+
+    doy = acquisition_days(n)
+    frac, season = field_fractions(rngs["phenology"], doy, labels.crop, labels.tillage,
+                                   labels.winter_cover)
+    soil_brightness = rngs["phenology"].uniform(0.85, 1.15, n_fields)
+    abundance = abundance_table(frac, doy, soil_brightness)
+    wetness = moisture_index(rngs["phenology"], doy)
+
+    label_dtype = np.uint16 if FIRST_FIELD_LABEL + n_fields < 65535 else np.int32
+    cover = pixel_cover(_label_layers(land, fields), transform=transform, width=spec.width_px,
+                        height=spec.height_px, supersample=spec.supersample, fill=LABEL_GRASS,
+                        chunk_rows=spec.chunk_rows, dtype=label_dtype)
+    tex_rng = rngs["texture"]
+    texture = Texture(*(SmoothNoise.create(tex_rng, x0=bounds[0], y0=bounds[3], width_m=width_m,
+                                           height_m=height_m, scale_m=250.0, octaves=3)
+                        for _ in range(3)))
+
+    area_ha = shapely.area(fields) / 10_000.0
+    gdf = gpd.GeoDataFrame({"field_id": field_ids, "region": labels.region, "crop": labels.crop,
+                            "tillage": labels.tillage, "winter_cover": labels.winter_cover,
+                            "area_ha": area_ha.astype(np.float64)},
+                           geometry=gpd.GeoSeries(fields, crs=CRS), crs=CRS)
+    fields_path = out / "fields.gpkg"
+    _write_fields(gdf, fields_path)
+    truth = pd.DataFrame({"field_id": field_ids, **season.as_columns(),
+                          "soil_brightness": soil_brightness})
+    truth_tmp = out / ".field_truth.parquet.tmp"
+    truth.to_parquet(truth_tmp, index=False)
+    _atomic_replace(truth_tmp, out / "field_truth.parquet")
+
+    sky_seeds = streams["sky"].spawn(n)
+    noise_seeds = streams["noise"].spawn(n)
+    acquisitions = []
+    for i in range(n):
+        day = date(YEAR, 1, 1) + timedelta(days=int(doy[i]) - 1)
+        when = f"{day:%Y%m%d}T{_SENSING_TIMES[i % 2]}"
+        sky = draw_sky(np.random.default_rng(sky_seeds[i]), doy=float(doy[i]),
+                       wetness=float(wetness[i]), bounds=bounds)
+        noise_seed = [int(x) for x in noise_seeds[i].generate_state(2)]
+        _write_acquisition(scenes_dir, when, spec, transform, cover, abundance[i], sky,
+                           texture, noise_seed)
+        acquisitions.append({"datetime": when, "doy": int(doy[i]),
+                             "cloud_cover": round(sky.cloud_cover, 3),
+                             "cirrus": sky.cirrus is not None,
+                             "swath_edge": sky.swath_edge is not None,
+                             "wetness": round(float(wetness[i]), 3)})
+
+    meta = _metadata(seed=seed, size=size, spec=spec, n_dates=n, gdf=gdf,
+                     acquisitions=acquisitions)
+    meta_tmp = out / ".simulation.json.tmp"
+    meta_tmp.write_text(json.dumps(meta, indent=2, sort_keys=False), encoding="utf-8")
+    _atomic_replace(meta_tmp, out / "simulation.json")
+    return SimulatedRegion(out_dir=out, fields_path=fields_path, scenes_dir=scenes_dir, crs=CRS,
+                           n_fields=n_fields, n_acquisitions=n,
+                           targets={k: list(v) for k, v in TARGETS.items()})
+
+
+def _counts(s: pd.Series) -> dict[str, int]:
+    return {str(k): int(v) for k, v in s.value_counts().sort_index().items()}
+
+
+def _metadata(*, seed: int, size: str, spec: SizeSpec, n_dates: int, gdf: gpd.GeoDataFrame,
+              acquisitions: list[dict[str, Any]]) -> dict[str, Any]:
+    params = {"tile_id": TILE_ID, "crs": CRS, "origin": [ORIGIN_X, ORIGIN_Y],
+              "resolution_m": 10.0, "width_px": spec.width_px, "height_px": spec.height_px,
+              "n_dates": n_dates, "year": YEAR, "supersample": spec.supersample,
+              "endmembers": {name: {"dry": SPECTRA_DRY[i].round(4).tolist(),
+                                    "wet": SPECTRA_WET[i].round(4).tolist()}
+                             for i, name in enumerate(ENDMEMBERS)},
+              "band_order": ["B02", "B03", "B04", "B08", "B11", "B12"],
+              "dn": "round((reflectance + 0.1) * 10000), 0 = nodata"}
+    by_region = {r: {"n_fields": len(g), "tillage": _counts(g["tillage"]),
+                     "winter_cover": _counts(g["winter_cover"])}
+                 for r, g in gdf.groupby("region", sort=True)}
+    return {"seed": seed, "size": size, "n_fields": len(gdf), "n_acquisitions": n_dates,
+            "crs": CRS, "targets": {k: list(v) for k, v in TARGETS.items()},
+            "parameters": params,
+            "class_counts": {"tillage": _counts(gdf["tillage"]),
+                             "winter_cover": _counts(gdf["winter_cover"]),
+                             "crop": _counts(gdf["crop"]), "by_region": by_region},
+            "area_ha": {"min": float(gdf["area_ha"].min()), "max": float(gdf["area_ha"].max()),
+                        "median": float(gdf["area_ha"].median())},
+            "acquisitions": acquisitions,
+            "provenance": stamp(schema=SIMULATION_SCHEMA,
+                                config={"seed": seed, "size": size, "n_dates": n_dates})}
