@@ -41,13 +41,18 @@ from regenmap.geo import gpkg
 from regenmap.maps.styles import class_style_qml, confidence_style_qml
 from regenmap.provenance import config_hash, package_versions
 from regenmap.schema import (
+    AREA_HA,
     FIELD_ID,
     GPKG_SCHEMA,
+    N_OBS,
     PREDICTIONS_SCHEMA,
     VALID_FRACTION,
     FieldStatus,
     class_column,
     confidence_column,
+    margin_column,
+    model_column,
+    ood_column,
     proba_column,
     reason_column,
     status_column,
@@ -59,26 +64,6 @@ OBSERVATIONS_TABLE: Final = "observations"
 METADATA_URI: Final = "urn:regenmap:provenance"
 #: Rows written per GDAL append; bounds the memory of the merged frame.
 CHUNK_ROWS: Final = 50_000
-
-# Columns of the output layer not (yet) spelled in regenmap.schema.
-AREA_HA: Final = "area_ha"
-N_OBS: Final = "n_obs"
-
-
-def margin_column(target: str) -> str:
-    """Column of the margin between the two highest class probabilities of ``target``."""
-    return f"{target}_margin"
-
-
-def ood_column(target: str) -> str:
-    """Column of the out-of-distribution score of a field for the model of ``target``."""
-    return f"{target}_ood"
-
-
-def model_column(target: str) -> str:
-    """Column of the id of the model that labelled ``target``."""
-    return f"{target}_model"
-
 
 def target_columns(target: str, classes: Sequence[str]) -> list[str]:
     """Return the required output columns of one target, in attribute-table order."""
@@ -277,7 +262,8 @@ def _run_rows(*, run_info: Mapping[str, Any], targets: Mapping[str, Sequence[str
     rows: list[tuple[str, str, str]] = [
         ("schema", "gpkg_schema", GPKG_SCHEMA),
         ("schema", "predictions_schema", PREDICTIONS_SCHEMA),
-        ("run", "created_utc", datetime.now(UTC).isoformat(timespec="seconds")),
+        ("run", "created_utc", str(run_info.get("created_utc")
+                                   or datetime.now(UTC).isoformat(timespec="seconds"))),
         ("run", "regenmap_version", __version__),
         ("run", "config_hash", str(run_info.get("config_hash")
                                    or (config_hash(dict(config)) if config else ""))),
@@ -302,7 +288,8 @@ def _run_rows(*, run_info: Mapping[str, Any], targets: Mapping[str, Sequence[str
                  for c in targets[t]]
     for key, value in (run_info.get("counts") or {}).items():
         rows.append(("input_counts", str(key), _jsonable(value)))
-    known = {"config", "config_hash", "versions", "time_range", "inputs", "counts", "models"}
+    known = {"config", "config_hash", "versions", "time_range", "inputs", "counts", "models",
+             "schema", "created_utc"}
     rows += [("extra", str(k), _jsonable(v)) for k, v in run_info.items() if k not in known]
     return rows
 

@@ -167,9 +167,29 @@ class OutputsConfig(StrictModel):
         Columns of the fields file copied into the output (none by default: owner data may be personal).
     maps
         Write static PNG and interactive HTML maps and the run report.
+    geoparquet
+        Also write the ``fields`` layer as GeoParquet beside the GeoPackage (same stem, ``.parquet``).
+    overwrite
+        Replace an existing output file that regenmap did not write (refused by default).
     """
 
-    gpkg: str = "practices.gpkg"
+    gpkg: str = Field(default="practices.gpkg", pattern=r"^[^/\\]+\.gpkg$")
     crs: str | None = None
     passthrough: list[str] = Field(default_factory=list)
     maps: bool = True
+    geoparquet: bool = False
+    overwrite: bool = False
+
+    @field_validator("crs")
+    @classmethod
+    def _crs_known(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        from pyproj import CRS
+        from pyproj.exceptions import CRSError
+
+        try:
+            CRS.from_user_input(value)
+        except CRSError as exc:
+            raise ValueError(f"unknown CRS {value!r}; give e.g. EPSG:3035 ({exc})") from exc
+        return value

@@ -1,0 +1,411 @@
+"""The run report: one self-contained HTML page (plots embedded as PNG data URIs).
+
+Sections: inputs and provenance; per target the counts by status, class areas,
+a confidence histogram and example time series per class; warnings (drift,
+out-of-distribution fields, many fields without a label); the evaluation
+summary; links to the model card, maps and GeoPackage (relative, so the
+output folder can be moved as a whole).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import html
+import io
+import json
+import os
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from regenmap import __version__
+from regenmap.geo import gpkg
+from regenmap.geo.gpkg import atomic_path
+from regenmap.maps.gpkg_contract import (
+    FIELDS_LAYER,
+    OBSERVATIONS_TABLE,
+    read_run,
+    validate_results,
+)
+from regenmap.maps.render import ensure_dir, map_paths
+from regenmap.maps.styles import (
+    CONFIDENCE_BREAKS,
+    OTHER_COLOUR,
+    class_colours,
+    class_label,
+)
+from regenmap.schema import (
+    AREA_HA,
+    FIELD_ID,
+    TIME,
+    FieldStatus,
+    class_column,
+    confidence_column,
+    ood_column,
+    status_column,
+)
+
+REPORT_NAME: Final = "report.html"
+#: Shares of fields above which the report warns.
+WARN_NO_DATA_SHARE: Final = 0.2
+WARN_UNCERTAIN_SHARE: Final = 0.3
+#: An OOD score above this means most of a field's features lie outside the training range.
+OOD_HIGH: Final = 0.5
+WARN_OOD_SHARE: Final = 0.1
+EXAMPLES_PER_CLASS: Final = 3
+
+_CSS = """
+body{font:14px/1.45 system-ui,sans-serif;margin:0 auto;max-width:1050px;padding:0 18px;color:#222}
+h1{font-size:24px;margin-top:22px}h2{font-size:19px;border-bottom:1px solid #ccc;margin-top:28px}
+h3{font-size:16px}table{border-collapse:collapse;margin:6px 0 12px}
+td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}td.n{text-align:right}
+th{background:#f2f2f2}.warn{background:#fff4d6;border-left:4px solid #d9a400;padding:6px 10px;
+margin:6px 0}.ok{background:#e9f6ec;border-left:4px solid #2b8a3e;padding:6px 10px}
+img{max-width:100%}.swatch{display:inline-block;width:11px;height:11px;border:1px solid #333;
+margin-right:5px}pre{background:#f7f7f7;padding:8px;overflow:auto;max-height:380px}
+.muted{color:#666}
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value))
+
+
+def _png(fig: Figure) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=96, bbox_inches="tight")
+    data = base64.b64encode(buf.getvalue()).decode()
+    return f'<img alt="plot" src="data:image/png;base64,{data}">'
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    body = []
+    for row in rows:
+        cells = []
+        for v in row:
+            is_num = isinstance(v, int | float | np.integer | np.floating)
+            cells.append(f'<td class="n">{_e(v)}</td>' if is_num else f"<td>{v}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+
+
+def _link(target: Path, base: Path, text: str) -> str:
+    rel = os.path.relpath(target, base)
+    return f'<a href="{_e(Path(rel).as_posix())}">{_e(text)}</a>'
+
+
+# --------------------------------------------------------------------------- sections
+def _provenance(run: Mapping[str, Mapping[str, str]], run_info: Mapping[str, Any]) -> str:
+    r = run.get("run", {})
+    tr = run.get("time_range", {})
+    rows = [("created (UTC)", _e(r.get("created_utc", ""))),
+            ("regenmap", _e(r.get("regenmap_version", __version__))),
+            ("output CRS", _e(r.get("crs", ""))),
+            ("fields", _e(r.get("n_fields", ""))),
+            ("time range", _e(f"{tr.get('start') or '?'} to {tr.get('end') or '?'}")),
+            ("config hash", _e(r.get("config_hash", "")))]
+    for t, m in run.get("models", {}).items():
+        rows.append((f"model ({t})", _e(m)))
+    inputs = run.get("inputs", {})
+    inputs_html = "<ul>" + "".join(f"<li><code>{_e(v)}</code></li>" for v in inputs.values()) \
+        + "</ul>" if inputs else '<p class="muted">No inputs recorded.</p>'
+    versions = run.get("versions", {})
+    vers = ", ".join(f"{_e(k)} {_e(v)}" for k, v in versions.items())
+    config = r.get("config") or json.dumps(run_info.get("config", {}), default=str)
+    with contextlib.suppress(ValueError):
+        config = json.dumps(json.loads(config), indent=2, ensure_ascii=False)
+    counts = run.get("input_counts", {})
+    counts_html = _table(["count", "value"], [(_e(k), _e(v)) for k, v in counts.items()]) \
+        if counts else ""
+    return ("<h2>Inputs and provenance</h2>" + _table(["", ""], rows) + "<h3>Inputs</h3>"
+            + inputs_html + counts_html + f'<p class="muted">Versions: {vers}</p>'
+            + f"<details><summary>Configuration</summary><pre>{_e(config)}</pre></details>")
+
+
+def _status_section(frame: pd.DataFrame, target: str) -> str:
+    n = max(len(frame), 1)
+    vc = frame[status_column(target)].value_counts()
+    rows = [(_e(s.value), int(vc.get(s.value, 0)), f"{100 * vc.get(s.value, 0) / n:.1f} %")
+            for s in FieldStatus]
+    return "<h3>Fields by status</h3>" + _table(["status", "fields", "share"], rows)
+
+
+def _class_section(frame: pd.DataFrame, target: str, classes: Sequence[str]) -> str:
+    ok = frame[status_column(target)] == FieldStatus.OK.value
+    labelled = frame.loc[ok]
+    area = labelled.groupby(class_column(target))[AREA_HA].sum()
+    count = labelled.groupby(class_column(target)).size()
+    total = float(area.sum()) or 1.0
+    colours = class_colours(classes)
+    rows = []
+    for c in classes:
+        sw = f'<span class="swatch" style="background:{colours[c]}"></span>{_e(class_label(c))}'
+        a = float(area.get(c, 0.0))
+        rows.append((sw, int(count.get(c, 0)), round(a, 2), f"{100 * a / total:.1f} %"))
+    other = frame.loc[~ok, AREA_HA].sum()
+    rows.append((f'<span class="swatch" style="background:{OTHER_COLOUR}"></span>other / '
+                 "uncertain", int((~ok).sum()), round(float(other), 2), "-"))
+    fig = Figure(figsize=(6.5, 0.45 * len(classes) + 1.2))
+    ax = fig.subplots()
+    ax.barh([class_label(c) for c in classes], [float(area.get(c, 0.0)) for c in classes],
+            color=[colours[c] for c in classes], edgecolor="#333333")
+    ax.invert_yaxis()
+    ax.set_xlabel("area of fields labelled with status ok (ha)")
+    ax.set_title(f"{target}: area by class")
+    return ("<h3>Class areas</h3>" + _table(["class", "fields", "area (ha)", "share of labelled"],
+                                           rows) + _png(fig))
+
+
+def _confidence_section(frame: pd.DataFrame, target: str, threshold: float | None) -> str:
+    conf = frame[confidence_column(target)].to_numpy(dtype="float64")
+    status = frame[status_column(target)].to_numpy(dtype=object)
+    if not np.isfinite(conf).any():
+        return '<h3>Confidence</h3><p class="muted">No field has a confidence.</p>'
+    fig = Figure(figsize=(6.5, 3.0))
+    ax = fig.subplots()
+    bins = [i / 20 for i in range(21)]
+    groups = [(FieldStatus.OK.value, "#4477AA"), (FieldStatus.UNCERTAIN.value, "#CCBB44")]
+    data = [conf[(status == s) & np.isfinite(conf)] for s, _ in groups]
+    ax.hist(data, bins=bins, stacked=True, color=[c for _, c in groups],
+            label=[s for s, _ in groups], edgecolor="white")
+    if threshold is not None:
+        ax.axvline(threshold, color="black", linestyle="--", linewidth=1)
+        ax.text(threshold, ax.get_ylim()[1] * 0.95, f" threshold {threshold:g}", fontsize=8,
+                va="top")
+    ax.set_xlabel("confidence (max class probability)")
+    ax.set_ylabel("fields")
+    ax.legend(fontsize=8)
+    ax.set_title(f"{target}: confidence")
+    q = np.nanpercentile(conf, [10, 50, 90])
+    text = (f'<p class="muted">Median confidence {q[1]:.2f} (10th-90th percentile '
+            f"{q[0]:.2f}-{q[2]:.2f}); map classes {', '.join(f'{b:g}' for b in CONFIDENCE_BREAKS)}."
+            "</p>")
+    return "<h3>Confidence</h3>" + _png(fig) + text
+
+
+def _series_column(obs: pd.DataFrame) -> str | None:
+    if "ndvi_mean" in obs.columns:
+        return "ndvi_mean"
+    means = [c for c in obs.columns if c.endswith("_mean")]
+    if means:
+        return means[0]
+    skip = {FIELD_ID, TIME}
+    nums = [c for c in obs.columns if c not in skip and pd.api.types.is_float_dtype(obs[c])]
+    return nums[0] if nums else None
+
+
+def _examples(frame: pd.DataFrame, target: str, classes: Sequence[str]) -> dict[str, list[str]]:
+    ok = frame[frame[status_column(target)] == FieldStatus.OK.value]
+    out = {}
+    for c in classes:
+        sub = ok[ok[class_column(target)] == c]
+        sub = sub.sort_values(confidence_column(target), ascending=False, kind="stable")
+        out[c] = sub[FIELD_ID].astype(str).head(EXAMPLES_PER_CLASS).tolist()
+    return out
+
+
+def _series_section(obs: pd.DataFrame | None, examples: Mapping[str, Sequence[str]],
+                    target: str, classes: Sequence[str]) -> str:
+    if obs is None or obs.empty or TIME not in obs.columns:
+        return ('<h3>Example time series</h3><p class="muted">No observations were given, so '
+                "no time series are shown.</p>")
+    col = _series_column(obs)
+    if col is None:
+        return '<h3>Example time series</h3><p class="muted">No numeric index column.</p>'
+    colours = class_colours(classes)
+    fig = Figure(figsize=(3.2 * len(classes) + 0.5, 2.8))
+    axes = fig.subplots(1, len(classes), sharey=True, squeeze=False)
+    ids = obs[FIELD_ID].astype(str)
+    for ax, c in zip(axes[0], classes, strict=True):
+        for fid in examples.get(c, []):
+            s = obs.loc[ids == fid, [TIME, col]].dropna().sort_values(TIME)
+            ax.plot(pd.to_datetime(s[TIME]), s[col], marker=".", linewidth=1, color=colours[c],
+                    alpha=0.9, label=fid)
+        ax.set_title(class_label(c), fontsize=10)
+        ax.tick_params(axis="x", labelrotation=45, labelsize=7)
+        if examples.get(c):
+            ax.legend(fontsize=6, loc="best")
+        else:
+            ax.text(0.5, 0.5, "no field with status ok", ha="center", transform=ax.transAxes,
+                    fontsize=8, color="#666")
+    axes[0][0].set_ylabel(col)
+    fig.suptitle(f"{target}: {col} of the most confident fields per class", fontsize=11, y=1.06)
+    return "<h3>Example time series</h3>" + _png(fig)
+
+
+def _warnings(frame: pd.DataFrame, targets: Mapping[str, Sequence[str]],
+              run_info: Mapping[str, Any], evaluation: Mapping[str, Any] | None) -> list[str]:
+    out: list[str] = []
+    for source in (run_info, evaluation or {}):
+        for key in ("drift", "warnings"):
+            items = source.get(key)
+            if isinstance(items, Mapping):
+                if "warning" in items or "drifted" in items:
+                    items = [items]
+                else:
+                    items = [{"warning": f"{k}: {v}"} if isinstance(v, str) else v
+                             for k, v in items.items()]
+            for item in items or []:
+                text = item.get("warning") if isinstance(item, Mapping) else item
+                if text:
+                    out.append(str(text))
+    n = max(len(frame), 1)
+    for t in targets:
+        vc = frame[status_column(t)].value_counts()
+        nd = vc.get(FieldStatus.NO_DATA.value, 0) + vc.get(FieldStatus.TOO_SMALL.value, 0)
+        if nd / n > WARN_NO_DATA_SHARE:
+            out.append(f"{t}: {nd:,} of {len(frame):,} fields ({100 * nd / n:.0f} %) have no label "
+                       "for lack of clear observations or size (no_data / too_small).")
+        unc = vc.get(FieldStatus.UNCERTAIN.value, 0)
+        if unc / n > WARN_UNCERTAIN_SHARE:
+            out.append(f"{t}: {unc:,} fields ({100 * unc / n:.0f} %) are uncertain (confidence "
+                       "below the threshold).")
+        err = vc.get(FieldStatus.ERROR.value, 0)
+        if err:
+            out.append(f"{t}: {err:,} fields have status error; see the {t}_why column.")
+        if ood_column(t) in frame.columns:
+            ood = frame[ood_column(t)].to_numpy(dtype="float64")
+            high = int(np.sum(ood > OOD_HIGH))
+            if high / n > WARN_OOD_SHARE:
+                out.append(f"{t}: {high:,} fields ({100 * high / n:.0f} %) look unlike the "
+                           f"training data (OOD score > {OOD_HIGH}); their labels are less "
+                           "reliable than the model card states.")
+    return out
+
+
+def _flatten(value: Any, prefix: str = "") -> list[tuple[str, str]]:
+    if isinstance(value, Mapping):
+        rows: list[tuple[str, str]] = []
+        for k, v in value.items():
+            rows += _flatten(v, f"{prefix}.{k}" if prefix else str(k))
+        return rows
+    if isinstance(value, float):
+        return [(prefix, f"{value:.4g}")]
+    if isinstance(value, list | tuple) and len(value) > 12:
+        return [(prefix, f"[{len(value)} values]")]
+    return [(prefix, str(value))]
+
+
+def _evaluation_section(evaluation: Mapping[str, Any] | None) -> str:
+    if not evaluation:
+        return ('<h2>Evaluation</h2><p class="muted">No evaluation summary was given; see the '
+                "model card for the model's validated accuracy.</p>")
+    rows = [(_e(k), _e(v)) for k, v in _flatten(evaluation)
+            if not k.startswith(("drift", "warnings"))]
+    return "<h2>Evaluation</h2>" + _table(["metric", "value"], rows[:300])
+
+
+def _threshold(run_info: Mapping[str, Any], run: Mapping[str, Mapping[str, str]]) -> float | None:
+    config = run_info.get("config")
+    if not isinstance(config, Mapping):
+        try:
+            config = json.loads(run.get("run", {}).get("config", "{}"))
+        except ValueError:
+            config = {}
+    model = config.get("model", {}) if isinstance(config, Mapping) else {}
+    value = model.get("confidence_threshold") if isinstance(model, Mapping) else None
+    return float(value) if value is not None else None
+
+
+def _read_observations(gpkg_path: Path, ids: Sequence[str]) -> pd.DataFrame | None:
+    if OBSERVATIONS_TABLE not in gpkg.list_tables(gpkg_path) or not ids:
+        return None
+    marks = ",".join("?" * len(ids))
+    obs = gpkg.read_sql(gpkg_path, f'SELECT * FROM "{OBSERVATIONS_TABLE}" WHERE '
+                                   f'"{FIELD_ID}" IN ({marks})', list(ids))
+    if TIME in obs.columns:
+        obs[TIME] = pd.to_datetime(obs[TIME], errors="coerce")
+    return obs
+
+
+def write_report(out_dir: str | Path, *, gpkg_path: str | Path, run_info: Mapping[str, Any],
+                 evaluation: Mapping[str, Any] | None = None,
+                 model_card: str | Path | None = None,
+                 observations: pd.DataFrame | None = None) -> Path:
+    """Write the self-contained HTML run report ``out_dir/report.html``.
+
+    Parameters
+    ----------
+    out_dir
+        Output folder (created if its parent exists).
+    gpkg_path
+        Results GeoPackage; counts, areas and confidences are read from it.
+    run_info
+        The run-info given to :func:`regenmap.maps.gpkg_contract.write_results`;
+        ``drift`` (a :func:`regenmap.models.drift.drift_report` dict, a list of
+        them, or ``{target: report}``) and ``warnings`` (list of sentences) are
+        shown as warnings.
+    evaluation
+        Optional evaluation summary (nested dict of metrics), shown as a table;
+        its ``drift``/``warnings`` entries are shown as warnings.
+    model_card
+        Optional path of the model card, linked relative to ``out_dir``.
+    observations
+        Optional per-field time series (``field_id``, ``time``, ``ndvi_mean``...);
+        read from the GeoPackage's ``observations`` table if omitted.
+
+    Returns
+    -------
+    Path
+        The report file.
+    """
+    d = ensure_dir(out_dir)
+    gp = Path(gpkg_path)
+    targets = validate_results(gp)
+    run = read_run(gp)
+    frame = gpkg.read_layer(gp, FIELDS_LAYER, read_geometry=False)
+    threshold = _threshold(run_info, run)
+    examples = {t: _examples(frame, t, cs) for t, cs in targets.items()}
+    if observations is None:
+        wanted = sorted({i for ex in examples.values() for ids in ex.values() for i in ids})
+        observations = _read_observations(gp, wanted)
+    elif TIME in observations.columns:
+        observations = observations.assign(**{TIME: pd.to_datetime(observations[TIME])})
+    warnings = _warnings(frame, targets, run_info, evaluation)
+    name = run.get("extra", {}).get("name") or gp.stem
+    parts = [f"<h1>regenmap run report: {_e(name)}</h1>",
+             f'<p class="muted">Generated {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by regenmap '
+             f"{_e(__version__)} from {_link(gp, d, gp.name)} ({len(frame):,} fields, targets "
+             f"{_e(', '.join(targets))}).</p>"]
+    links = [_link(gp, d, "GeoPackage (open in QGIS: styled by class)")]
+    if model_card is not None:
+        links.append(_link(Path(model_card), d, "model card"))
+    for maps_dir in (d / "maps", d):
+        mp = map_paths(maps_dir, list(targets))
+        if mp["map"].is_file():
+            links.append(_link(mp["map"], d, "interactive map"))
+            links += [_link(p, d, k.replace("_", " ")) for k, p in mp.items()
+                      if k != "map" and p.is_file()]
+            break
+    parts.append("<p>" + " · ".join(links) + "</p>")
+    parts.append("<h2>Warnings</h2>")
+    if warnings:
+        parts += [f'<div class="warn">{_e(w)}</div>' for w in warnings]
+    else:
+        parts.append('<div class="ok">No drift or data-quality warning.</div>')
+    parts.append(_provenance(run, run_info))
+    for t, cs in targets.items():
+        parts.append(f"<h2>Target: {_e(t)}</h2>")
+        parts.append(_status_section(frame, t))
+        parts.append(_class_section(frame, t, cs))
+        parts.append(_confidence_section(frame, t, threshold))
+        parts.append(_series_section(observations, examples[t], t, cs))
+    parts.append(_evaluation_section(evaluation))
+    if model_card is not None:
+        parts.append(f"<h2>Model card</h2><p>{_link(Path(model_card), d, str(model_card))}: "
+                     "what the model was trained on, its validated accuracy per region and "
+                     "field size, and its known weaknesses.</p>")
+    page = ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>regenmap report: {_e(name)}</title><style>{_CSS}</style></head><body>"
+            + "\n".join(parts) + "</body></html>")
+    out = d / REPORT_NAME
+    with atomic_path(out) as tmp:
+        tmp.write_text(page, encoding="utf-8")
+    return out
