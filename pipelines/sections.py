@@ -39,6 +39,10 @@ class ExtractConfig(StrictModel):
         replicates each coarse pixel, which keeps values unmixed; recorded in outputs.
     on_error
         ``record`` writes a status per field/scene and goes on; ``fail`` stops at the first problem.
+    read_threads
+        GDAL decode threads per task (``GDAL_NUM_THREADS``); keep 1 when every core runs a worker.
+    tiles_in_flight
+        Tiles submitted to the cluster at once (bounds memory); twice the workers if omitted.
     """
 
     indices: list[str] = Field(default_factory=lambda: ["NDVI", "NDTI", "BSI"])
@@ -49,6 +53,22 @@ class ExtractConfig(StrictModel):
     tile_size_px: int = Field(default=2048, ge=16)
     resample: Literal["nearest"] = "nearest"
     on_error: Literal["record", "fail"] = "record"
+    read_threads: int = Field(default=1, ge=1)
+    tiles_in_flight: int | None = Field(default=None, ge=1)
+
+    @field_validator("indices")
+    @classmethod
+    def _indices_known(cls, value: list[str]) -> list[str]:
+        from regenmap.errors import ConfigError
+        from regenmap.features.indices import resolve_indices
+
+        if not value:
+            raise ValueError("give at least one spectral index, e.g. [NDVI]")
+        try:
+            resolve_indices(value)
+        except ConfigError as err:
+            raise ValueError(str(err).removeprefix("extract.indices: ")) from None
+        return value
 
     @field_validator("percentiles")
     @classmethod
@@ -111,12 +131,16 @@ class LabelsInput(StrictModel):
     Attributes
     ----------
     path
-        Vector or table file with ``field_id`` and one column per target; the fields file if omitted.
+        Vector or table file (GeoPackage, Shapefile, GeoJSON, FlatGeobuf, GeoParquet,
+        Parquet, CSV) with ``field_id`` and one column per target; the fields file if omitted.
+    layer
+        Layer of a multi-layer vector file; the fields layer when ``path`` is omitted.
     id_column
         Id column in that file.
     """
 
     path: Path | None = None
+    layer: str | None = None
     id_column: str = "field_id"
 
 
@@ -129,27 +153,63 @@ class ModelConfig(StrictModel):
         Label columns, one model each (e.g. ``tillage``, ``winter_cover``).
     labels
         Where the labels come from.
+    classes
+        Declared classes per target (e.g. ``tillage: [conventional, reduced, no_till]``);
+        labels outside them are an error. Classes are taken from the labels if omitted.
     group_column
         Column of spatial groups (e.g. ``region``) held out together in validation;
         automatic spatial blocks if omitted.
     block_size_m
         Edge of the automatic spatial blocks, in metres, when there is no group column.
+    random_folds
+        Validate with random folds instead of spatial groups (overstates skill; recorded
+        as a warning in the evaluation and the model card).
     n_folds
         Folds of the grouped (spatial) cross-validation.
     confidence_threshold
         Below this maximum class probability a label is reported as ``uncertain``.
+    ood_threshold
+        Above this out-of-distribution score (importance-weighted share of a field's
+        features outside the central 99 % of the training values) a label is ``uncertain``.
+    min_feature_share
+        Fields with fewer computable model features than this share get ``no_data``.
+    withhold_flags
+        Feature-quality flag columns (value > 0 = flagged) that withhold a label as
+        ``no_data``; key ``all`` applies to every target, other keys to one target.
+    calibration
+        Probability calibration fitted on the held-out folds: ``none``, ``temperature``
+        (one scalar) or ``isotonic``.
+    search
+        Run a small spatially cross-validated search over ``num_leaves``,
+        ``learning_rate`` and ``min_data_in_leaf`` before training.
+    n_bootstrap
+        Bootstrap resamples of the evaluation's 95 % intervals.
+    min_group_count
+        Smallest subgroup (region, size class, ...) ranked in the disaggregated evaluation.
     params
-        LightGBM parameters overriding regenmap's defaults.
+        LightGBM parameters overriding regenmap's defaults, plus the loop options
+        ``num_boost_round``, ``early_stopping_rounds``, ``class_weight`` (balanced|none)
+        and ``refit``.
     path
         An existing model directory to predict with instead of training.
     """
 
     targets: list[str] = Field(default_factory=lambda: ["tillage", "winter_cover"])
     labels: LabelsInput = LabelsInput()
+    classes: dict[str, list[str]] = Field(default_factory=dict)
     group_column: str | None = "region"
     block_size_m: float = Field(default=5000.0, gt=0)
+    random_folds: bool = False
     n_folds: int = Field(default=5, ge=2)
     confidence_threshold: float = Field(default=0.5, ge=0, le=1)
+    ood_threshold: float = Field(default=0.5, ge=0, le=1)
+    min_feature_share: float = Field(default=0.5, ge=0, le=1)
+    withhold_flags: dict[str, list[str]] = Field(
+        default_factory=lambda: {"all": ["flag_few_obs"], "tillage": ["flag_no_ndti"]})
+    calibration: Literal["none", "temperature", "isotonic"] = "none"
+    search: bool = False
+    n_bootstrap: int = Field(default=1000, ge=0)
+    min_group_count: int = Field(default=20, ge=1)
     params: dict[str, float | int | str | bool] = Field(default_factory=dict)
     path: Path | None = None
 

@@ -1,0 +1,276 @@
+"""Model directories: booster in LightGBM's text format plus JSON metadata; never pickle.
+
+Layout of ``<dir>``::
+
+    booster.txt     LightGBM text model (readable, diffable)
+    reference.json  training distribution of every feature (drift / OOD)
+    metadata.json   schema, target, classes, features in order, parameters,
+                    calibration, importance, training summary, metrics, provenance
+
+``metadata.json`` is written last: a directory without it is incomplete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import warnings
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+
+from regenmap.errors import InputError, ModelError, OutputError, SchemaError
+from regenmap.models.train import TrainedModel
+from regenmap.provenance import package_versions
+from regenmap.schema import MODEL_SCHEMA
+
+BOOSTER_FILE = "booster.txt"
+REFERENCE_FILE = "reference.json"
+METADATA_FILE = "metadata.json"
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path in ``path``'s folder; rename it to ``path`` on success.
+
+    A crash or exception leaves ``path`` untouched and removes the temporary file.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f"{path.suffix}.tmp",
+                                dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write text to ``path`` through a temporary file in the same folder, then rename."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON atomically (NaN written as null)."""
+    write_atomic(path, json.dumps(_jsonable(data), indent=2, sort_keys=False) + "\n")
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, float | np.floating):
+        f = float(obj)
+        return None if not np.isfinite(f) else f
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def save_model(model: TrainedModel, directory: str | Path) -> Path:
+    """Write a model directory.
+
+    Parameters
+    ----------
+    model
+        The model to save.
+    directory
+        Folder to create or overwrite (its model files only).
+
+    Returns
+    -------
+    pathlib.Path
+        The directory.
+
+    Raises
+    ------
+    OutputError
+        If the folder cannot be created or written.
+    """
+    d = Path(directory)
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        write_atomic(d / BOOSTER_FILE, model.booster.model_to_string())
+        write_json(d / REFERENCE_FILE, model.reference)
+        write_json(d / METADATA_FILE, metadata_of(model))
+    except OSError as err:
+        raise OutputError(f"{d}: cannot write the model directory ({err}). "
+                          "Check the folder exists and is writable.") from err
+    return d
+
+
+def metadata_of(model: TrainedModel) -> dict[str, Any]:
+    """Return the content of ``metadata.json`` for a model."""
+    prov = dict(model.provenance)
+    prov.setdefault("versions", package_versions())
+    return {
+        "schema": MODEL_SCHEMA,
+        "target": model.target,
+        "classes": list(model.classes),
+        "features": list(model.feature_names),
+        "best_iteration": model.best_iteration,
+        "params": model.params,
+        "calibration": model.calibration,
+        "importance": model.importance,
+        "training": model.training,
+        "metrics": model.metrics,
+        "provenance": prov,
+        "files": {"booster": BOOSTER_FILE, "reference": REFERENCE_FILE},
+    }
+
+
+def read_metadata(directory: str | Path) -> dict[str, Any]:
+    """Read and check ``metadata.json`` of a model directory.
+
+    Raises
+    ------
+    InputError
+        If the folder or its metadata is missing or not JSON.
+    SchemaError
+        If it was written under another model schema.
+    """
+    d = Path(directory)
+    meta_path = d / METADATA_FILE
+    if not meta_path.is_file():
+        raise InputError(f"not a regenmap model directory: {METADATA_FILE} is missing. Pass a "
+                         "folder written by `regenmap train` (out_dir/model/<target>).", path=d)
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise InputError(f"not valid JSON ({err}); the model directory is damaged, retrain.",
+                         path=meta_path) from None
+    schema = meta.get("schema") if isinstance(meta, dict) else None
+    if schema != MODEL_SCHEMA:
+        raise SchemaError(f"{meta_path}: model schema {schema!r} is incompatible with this "
+                          f"regenmap, which reads {MODEL_SCHEMA!r}. Retrain the model with "
+                          "this version (`regenmap train`).")
+    for key in ("target", "classes", "features"):
+        if key not in meta:
+            raise SchemaError(f"{meta_path}: key '{key}' is missing; the model directory is "
+                              "damaged, retrain.")
+    return meta
+
+
+def load_model(directory: str | Path, *, features: Iterable[str] | None = None) -> TrainedModel:
+    """Load a model directory written by :func:`save_model`.
+
+    Parameters
+    ----------
+    directory
+        The model folder.
+    features
+        Column names of the table the model will be applied to; if given, missing
+        model features raise and extra columns are reported in a warning.
+
+    Raises
+    ------
+    InputError, SchemaError
+        See :func:`read_metadata`; also when the booster does not match its metadata.
+    ModelError
+        If ``features`` lacks model features.
+    """
+    d = Path(directory)
+    meta = read_metadata(d)
+    booster_path = d / meta.get("files", {}).get("booster", BOOSTER_FILE)
+    if not booster_path.is_file():
+        raise InputError("booster file is missing; the model directory is incomplete, retrain.",
+                         path=booster_path)
+    booster = lgb.Booster(model_file=str(booster_path))
+    names = tuple(str(f) for f in meta["features"])
+    classes = tuple(str(c) for c in meta["classes"])
+    if booster.num_feature() != len(names) or booster.num_model_per_iteration() != len(classes):
+        raise SchemaError(f"{booster_path}: booster has {booster.num_feature()} features and "
+                          f"{booster.num_model_per_iteration()} classes but metadata lists "
+                          f"{len(names)} and {len(classes)}; the directory mixes two models.")
+    ref_path = d / meta.get("files", {}).get("reference", REFERENCE_FILE)
+    reference = json.loads(ref_path.read_text(encoding="utf-8")) if ref_path.is_file() else {}
+    model = TrainedModel(
+        target=str(meta["target"]),
+        classes=classes,
+        feature_names=names,
+        booster=booster,
+        params=dict(meta.get("params", {})),
+        best_iteration=int(meta.get("best_iteration", booster.current_iteration())),
+        reference=reference,
+        importance={str(k): float(v) for k, v in meta.get("importance", {}).items()},
+        calibration=dict(meta.get("calibration") or {"method": "none"}),
+        training=dict(meta.get("training", {})),
+        metrics=dict(meta.get("metrics", {})),
+        provenance=dict(meta.get("provenance", {})),
+    )
+    if features is not None:
+        check_features(model, features)
+    return model
+
+
+def check_features(model: TrainedModel, columns: Iterable[str]) -> dict[str, list[str]]:
+    """Compare a table's columns with the model's features.
+
+    Returns
+    -------
+    dict
+        ``missing`` and ``extra`` feature names (``field_id`` is not counted).
+
+    Raises
+    ------
+    ModelError
+        Naming the missing features, if any.
+    """
+    cols = [str(c) for c in columns]
+    have = set(cols)
+    missing = [f for f in model.feature_names if f not in have]
+    known = set(model.feature_names)
+    extra = [c for c in cols if c not in known and c != "field_id"]
+    if missing:
+        shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more"
+                                          if len(missing) > 10 else "")
+        raise ModelError(f"model '{model.target}' needs {len(missing)} feature(s) the table lacks: "
+                         f"{shown}. Compute features with the training configuration or retrain.")
+    if extra:
+        warnings.warn(f"{len(extra)} column(s) are not features of model '{model.target}' and are "
+                      f"ignored: {', '.join(extra[:10])}", stacklevel=2)
+    return {"missing": missing, "extra": extra}
+
+
+def model_info(directory: str | Path) -> dict[str, Any]:
+    """Summary of a model directory for people: target, classes, features, data, metrics.
+
+    Raises
+    ------
+    InputError, SchemaError
+        See :func:`read_metadata`.
+    """
+    meta = read_metadata(directory)
+    importance = meta.get("importance", {})
+    top = sorted(importance.items(), key=lambda kv: -kv[1])[:10]
+    metrics = meta.get("metrics", {})
+    overall = metrics.get("overall", metrics)
+    return {
+        "directory": str(Path(directory).resolve()),
+        "schema": meta["schema"],
+        "target": meta["target"],
+        "classes": meta["classes"],
+        "n_features": len(meta["features"]),
+        "top_features": dict(top),
+        "best_iteration": meta.get("best_iteration"),
+        "calibration": meta.get("calibration", {}).get("method", "none"),
+        "training": {k: v for k, v in meta.get("training", {}).items()
+                     if k in ("n_fields", "n_labelled", "n_unlabelled", "class_counts",
+                              "n_groups", "early_stopping")},
+        "metrics": overall,
+        "provenance": meta.get("provenance", {}),
+    }

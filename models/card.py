@@ -1,0 +1,354 @@
+"""Model cards (Mitchell et al. 2019) in Markdown and self-contained HTML.
+
+The card is built as a list of blocks (heading, paragraph, bullet list, table,
+image) filled from the model's metadata and its evaluation report, then
+rendered twice: Markdown (images referenced by file name) and HTML (images
+embedded as base64, no external file or script).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from regenmap.models.artifact import write_atomic
+from regenmap.models.train import TrainedModel
+
+
+@dataclass(frozen=True)
+class Block:
+    """One element of a card: ``kind`` in h1, h2, h3, p, ul, table, img."""
+
+    kind: str
+    content: Any
+    extra: Any = None
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f} %"
+
+
+def _num(x: float | None, nd: int = 3) -> str:
+    return "n/a" if x is None else f"{x:.{nd}f}"
+
+
+def _ci(ci: list[float | None] | None, nd: int = 3) -> str:
+    if not ci or ci[0] is None or ci[1] is None:
+        return "n/a"
+    return f"[{ci[0]:.{nd}f}, {ci[1]:.{nd}f}]"
+
+
+def card_blocks(model: TrainedModel, report: dict[str, Any], plots: dict[str, Path]
+                ) -> list[Block]:
+    """Assemble the sections of the model card from real numbers.
+
+    Parameters
+    ----------
+    model
+        The model (metadata, training summary, importance, provenance).
+    report
+        Its evaluation report (:func:`regenmap.models.evaluate.evaluation_report`).
+    plots
+        Plot kind -> PNG path (see :func:`regenmap.models.plots.write_plots`).
+    """
+    t = model.target
+    tr = model.training
+    ov = report["overall"]
+    ci = ov.get("ci", {})
+    prov = model.provenance
+    versions = prov.get("versions", {})
+    op = report["operating_point"]
+    worst = report["disaggregated"].get("worst")
+    classes = list(model.classes)
+    b: list[Block] = [Block("h1", f"Model card: {t}")]
+
+    b.append(Block("h2", "Model details"))
+    b.append(Block("ul", [
+        f"Predicts the practice class of a farm field for target **{t}**: "
+        + ", ".join(f"`{c}`" for c in classes) + ".",
+        f"Model id `{prov.get('model_id', 'unrecorded')}`, created "
+        f"{prov.get('created_utc', 'at an unrecorded time')} by regenmap "
+        f"{versions.get('regenmap', '')} (run `{prov.get('run_name', '')}`, configuration hash "
+        f"`{prov.get('config_hash', '')}`, seed {prov.get('seed', '')}).",
+        f"Algorithm: LightGBM {versions.get('lightgbm', '')} multi-class gradient-boosted trees, "
+        f"{model.best_iteration} boosting rounds, {model.params.get('num_leaves')} leaves, "
+        f"learning rate {model.params.get('learning_rate')}, class weights "
+        f"`{model.params.get('class_weight')}`; early stopping: {tr.get('early_stopping', 'n/a')}.",
+        f"Inputs: {len(model.feature_names)} per-field features computed from satellite image "
+        "time series (vegetation and residue/bare-soil indices in practice windows, "
+        "observation density).",
+        f"Outputs per field: class, probabilities (calibration: `{model.calibration['method']}`), "
+        f"confidence, margin, out-of-distribution score, status and the top contributing "
+        "features. Labels below the confidence threshold "
+        f"({op['threshold']:.2f}) are withheld as `uncertain`.",
+    ]))
+
+    b.append(Block("h2", "Intended use"))
+    b.append(Block("ul", [
+        "Mapping and monitoring tillage / winter-cover practices over many fields, to target "
+        "field visits, summarise adoption by region and screen claims of regenerative "
+        "practice programmes (subsidies, carbon credits).",
+        "Users: programme analysts, GIS analysts and data scientists who read each label with "
+        "its confidence, status and reasons.",
+        "Every decision with money attached for an individual farmer should treat the label as "
+        "evidence to be confirmed, not as a verdict: withheld (`uncertain`, `no_data`, "
+        "`too_small`) fields need another source of evidence.",
+    ]))
+    b.append(Block("h3", "Out-of-scope uses"))
+    b.append(Block("ul", [
+        "Denying or clawing back a payment, or imposing a penalty, on the model's label alone.",
+        "Regions, years, crops or sensors unlike the training data: check the drift report "
+        "(`drift.json`) and each field's `_ood` score; labels there may be much worse than "
+        "stated below.",
+        "Fields smaller than the smallest size class evaluated here, or with too few cloud-free "
+        "observations (these are withheld as `too_small` / `no_data`).",
+        "Inferring anything about the farmer (income, compliance history, identity).",
+    ]))
+
+    b.append(Block("h2", "Factors"))
+    factors = list(report["disaggregated"]["factors"])
+    b.append(Block("ul", [
+        "Relevant factors: spatial group (" + ", ".join(f"`{f}`" for f in factors if f !=
+                                                      "size_class") +
+        ") standing for soils, climate, farming systems and image availability; field size "
+        "(mixed edge pixels dominate small fields, which are often smallholders').",
+        "Evaluation factors: every configured group and field-size class "
+        "(<2 ha, 2-10 ha, 10-50 ha, >50 ha), and their intersections where subgroups have at "
+        f"least {report['disaggregated']['min_count']} held-out fields.",
+    ]))
+
+    b.append(Block("h2", "Metrics"))
+    b.append(Block("ul", [
+        "Overall accuracy; balanced accuracy and macro-F1 (not dominated by the majority "
+        "class); Cohen's kappa (agreement beyond chance); per-class precision, recall and F1; "
+        "the confusion matrix.",
+        f"95 % intervals: percentile bootstrap over held-out fields "
+        f"({ci.get('n_boot', 0)} resamples). Fields are resampled independently, which ignores "
+        "spatial correlation of errors: the true uncertainty is larger.",
+        "Calibration: reliability curve and expected calibration error (ECE) of the top-class "
+        "probability; coverage-accuracy trade-off of the confidence threshold.",
+    ]))
+
+    b.append(Block("h2", "Evaluation data"))
+    strategy = ("spatial cross-validation: whole groups held out per fold"
+                if report["strategy"] == "spatial" else "RANDOM k-fold (not spatial)")
+    fold_lines = []
+    for f in report.get("folds", []):
+        groups = f.get("groups")
+        shown = "" if not groups else (": " + ", ".join(map(str, groups[:6]))
+                                       + (" ..." if len(groups) > 6 else ""))
+        fold_lines.append(f"fold {f['fold']}: {f['n_test']} fields held out{shown}")
+    b.append(Block("p", f"{ov['n']} labelled fields, each predicted by a model that never saw "
+                        f"its group; {report['n_folds']} folds, {strategy}."))
+    b.append(Block("ul", fold_lines))
+
+    b.append(Block("h2", "Training data"))
+    counts = tr.get("class_counts", {})
+    total = sum(counts.values()) or 1
+    b.append(Block("ul", [
+        f"Label provenance: column `{t}` of `{tr.get('label_source', 'the labels table')}`; "
+        f"{tr.get('n_labelled', 0)} labelled and {tr.get('n_unlabelled', 0)} unlabelled fields "
+        "(predicted, not trained on).",
+        "Class balance: " + ", ".join(f"`{c}` {n} ({n / total:.0%})" for c, n in counts.items())
+        + (" — weighted to balance during training." if model.params.get("class_weight") ==
+           "balanced" else "."),
+        f"Spatial coverage: {tr.get('n_groups', 'unknown number of')} groups "
+        f"(`{tr.get('group_column', 'n/a')}`).",
+        f"Share of missing feature values on the labelled fields: "
+        f"{_pct(tr.get('feature_missing_share'))}.",
+    ]))
+    for key, title in (("group_counts", "Labelled fields per group and class"),
+                       ("size_class_counts", "Labelled fields per field-size class and class")):
+        table = tr.get(key)
+        if table:
+            b.append(Block("h3", title))
+            b.append(Block("table", [["", *classes], *[[g, *[str(row.get(c, 0)) for c in classes]]
+                                                       for g, row in table.items()]]))
+
+    b.append(Block("h2", "Quantitative analyses"))
+    b.append(Block("h3", "Overall (held out)"))
+    b.append(Block("table", [["metric", "value", "95 % interval"],
+                             *[[name, _num(ov.get(key)), _ci(ci.get(key))]
+                               for key, name in (("accuracy", "accuracy"),
+                                                 ("balanced_accuracy", "balanced accuracy"),
+                                                 ("macro_f1", "macro-F1"),
+                                                 ("kappa", "Cohen's kappa"))],
+                             ["log loss", _num(ov.get("log_loss")), ""]]))
+    b.append(Block("h3", "Per class"))
+    pc, pci = ov.get("per_class", {}), ci.get("per_class", {})
+    b.append(Block("table", [["class", "support", "precision", "recall", "F1"],
+                             *[[c, str(pc[c]["support"]),
+                                f"{pc[c]['precision']:.3f} {_ci(pci.get(c, {}).get('precision'))}",
+                                f"{pc[c]['recall']:.3f} {_ci(pci.get(c, {}).get('recall'))}",
+                                f"{pc[c]['f1']:.3f} {_ci(pci.get(c, {}).get('f1'))}"]
+                               for c in classes]]))
+    b.append(Block("h3", "Confusion matrix (rows true, columns predicted)"))
+    b.append(Block("table", [["true \\ predicted", *classes],
+                             *[[c, *[str(v) for v in row]]
+                               for c, row in zip(classes, ov["confusion"], strict=True)]]))
+    b.append(Block("img", plots.get("confusion"), "confusion matrix"))
+    b.append(Block("h3", "Disaggregated"))
+    for factor, groups in report["disaggregated"]["factors"].items():
+        b.append(Block("p", f"By `{factor}`:"))
+        b.append(Block("table", [["group", "n", "accuracy", "95 % interval", "gap to overall",
+                                  "balanced acc.", "macro-F1"],
+                                 *[[g, str(m["n"]), _num(m["accuracy"]), _ci(m["accuracy_ci"]),
+                                    _num(m["gap"], 3) if m["ranked"] else "(too few)",
+                                    _num(m["balanced_accuracy"]), _num(m["macro_f1"])]
+                                   for g, m in groups.items()]]))
+    for name, groups in report["disaggregated"]["intersections"].items():
+        ranked = {g: m for g, m in groups.items() if m["ranked"]}
+        if ranked:
+            b.append(Block("p", f"Intersection `{name}` (subgroups with at least "
+                                f"{report['disaggregated']['min_count']} fields):"))
+            b.append(Block("table", [["subgroup", "n", "accuracy", "95 % interval"],
+                                     *[[g, str(m["n"]), _num(m["accuracy"]),
+                                        _ci(m["accuracy_ci"])] for g, m in ranked.items()]]))
+    if worst:
+        b.append(Block("p", f"**Worst subgroup**: `{worst['factor']}` = `{worst['group']}` "
+                            f"({worst['n']} fields): accuracy {worst['accuracy']:.3f}, "
+                            f"{abs(worst['gap']):.3f} below the overall {worst['overall_accuracy']:.3f}."))
+    b.append(Block("img", plots.get("groups"), "accuracy by group"))
+    cal = report["calibration"]
+    b.append(Block("h3", "Calibration and coverage"))
+    cal_text = f"ECE of the raw probabilities: {cal['uncalibrated']['ece']:.3f}"
+    if cal.get("calibrated"):
+        cal_text += f"; after {cal['method']} calibration (cross-fitted): {cal['calibrated']['ece']:.3f}"
+    b.append(Block("p", cal_text + f". At the confidence threshold {op['threshold']:.2f}, "
+                        f"{op['coverage']:.0%} of held-out fields get a label, with accuracy "
+                        f"{_num(op['accuracy_labelled'])}; {op['n_uncertain']} are withheld as "
+                        "uncertain."))
+    b.append(Block("img", plots.get("reliability"), "reliability diagram"))
+    b.append(Block("img", plots.get("coverage"), "coverage vs accuracy"))
+    b.append(Block("h3", "What drives the predictions"))
+    top = sorted(model.importance.items(), key=lambda kv: -kv[1])[:10]
+    b.append(Block("table", [["feature", "mean |contribution| (log-odds)"],
+                             *[[k, f"{v:.3f}"] for k, v in top]]))
+    b.append(Block("img", plots.get("importance"), "global importance"))
+
+    b.append(Block("h2", "Ethical considerations"))
+    b.append(Block("p", "Labels can move money to or away from real farmers, smallholders "
+                        "included. The two kinds of error affect different people:"))
+    lines = []
+    for c in classes:
+        m = pc.get(c, {})
+        lines.append(
+            f"Fields truly `{c}` labelled otherwise: {_pct(1 - m.get('recall', 0))} of them "
+            f"(recall {_num(m.get('recall'))}). If `{c}` earns a payment or credit, these "
+            "farmers risk being denied it although they practise it.")
+        lines.append(
+            f"Fields labelled `{c}` that are not: {_pct(1 - m.get('precision', 0))} of the "
+            f"`{c}` labels (precision {_num(m.get('precision'))}). If `{c}` earns a payment, "
+            "these are paid without the practice; if it is penalised, these farmers are "
+            "wrongly penalised.")
+    b.append(Block("ul", lines))
+    sizes = report["disaggregated"]["factors"].get("size_class", {})
+    small = sizes.get("<2 ha")
+    if small and small["accuracy"] is not None:
+        b.append(Block("p", f"Small fields (<2 ha, {small['n']} held out) reach accuracy "
+                            f"{small['accuracy']:.3f} versus {ov['accuracy']:.3f} overall: "
+                            "errors fall disproportionately on smallholders if this gap is "
+                            "negative."))
+    else:
+        b.append(Block("p", "No field under 2 ha was evaluated: the model's behaviour on "
+                            "smallholders' fields is unknown."))
+
+    b.append(Block("h2", "Caveats and recommendations"))
+    rec = [f"Caveat recorded in the evaluation: {n}" for n in report.get("notes", [])]
+    if worst and worst["gap"] < -0.05:
+        rec.append(f"Performance is weakest in `{worst['factor']}` = `{worst['group']}`; "
+                   "collect more labels there before relying on its maps.")
+    rec += [
+        "Treat `uncertain`, `no_data` and `too_small` fields as unknown, never as the "
+        "majority class; verify them in the field or with other evidence.",
+        "Check `drift.json` for every new prediction run: a feature with PSI above 0.25 "
+        "means the new data differ from the training data and the figures above may not hold.",
+        "Re-evaluate after adding labels from new regions; group-level intervals are wide "
+        "when a group has few labelled fields.",
+    ]
+    b.append(Block("ul", rec))
+    return b
+
+
+def render_markdown(blocks: list[Block], *, base: Path | None = None) -> str:
+    """Render blocks as GitHub-flavoured Markdown (images linked relative to ``base``)."""
+    out: list[str] = []
+    for blk in blocks:
+        if blk.kind in ("h1", "h2", "h3"):
+            out.append("#" * int(blk.kind[1]) + " " + str(blk.content))
+        elif blk.kind == "p":
+            out.append(str(blk.content))
+        elif blk.kind == "ul":
+            if blk.content:
+                out.append("\n".join(f"- {item}" for item in blk.content))
+        elif blk.kind == "table":
+            rows = [[str(c).replace("|", "\\|") for c in r] for r in blk.content]
+            out.append("\n".join(["| " + " | ".join(rows[0]) + " |",
+                                  "|" + "---|" * len(rows[0]),
+                                  *["| " + " | ".join(r) + " |" for r in rows[1:]]]))
+        elif blk.kind == "img" and blk.content is not None:
+            target = Path(blk.content)
+            link = os.path.relpath(target, base) if base is not None else target.name
+            out.append(f"![{blk.extra}]({Path(link).as_posix()})")
+        out.append("")
+    return "\n".join(out)
+
+
+_CSS = ("body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;"
+        "color:#222;line-height:1.45}table{border-collapse:collapse;margin:.5rem 0 1rem}"
+        "td,th{border:1px solid #ccc;padding:.25rem .5rem;text-align:left;font-size:.9rem}"
+        "th{background:#f2f2f2}img{max-width:100%;margin:.5rem 0}code{background:#f5f5f5}"
+        "h2{border-bottom:1px solid #ddd;padding-bottom:.2rem;margin-top:2rem}")
+
+
+def _inline(text: str) -> str:
+    """Escape text and turn ``code`` and **bold** spans into HTML."""
+    parts = html.escape(text).split("`")
+    s = "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
+    bold = s.split("**")
+    return "".join(f"<strong>{p}</strong>" if i % 2 else p for i, p in enumerate(bold))
+
+
+def render_html(blocks: list[Block], *, title: str) -> str:
+    """Render blocks as one self-contained HTML page (images embedded as base64)."""
+    body: list[str] = []
+    for blk in blocks:
+        if blk.kind in ("h1", "h2", "h3"):
+            body.append(f"<{blk.kind}>{_inline(str(blk.content))}</{blk.kind}>")
+        elif blk.kind == "p":
+            body.append(f"<p>{_inline(str(blk.content))}</p>")
+        elif blk.kind == "ul" and blk.content:
+            body.append("<ul>" + "".join(f"<li>{_inline(i)}</li>" for i in blk.content) + "</ul>")
+        elif blk.kind == "table":
+            head = "".join(f"<th>{_inline(str(c))}</th>" for c in blk.content[0])
+            rows = "".join("<tr>" + "".join(f"<td>{_inline(str(c))}</td>" for c in r) + "</tr>"
+                           for r in blk.content[1:])
+            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+        elif blk.kind == "img" and blk.content is not None and Path(blk.content).is_file():
+            data = base64.b64encode(Path(blk.content).read_bytes()).decode("ascii")
+            body.append(f'<img alt="{html.escape(str(blk.extra))}" '
+                        f'src="data:image/png;base64,{data}">')
+    return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"
+            + "\n".join(body) + "</body></html>\n")
+
+
+def write_model_card(model: TrainedModel, report: dict[str, Any], plots: dict[str, Path],
+                     directory: str | Path) -> dict[str, Path]:
+    """Write ``model_card.md`` and ``model_card.html`` into ``directory``.
+
+    Returns
+    -------
+    dict
+        ``markdown`` and ``html`` -> path.
+    """
+    d = Path(directory)
+    blocks = card_blocks(model, report, plots)
+    md, page = d / "model_card.md", d / "model_card.html"
+    write_atomic(md, render_markdown(blocks, base=d))
+    write_atomic(page, render_html(blocks, title=f"Model card: {model.target}"))
+    return {"markdown": md, "html": page}

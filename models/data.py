@@ -1,0 +1,287 @@
+"""Normalise the inputs of training and prediction once, at the boundary.
+
+The features table is ``field_id`` plus numeric feature columns; labels,
+groups and field areas are pandas Series indexed by ``field_id``. Everything
+inside :mod:`regenmap.models` works on the plain arrays these functions return.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from regenmap.errors import ModelError
+from regenmap.schema import FIELD_ID
+
+#: Field-size classes reported in every evaluation: (label, lower ha, upper ha).
+SIZE_CLASSES: tuple[tuple[str, float, float], ...] = (
+    ("<2 ha", 0.0, 2.0),
+    ("2-10 ha", 2.0, 10.0),
+    ("10-50 ha", 10.0, 50.0),
+    (">50 ha", 50.0, np.inf),
+)
+
+
+@dataclass(frozen=True)
+class FeatureMatrix:
+    """Features as a dense array with their field ids and names.
+
+    Attributes
+    ----------
+    field_ids
+        Field identifiers, shape (n_fields,), in the row order of ``values``.
+    values
+        float32 array of shape (n_fields, n_features); NaN where missing.
+    names
+        Feature names, length n_features, in column order.
+    extra
+        Numeric columns of the table that were not used (not model features).
+    """
+
+    field_ids: pd.Index
+    values: np.ndarray
+    names: tuple[str, ...]
+    extra: tuple[str, ...] = ()
+
+
+def feature_columns(features: pd.DataFrame) -> list[str]:
+    """Return the feature columns of a features table: every numeric column but the id.
+
+    Parameters
+    ----------
+    features
+        Features table with a ``field_id`` column.
+
+    Returns
+    -------
+    list of str
+        Column names in table order (booleans are excluded).
+    """
+    return [
+        str(c)
+        for c in features.columns
+        if c != FIELD_ID
+        and pd.api.types.is_numeric_dtype(features[c])
+        and not pd.api.types.is_bool_dtype(features[c])
+    ]
+
+
+def feature_matrix(
+    features: pd.DataFrame, names: Sequence[str] | None = None, *, what: str = "features table"
+) -> FeatureMatrix:
+    """Turn a features table into a :class:`FeatureMatrix`.
+
+    Parameters
+    ----------
+    features
+        Table with ``field_id`` (unique) and numeric feature columns.
+    names
+        Feature names and order expected by a model; every numeric column if omitted.
+    what
+        Name of the table used in error messages.
+
+    Raises
+    ------
+    ModelError
+        If ``field_id`` is absent or duplicated, there are no feature columns,
+        or model features are missing (all missing names are listed).
+    """
+    if FIELD_ID not in features.columns:
+        raise ModelError(
+            f"{what} has no '{FIELD_ID}' column (columns: {list(features.columns)[:8]}...). "
+            "Pass the table written by the features stage."
+        )
+    ids = pd.Index(features[FIELD_ID].astype(str), name=FIELD_ID)
+    if ids.has_duplicates:
+        dup = ids[ids.duplicated()].unique()[:5].tolist()
+        raise ModelError(f"{what}: duplicate {FIELD_ID} values {dup}; each field must appear once.")
+    available = feature_columns(features)
+    if names is None:
+        used = available
+        if not used:
+            raise ModelError(f"{what} has no numeric feature columns besides '{FIELD_ID}'.")
+        extra: list[str] = []
+    else:
+        used = list(names)
+        missing = [n for n in used if n not in available]
+        if missing:
+            raise ModelError(
+                f"{what} lacks {len(missing)} of the model's {len(used)} features: "
+                f"{_short_list(missing)}. Compute the features with the configuration the model "
+                "was trained with, or retrain the model on this features table."
+            )
+        extra = [c for c in available if c not in set(used)]
+    values = features[used].to_numpy(dtype=np.float32, na_value=np.nan)
+    return FeatureMatrix(field_ids=ids, values=values, names=tuple(used), extra=tuple(extra))
+
+
+def check_training_features(fm: FeatureMatrix, *, mask: np.ndarray | None = None) -> None:
+    """Reject feature columns that carry no information on the training rows.
+
+    Parameters
+    ----------
+    fm
+        Features of all fields.
+    mask
+        Boolean array (n_fields,) selecting the labelled rows; all rows if omitted.
+
+    Raises
+    ------
+    ModelError
+        Naming every all-NaN column.
+    """
+    values = fm.values if mask is None else fm.values[mask]
+    all_nan = [fm.names[j] for j in np.flatnonzero(np.isnan(values).all(axis=0))]
+    if all_nan:
+        raise ModelError(
+            f"{len(all_nan)} feature column(s) are entirely NaN on the labelled fields: "
+            f"{_short_list(all_nan)}. Drop them from the features table or check the "
+            "extraction (no valid observation in their time window?)."
+        )
+
+
+def align(series: pd.Series | None, field_ids: pd.Index, *, what: str) -> pd.Series | None:
+    """Align a per-field Series to ``field_ids``.
+
+    Parameters
+    ----------
+    series
+        Values indexed by ``field_id`` (string-convertible), or positionally
+        aligned with the features table when it has the same length and a
+        default RangeIndex.
+    field_ids
+        Target order.
+    what
+        Name used in error messages (e.g. ``"labels 'tillage'"``).
+
+    Returns
+    -------
+    pandas.Series or None
+        Indexed by ``field_ids``; NaN/None for fields the series does not cover.
+
+    Raises
+    ------
+    ModelError
+        If the series shares no field id with the features table.
+    """
+    if series is None:
+        return None
+    s = series.copy()
+    if isinstance(s.index, pd.RangeIndex) and len(s) == len(field_ids):
+        s.index = field_ids
+        return s
+    s.index = pd.Index(s.index.astype(str), name=FIELD_ID)
+    if s.index.has_duplicates:
+        dup = s.index[s.index.duplicated()].unique()[:5].tolist()
+        raise ModelError(f"{what}: duplicate {FIELD_ID} values {dup}.")
+    if len(s) and not s.index.isin(field_ids).any():
+        raise ModelError(
+            f"{what}: none of its {len(s)} field ids is in the features table "
+            f"(e.g. {s.index[:3].tolist()} vs {field_ids[:3].tolist()}). Index it by {FIELD_ID}."
+        )
+    return s.reindex(field_ids)
+
+
+def clean_labels(labels: pd.Series, *, target: str, classes: Sequence[str] | None = None
+                 ) -> pd.Series:
+    """Normalise label strings and check them against declared classes.
+
+    Parameters
+    ----------
+    labels
+        Class names (any dtype); NaN, None and blank strings mean unlabelled.
+    target
+        Target name for messages.
+    classes
+        Declared class names; any other label value is an error.
+
+    Returns
+    -------
+    pandas.Series
+        object dtype, stripped strings or None.
+
+    Raises
+    ------
+    ModelError
+        Listing unknown labels with the closest declared class.
+    """
+    def norm(v: object) -> str | None:
+        if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA:
+            return None
+        text = str(v).strip()
+        return text or None
+
+    out = pd.Series([norm(v) for v in labels.to_numpy(dtype=object)], index=labels.index,
+                    dtype=object, name=target)
+    if classes is not None:
+        declared = list(classes)
+        present = pd.unique(out.dropna().to_numpy())
+        unknown = sorted(str(v) for v in present if v not in declared)
+        if unknown:
+            hints = []
+            for v in unknown:
+                close = difflib.get_close_matches(v, declared, n=1)
+                n = int((out == v).sum())
+                hints.append(f"'{v}' ({n} fields" + (f", did you mean '{close[0]}'?)" if close else ")"))
+            raise ModelError(
+                f"labels of target '{target}' hold unknown class(es): {'; '.join(hints)}. "
+                f"Declared classes: {declared}. Fix the labels or model.classes.{target}."
+            )
+    return out
+
+
+def class_list(labels: pd.Series, *, target: str, classes: Sequence[str] | None = None
+               ) -> tuple[str, ...]:
+    """Return the classes of a target: the declared ones, else the sorted labels present.
+
+    Raises
+    ------
+    ModelError
+        If fewer than two classes are present, or a declared class has no label.
+    """
+    counts = labels.dropna().value_counts()
+    if classes is not None:
+        absent = [c for c in classes if counts.get(c, 0) == 0]
+        if absent:
+            raise ModelError(
+                f"target '{target}': declared class(es) {absent} have no labelled field; "
+                "a model cannot learn them. Add labels or remove them from model.classes."
+            )
+        out = tuple(classes)
+    else:
+        out = tuple(sorted(str(c) for c in counts.index))
+    if len(out) < 2:
+        raise ModelError(
+            f"target '{target}' has {len(out)} class(es) among its {int(counts.sum())} labelled "
+            f"fields ({list(out)}); at least two are needed to train a classifier."
+        )
+    return out
+
+
+def size_class(area_ha: np.ndarray | pd.Series) -> np.ndarray:
+    """Return the field-size class label of each area.
+
+    Parameters
+    ----------
+    area_ha
+        Field areas in hectares, shape (n,); NaN gives ``"unknown"``.
+
+    Returns
+    -------
+    numpy.ndarray
+        object array of labels from :data:`SIZE_CLASSES`.
+    """
+    a = np.asarray(area_ha, dtype=float)
+    out = np.full(a.shape, "unknown", dtype=object)
+    for label, lo, hi in SIZE_CLASSES:
+        out[(a >= lo) & (a < hi)] = label
+    return out
+
+
+def _short_list(items: Sequence[str], n: int = 10) -> str:
+    shown = ", ".join(repr(s) for s in items[:n])
+    return shown + (f" and {len(items) - n} more" if len(items) > n else "")

@@ -1,0 +1,265 @@
+"""Spatial cross-validation and the evaluation report of one target.
+
+Each fold holds out whole spatial groups and trains exactly as
+:func:`regenmap.models.train.train_target` does, so out-of-fold predictions
+measure the shipped procedure on unseen places.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from regenmap.errors import ModelError
+from regenmap.models.calibration import apply_calibration, fit_calibration, softmax
+from regenmap.models.folds import fold_ids
+from regenmap.models.metrics import (
+    bootstrap_intervals,
+    coverage_curve,
+    disaggregate,
+    point_metrics,
+    reliability,
+)
+from regenmap.models.params import resolve_params
+from regenmap.models.train import fit_booster, prepare
+
+
+@dataclass
+class CVResult:
+    """Out-of-fold predictions of a target.
+
+    Attributes
+    ----------
+    target, classes
+        Target and class names.
+    field_ids
+        Labelled field ids (n,).
+    y
+        int (n,) true class indices.
+    raw
+        float64 (n, k) out-of-fold raw scores.
+    folds
+        int (n,) fold of each field.
+    factors
+        Factor name -> subgroup label per field (n,) (group column, ``size_class``).
+    strategy
+        ``spatial`` (groups held out) or ``random``.
+    notes
+        Caveats recorded in the report (e.g. random folds, fewer groups than folds).
+    fold_info
+        Per fold: held-out size, groups, boosting rounds.
+    """
+
+    target: str
+    classes: tuple[str, ...]
+    field_ids: np.ndarray
+    y: np.ndarray
+    raw: np.ndarray
+    folds: np.ndarray
+    factors: dict[str, np.ndarray]
+    strategy: str
+    notes: list[str] = field(default_factory=list)
+    fold_info: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_frame(self) -> pd.DataFrame:
+        """Table of the out-of-fold predictions: id, truth, fold, factors, raw scores."""
+        df = pd.DataFrame({"field_id": self.field_ids,
+                           "label": np.asarray(self.classes, dtype=object)[self.y],
+                           "fold": self.folds})
+        for name, values in self.factors.items():
+            df[f"factor_{name}"] = np.asarray(values, dtype=object).astype(str)
+        for j, c in enumerate(self.classes):
+            df[f"raw_{c}"] = self.raw[:, j]
+        return df
+
+    @classmethod
+    def from_frame(cls, df: pd.DataFrame, *, target: str, classes: tuple[str, ...],
+                   strategy: str, notes: list[str]) -> CVResult:
+        """Rebuild from :meth:`to_frame` output."""
+        index = {c: i for i, c in enumerate(classes)}
+        factors = {c.removeprefix("factor_"): df[c].astype(str).to_numpy(dtype=object)
+                   for c in df.columns if c.startswith("factor_")}
+        return cls(target=target, classes=classes,
+                   field_ids=df["field_id"].astype(str).to_numpy(dtype=object),
+                   y=np.array([index[v] for v in df["label"]], dtype=np.int64),
+                   raw=df[[f"raw_{c}" for c in classes]].to_numpy(dtype=np.float64),
+                   folds=df["fold"].to_numpy(dtype=np.int64), factors=factors,
+                   strategy=strategy, notes=list(notes))
+
+
+def cross_validate_predictions(
+    features: pd.DataFrame, labels: pd.Series, *, target: str, groups: pd.Series | None,
+    n_folds: int = 5, params: Mapping[str, Any] | None = None, seed: int = 0,
+    classes: tuple[str, ...] | list[str] | None = None, area_ha: pd.Series | None = None,
+    random_folds: bool = False, group_name: str = "group",
+) -> CVResult:
+    """Out-of-fold raw scores of every labelled field under spatial cross-validation.
+
+    Parameters
+    ----------
+    features, labels, target, params, seed, classes, area_ha
+        As in :func:`regenmap.models.train.train_target`.
+    groups
+        Spatial group per field (region, tile, block); required unless ``random_folds``.
+    n_folds
+        Folds; lowered to the number of groups if there are fewer.
+    random_folds
+        Use random stratified folds instead of groups (recorded as a caveat).
+    group_name
+        Name of the group factor in the report (e.g. the group column).
+
+    Raises
+    ------
+    ModelError
+        Without groups (unless ``random_folds``), with one group only, or when a
+        class has fewer labelled fields than folds.
+    """
+    td = prepare(features, labels, target=target, groups=groups, area_ha=area_ha,
+                 classes=classes)
+    if td.groups is None and not random_folds:
+        raise ModelError(
+            f"target '{target}': spatial cross-validation needs groups (a group column such as "
+            "region, or automatic blocks from field centroids). Random folds overstate skill; "
+            "pass random_folds=True only if you accept that."
+        )
+    cv_groups = None if random_folds else td.groups
+    folds, notes = fold_ids(td.y, cv_groups, n_folds=n_folds, seed=seed, target=target,
+                            classes=td.classes)
+    tp = resolve_params(params, seed=seed)
+    values = td.fm.values[td.mask]
+    k = len(td.classes)
+    raw = np.zeros((len(td.y), k))
+    info = []
+    for f in range(int(folds.max()) + 1):
+        test = folds == f
+        train = ~test
+        booster, fit_info = fit_booster(values[train], td.y[train],
+                                        None if cv_groups is None else cv_groups[train],
+                                        n_classes=k, tp=tp, seed=seed)
+        raw[test] = np.asarray(booster.predict(values[test], raw_score=True)).reshape(-1, k)
+        missing = [td.classes[c] for c in range(k) if not (td.y[train] == c).any()]
+        if missing:
+            notes.append(f"fold {f}: class(es) {missing} absent from its training part")
+        info.append({"fold": f, "n_test": int(test.sum()),
+                     "groups": sorted(set(cv_groups[test].tolist())) if cv_groups is not None
+                     else None,
+                     "best_iteration": fit_info["best_iteration"]})
+    factors: dict[str, np.ndarray] = {}
+    if td.groups is not None:
+        factors[group_name] = td.groups
+    if td.sizes is not None:
+        factors["size_class"] = td.sizes
+    return CVResult(target=target, classes=td.classes,
+                    field_ids=td.fm.field_ids.to_numpy(dtype=object)[td.mask], y=td.y, raw=raw,
+                    folds=folds, factors=factors,
+                    strategy="random" if random_folds else "spatial", notes=notes,
+                    fold_info=info)
+
+
+def cross_fitted_calibration(cv: CVResult, method: str) -> np.ndarray:
+    """Calibrated out-of-fold probabilities: each fold calibrated by a map fitted on the others.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 (n, k); plain softmax when ``method`` is ``none``.
+    """
+    if method == "none":
+        return softmax(cv.raw)
+    out = np.empty_like(cv.raw)
+    for f in np.unique(cv.folds):
+        test = cv.folds == f
+        cal = fit_calibration(cv.raw[~test], cv.y[~test], method)
+        out[test] = apply_calibration(cv.raw[test], cal)
+    return out
+
+
+def evaluation_report(cv: CVResult, *, calibration: str = "none", n_boot: int = 1000,
+                      seed: int = 0, confidence_threshold: float = 0.5,
+                      min_group_count: int = 20) -> dict[str, Any]:
+    """Every held-out metric of a target, JSON-serialisable.
+
+    Parameters
+    ----------
+    cv
+        Out-of-fold predictions.
+    calibration
+        Calibration method evaluated by cross-fitting (``none``, ``temperature``, ``isotonic``).
+    n_boot
+        Bootstrap resamples for the overall intervals (subgroups use a fifth of it).
+    seed
+        Bootstrap seed.
+    confidence_threshold
+        Threshold whose coverage and accuracy are reported as the operating point.
+    min_group_count
+        Smallest subgroup ranked in the disaggregated analysis.
+
+    Returns
+    -------
+    dict
+        ``overall`` metrics with ``ci``; ``disaggregated``; ``calibration``
+        (uncalibrated and calibrated reliability); ``coverage``; ``operating_point``;
+        ``strategy``, ``notes``, ``folds``, ``class_counts``.
+    """
+    p_raw = softmax(cv.raw)
+    proba = cross_fitted_calibration(cv, calibration)
+    pred = proba.argmax(axis=1)
+    overall = point_metrics(cv.y, pred, cv.classes)
+    overall["ci"] = bootstrap_intervals(cv.y, pred, cv.classes, n_boot=n_boot, seed=seed)
+    onehot = np.eye(len(cv.classes))[cv.y]
+    overall["log_loss"] = float(-np.mean(np.log(np.clip((proba * onehot).sum(axis=1),
+                                                         1e-12, None))))
+    conf = proba.max(axis=1)
+    kept = conf >= confidence_threshold
+    operating = {
+        "threshold": confidence_threshold,
+        "coverage": float(kept.mean()),
+        "accuracy_labelled": float((pred[kept] == cv.y[kept]).mean()) if kept.any() else None,
+        "n_labelled": int(kept.sum()),
+        "n_uncertain": int((~kept).sum()),
+    }
+    return {
+        "target": cv.target,
+        "classes": list(cv.classes),
+        "strategy": cv.strategy,
+        "notes": list(cv.notes),
+        "n_folds": int(cv.folds.max()) + 1,
+        "folds": cv.fold_info,
+        "class_counts": {c: int((cv.y == k).sum()) for k, c in enumerate(cv.classes)},
+        "overall": overall,
+        "disaggregated": disaggregate(cv.y, pred, cv.classes, cv.factors,
+                                      min_count=min_group_count, n_boot=max(n_boot // 5, 50),
+                                      seed=seed),
+        "calibration": {
+            "method": calibration,
+            "uncalibrated": reliability(p_raw, cv.y),
+            "calibrated": reliability(proba, cv.y) if calibration != "none" else None,
+        },
+        "coverage": coverage_curve(proba, cv.y),
+        "operating_point": operating,
+    }
+
+
+def cross_validate(features: pd.DataFrame, labels: pd.Series, *, target: str,
+                   groups: pd.Series | None, n_folds: int = 5,
+                   params: Mapping[str, Any] | None = None, seed: int = 0,
+                   classes: tuple[str, ...] | list[str] | None = None,
+                   area_ha: pd.Series | None = None, random_folds: bool = False,
+                   calibration: str = "none", n_boot: int = 1000,
+                   confidence_threshold: float = 0.5, group_name: str = "group"
+                   ) -> dict[str, Any]:
+    """Held-out metrics of a target under spatial cross-validation.
+
+    See :func:`cross_validate_predictions` (folds) and :func:`evaluation_report`
+    (metrics); the result is JSON-serialisable.
+    """
+    cv = cross_validate_predictions(features, labels, target=target, groups=groups,
+                                    n_folds=n_folds, params=params, seed=seed, classes=classes,
+                                    area_ha=area_ha, random_folds=random_folds,
+                                    group_name=group_name)
+    return evaluation_report(cv, calibration=calibration, n_boot=n_boot, seed=seed,
+                             confidence_threshold=confidence_threshold)

@@ -1,0 +1,362 @@
+"""Training: one multi-class LightGBM model per target, early-stopped on held-out space.
+
+The procedure used for the final model (grouped hold-out for early stopping,
+balanced class weights, refit on all labelled fields) is the same one each
+cross-validation fold uses, so the held-out metrics describe the model shipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
+from regenmap.errors import ModelError
+from regenmap.models.calibration import apply_calibration
+from regenmap.models.data import (
+    FeatureMatrix,
+    align,
+    check_training_features,
+    class_list,
+    clean_labels,
+    feature_matrix,
+    size_class,
+)
+from regenmap.models.drift import build_reference
+from regenmap.models.explain import contributions, global_importance
+from regenmap.models.params import TrainingParams, resolve_params
+
+#: Labelled fields used to compute global importance (TreeSHAP is O(trees x leaves) per field).
+_IMPORTANCE_SAMPLE = 2000
+
+
+@dataclass
+class TrainedModel:
+    """A trained model of one target with everything needed to trust and audit it.
+
+    Attributes
+    ----------
+    target
+        Label column the model predicts, e.g. ``tillage``.
+    classes
+        Class names (strings), in the order of the booster's outputs.
+    feature_names
+        Features in the order the booster expects.
+    booster
+        The LightGBM booster (multi-class, one raw score per class).
+    params
+        Resolved LightGBM parameters and loop options.
+    best_iteration
+        Boosting rounds of the shipped booster.
+    reference
+        Training distribution of each feature (see :mod:`regenmap.models.drift`).
+    importance
+        Feature -> mean |contribution| on the training fields (raw-score units).
+    calibration
+        Probability calibration (see :mod:`regenmap.models.calibration`).
+    training
+        Summary of the training data: counts per class, group and size class, notes.
+    metrics
+        Held-out (cross-validated) metrics, filled by the pipeline.
+    provenance
+        Config hash, package versions, inputs; filled by the pipeline or :func:`save_model`.
+    """
+
+    target: str
+    classes: tuple[str, ...]
+    feature_names: tuple[str, ...]
+    booster: lgb.Booster
+    params: dict[str, Any]
+    best_iteration: int
+    reference: dict[str, dict[str, Any]]
+    importance: dict[str, float]
+    calibration: dict[str, Any] = field(default_factory=lambda: {"method": "none"})
+    training: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def raw_scores(self, values: np.ndarray) -> np.ndarray:
+        """Raw (log-odds) scores, float64 (n_fields, n_classes), of a feature array."""
+        if values.shape[0] == 0:
+            return np.zeros((0, len(self.classes)))
+        raw = self.booster.predict(values, raw_score=True)
+        return np.asarray(raw, dtype=np.float64).reshape(values.shape[0], len(self.classes))
+
+    def predict_proba(self, values: np.ndarray) -> np.ndarray:
+        """Calibrated class probabilities, float64 (n_fields, n_classes), rows sum to 1."""
+        return apply_calibration(self.raw_scores(values), self.calibration)
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """Labelled rows of a target, encoded.
+
+    Attributes
+    ----------
+    fm
+        Features of every field (labelled or not).
+    labels
+        Cleaned labels aligned to ``fm.field_ids`` (None = unlabelled).
+    mask
+        bool (n_fields,), True for labelled fields.
+    y
+        int (n_labelled,) class index of each labelled field.
+    classes
+        Class names.
+    groups
+        str (n_labelled,) spatial group of each labelled field, or None.
+    sizes
+        str (n_labelled,) field-size class, or None when areas are unknown.
+    """
+
+    fm: FeatureMatrix
+    labels: pd.Series
+    mask: np.ndarray
+    y: np.ndarray
+    classes: tuple[str, ...]
+    groups: np.ndarray | None
+    sizes: np.ndarray | None
+
+
+def prepare(features: pd.DataFrame, labels: pd.Series, *, target: str,
+            groups: pd.Series | None = None, area_ha: pd.Series | None = None,
+            classes: tuple[str, ...] | list[str] | None = None) -> TrainingData:
+    """Validate and encode the inputs of a target (shared by training and CV).
+
+    Raises
+    ------
+    ModelError
+        For unknown classes, a single class, no labelled field, all-NaN features.
+    """
+    fm = feature_matrix(features)
+    lab = align(labels, fm.field_ids, what=f"labels of '{target}'")
+    if lab is None:  # pragma: no cover - labels is required
+        raise ModelError(f"no labels for target '{target}'")
+    lab = clean_labels(lab, target=target, classes=classes)
+    mask = lab.notna().to_numpy()
+    if not mask.any():
+        raise ModelError(f"target '{target}': no field of the features table has a label. "
+                         "Check the labels file's field ids and target column.")
+    cls = class_list(lab, target=target, classes=classes)
+    check_training_features(fm, mask=mask)
+    index = {c: i for i, c in enumerate(cls)}
+    y = np.array([index[v] for v in lab[mask]], dtype=np.int64)
+    g_al = align(groups, fm.field_ids, what="groups")
+    g = None
+    if g_al is not None:
+        g_lab = g_al[mask]
+        g = np.where(g_lab.isna().to_numpy(), "<missing>", g_lab.astype(str).to_numpy())
+        g = g.astype(object)
+    a_al = align(area_ha, fm.field_ids, what="area_ha")
+    sizes = None if a_al is None else size_class(pd.to_numeric(a_al[mask], errors="coerce"))
+    return TrainingData(fm=fm, labels=lab, mask=mask, y=y, classes=cls, groups=g, sizes=sizes)
+
+
+def class_weights(y: np.ndarray, n_classes: int, mode: str) -> np.ndarray:
+    """Per-sample weights: ``balanced`` gives n / (k * n_class) to each sample of a class.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 (n,), mean 1 when every class is present.
+    """
+    if mode == "none":
+        return np.ones(len(y))
+    counts = np.bincount(y, minlength=n_classes).astype(float)
+    present = counts > 0
+    per_class = np.zeros(n_classes)
+    per_class[present] = len(y) / (present.sum() * counts[present])
+    return per_class[y]
+
+
+def holdout_mask(y: np.ndarray, groups: np.ndarray | None, *, seed: int, n_splits: int = 5
+                 ) -> tuple[np.ndarray | None, str]:
+    """Choose the early-stopping validation rows: one spatial fold of the labelled fields.
+
+    Returns
+    -------
+    mask : numpy.ndarray or None
+        bool (n,), True for validation rows; None when no hold-out is possible.
+    note : str
+        How the hold-out was chosen, for the training summary.
+    """
+    n_classes = int(y.max()) + 1
+    smallest = int(np.bincount(y, minlength=n_classes).min())
+    if groups is not None:
+        n_groups = len(np.unique(groups))
+        k = min(n_splits, n_groups)
+        if k < 2:
+            return None, "one spatial group only: no early stopping, fixed number of rounds"
+        splitter: StratifiedGroupKFold | StratifiedKFold = StratifiedGroupKFold(
+            n_splits=k, shuffle=True, random_state=seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            _, valid = next(iter(splitter.split(np.zeros(len(y)), y, groups)))
+        note = f"early stopping on a held-out spatial fold ({len(valid)} fields, 1/{k} of groups)"
+    else:
+        k = min(n_splits, smallest)
+        if k < 2:
+            return None, "a class has one field only: no early stopping, fixed number of rounds"
+        splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+        _, valid = next(iter(splitter.split(np.zeros(len(y)), y)))
+        note = f"early stopping on a random 1/{k} hold-out (no spatial groups given)"
+    mask = np.zeros(len(y), dtype=bool)
+    mask[valid] = True
+    return mask, note
+
+
+def fit_booster(values: np.ndarray, y: np.ndarray, groups: np.ndarray | None, *,
+                n_classes: int, tp: TrainingParams, seed: int) -> tuple[lgb.Booster, dict[str, Any]]:
+    """Fit one booster with grouped early stopping and an optional refit on all rows.
+
+    Parameters
+    ----------
+    values
+        float32 features (n, f) of labelled fields.
+    y
+        int (n,) class indices.
+    groups
+        Spatial group of each row (n,) or None.
+    n_classes
+        Number of classes.
+    tp
+        Resolved parameters.
+    seed
+        Seed for the hold-out choice.
+
+    Returns
+    -------
+    booster : lightgbm.Booster
+    info : dict
+        ``best_iteration``, ``early_stopping`` note, ``valid_logloss``.
+    """
+    params = {**tp.booster, "num_class": n_classes}
+    w = class_weights(y, n_classes, tp.class_weight)
+    valid = None
+    note = "early stopping disabled"
+    if tp.early_stopping_rounds > 0:
+        valid, note = holdout_mask(y, groups, seed=seed)
+    info: dict[str, Any] = {"early_stopping": note}
+    if valid is None:
+        ds = lgb.Dataset(values, label=y, weight=w, params=params, free_raw_data=True)
+        booster = lgb.train(params, ds, num_boost_round=tp.num_boost_round)
+        info["best_iteration"] = tp.num_boost_round
+        return booster, info
+    fit = ~valid
+    ds = lgb.Dataset(values[fit], label=y[fit], weight=w[fit], params=params)
+    dv = lgb.Dataset(values[valid], label=y[valid], weight=w[valid], reference=ds)
+    evals: dict[str, Any] = {}
+    booster = lgb.train(
+        params, ds, num_boost_round=tp.num_boost_round, valid_sets=[dv], valid_names=["holdout"],
+        callbacks=[lgb.early_stopping(tp.early_stopping_rounds, verbose=False),
+                   lgb.record_evaluation(evals)],
+    )
+    best = int(booster.best_iteration or tp.num_boost_round)
+    info["best_iteration"] = best
+    curve = evals.get("holdout", {}).get("multi_logloss", [])
+    info["valid_logloss"] = float(curve[best - 1]) if len(curve) >= best else None
+    if tp.refit:
+        ds_all = lgb.Dataset(values, label=y, weight=w, params=params)
+        booster = lgb.train(params, ds_all, num_boost_round=best)
+        info["refit"] = "refit on all labelled fields with the early-stopped number of rounds"
+    else:
+        booster.free_dataset()
+        booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
+    return booster, info
+
+
+def train_target(features: pd.DataFrame, labels: pd.Series, *, target: str,
+                 groups: pd.Series | None = None, params: Mapping[str, Any] | None = None,
+                 seed: int = 0, classes: tuple[str, ...] | list[str] | None = None,
+                 area_ha: pd.Series | None = None) -> TrainedModel:
+    """Train the model of one target.
+
+    Parameters
+    ----------
+    features
+        ``field_id`` + numeric feature columns (float32; NaN allowed).
+    labels
+        Class name per field, indexed by ``field_id``; missing = unlabelled (not trained on).
+    target
+        Target name, e.g. ``tillage``.
+    groups
+        Spatial group per field (region, tile, block), indexed by ``field_id``; the
+        early-stopping hold-out is a set of whole groups. Random hold-out if omitted.
+    params
+        LightGBM parameters and loop options over :data:`regenmap.models.params.DEFAULT_PARAMS`.
+    seed
+        Seed; the same inputs and seed give the same booster.
+    classes
+        Declared classes; labels outside them are an error.
+    area_ha
+        Field area in hectares, indexed by ``field_id``, for the training summary.
+
+    Returns
+    -------
+    TrainedModel
+
+    Raises
+    ------
+    ModelError
+        For invalid labels, features or parameters (see :func:`prepare`).
+    """
+    td = prepare(features, labels, target=target, groups=groups, area_ha=area_ha,
+                 classes=classes)
+    tp = resolve_params(params, seed=seed)
+    values = td.fm.values[td.mask]
+    booster, info = fit_booster(values, td.y, td.groups, n_classes=len(td.classes), tp=tp,
+                                seed=seed)
+    rng = np.random.default_rng(seed)
+    n_sample = min(_IMPORTANCE_SAMPLE, len(values))
+    sample = np.sort(rng.choice(len(values), size=n_sample, replace=False))
+    imp = global_importance(contributions(booster, values[sample], len(td.classes)))
+    model_text = booster.model_to_string()
+    return TrainedModel(
+        target=target,
+        classes=td.classes,
+        feature_names=td.fm.names,
+        booster=booster,
+        params={**tp.booster, "num_boost_round": tp.num_boost_round,
+                "early_stopping_rounds": tp.early_stopping_rounds,
+                "class_weight": tp.class_weight, "refit": tp.refit},
+        best_iteration=int(info["best_iteration"]),
+        reference=build_reference(values, td.fm.names),
+        importance={n: float(v) for n, v in zip(td.fm.names, imp, strict=True)},
+        training=training_summary(td, info),
+        provenance={"model_id": f"{target}-{hashlib.sha256(model_text.encode()).hexdigest()[:12]}",
+                    "seed": seed},
+    )
+
+
+def training_summary(td: TrainingData, info: Mapping[str, Any]) -> dict[str, Any]:
+    """Count the training data per class, group and size class (artifact and card)."""
+    y_names = np.asarray(td.classes, dtype=object)[td.y]
+    summary: dict[str, Any] = {
+        "n_fields": len(td.fm.field_ids),
+        "n_labelled": int(td.mask.sum()),
+        "n_unlabelled": int((~td.mask).sum()),
+        "n_features": len(td.fm.names),
+        "class_counts": {c: int((td.y == k).sum()) for k, c in enumerate(td.classes)},
+        "feature_missing_share": float(np.isnan(td.fm.values[td.mask]).mean()),
+        **dict(info),
+    }
+    if td.groups is not None:
+        summary["n_groups"] = len(np.unique(td.groups))
+        summary["group_counts"] = _crosstab(td.groups, y_names)
+    if td.sizes is not None:
+        summary["size_class_counts"] = _crosstab(td.sizes, y_names)
+    if td.fm.extra:
+        summary["ignored_columns"] = list(td.fm.extra)
+    return summary
+
+
+def _crosstab(rows: np.ndarray, cols: np.ndarray) -> dict[str, dict[str, int]]:
+    table = pd.crosstab(pd.Series(rows, name="g"), pd.Series(cols, name="c"))
+    return {str(r): {str(c): int(v) for c, v in table.loc[r].items()} for r in table.index}
