@@ -94,7 +94,7 @@ def build_features(observations: pd.DataFrame, *, step_days: Step = 10,
         ``mean`` (weighted by valid_fraction), ``median`` or ``max_ndvi``.
     smoothing
         ``none``, ``savgol`` or ``whittaker`` on the grid (phenology always uses a
-        5-cell Savitzky-Golay filter of NDVI when this is ``none``).
+        50-day Savitzky-Golay filter of NDVI when this is ``none``).
     year
         Calendar year in which the described agricultural year starts; by default
         the one with the most observations.
@@ -150,7 +150,7 @@ def features_from_grid(grid: TimeGrid, *, year_start: str = "01-01", year: int |
         filled=grid.values.get(primary, ndvi), ndti=grid.values.get("ndti"),
         t_days=grid.t_days, year=yr, max_gap_days=float(grid.options["max_gap_days"])))
 
-    ndvi_ph = smooth(ndvi, grid.t_days, "savgol", window=5) \
+    ndvi_ph = smooth(ndvi, grid.t_days, "savgol") \
         if grid.options.get("smoothing", "none") == "none" else ndvi
     cycles = phenology.detect_cycles(ndvi_ph, grid.t_days, detect_fraction=detect_fraction,
                                      amplitude_fraction=amplitude_fraction,

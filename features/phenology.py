@@ -150,8 +150,10 @@ def detect_cycles(ndvi: np.ndarray, t_days: np.ndarray, *, detect_fraction: floa
     rv_known &= np.isfinite(np.where(right & (cols >= r_end[:, None]), Yf, np.nan)).any(axis=1)
     lv = np.where(lv_known, lv, np.nan)
     rv = np.where(rv_known, rv, np.nan)
-    with np.errstate(invalid="ignore"):
-        base = np.nanmean(np.stack([lv, rv]), axis=0)
+    both = np.stack([lv, rv])
+    n_known = np.isfinite(both).sum(axis=0)
+    base = np.where(n_known > 0, np.where(np.isfinite(both), both, 0.0).sum(axis=0)
+                    / np.maximum(n_known, 1), np.nan)
     base = np.where(np.isfinite(base), base, lo[r_row])
     amplitude = peak - base
     thr_l = lv + amplitude_fraction * (peak - lv)

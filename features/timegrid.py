@@ -10,7 +10,7 @@ fields. :func:`to_xarray` gives the labelled ``(field, time)`` form.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -54,7 +54,8 @@ class TimeGrid:
     composites
         Same keys and shapes: the composites before gap filling (NaN in empty bins).
     counts
-        Same keys: ``(n_fields, n_time)`` int16 number of kept observations per bin.
+        Same keys: ``(n_fields, n_time)`` int16 number of kept observations per bin
+        (repeated acquisitions of one field at one time count once).
     n_rows
         ``(n_fields,)`` int64 observation rows of each field in the input.
     n_dropped
@@ -207,6 +208,33 @@ def _select_max(key: np.ndarray, score: np.ndarray, size: int) -> np.ndarray:
     return pick
 
 
+def _merge_repeats(codes: np.ndarray, t_ns: np.ndarray, vf: np.ndarray, keep: np.ndarray,
+                   repeat: np.ndarray) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
+    """Merge rows of one field at one time into their first row.
+
+    Values become the ``valid_fraction``-weighted mean of the kept repeats and
+    ``valid_fraction`` their maximum; the other repeats are then ignored (``repeat``).
+    """
+    group = pd.DataFrame({"c": codes, "t": t_ns.view(np.int64)}).groupby(
+        ["c", "t"], sort=False).ngroup().to_numpy()
+    first = np.full(int(group.max()) + 1, -1, dtype=np.int64)
+    first[group[::-1]] = np.arange(group.size)[::-1]
+    w = np.where(keep, vf, 0.0)
+    vf_out = vf.copy()
+    np.maximum.at(vf_out, first[group], np.where(keep, vf, -np.inf))
+
+    def mean(v: np.ndarray) -> np.ndarray:
+        ok = np.isfinite(v) & (w > 0)
+        num = np.bincount(group, weights=np.where(ok, v * w, 0.0), minlength=first.size)
+        den = np.bincount(group, weights=np.where(ok, w, 0.0), minlength=first.size)
+        out = v.copy()
+        merged = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+        out[first] = np.where(den > 0, merged, v[first])
+        return out
+
+    return vf_out, mean
+
+
 def fill_gaps(y: np.ndarray, t_days: np.ndarray, max_gap_days: float) -> np.ndarray:
     """Fill NaN runs by linear interpolation in time when the gap is short enough.
 
@@ -256,11 +284,12 @@ def _fill_all(y: np.ndarray, t_days: np.ndarray) -> np.ndarray:
     first = np.where(valid.any(axis=1), np.argmax(valid, axis=1), 0)
     last = np.where(valid.any(axis=1), T - 1 - np.argmax(valid[:, ::-1], axis=1), 0)
     idx = np.clip(cols[None, :], first[:, None], last[:, None])
-    return np.take_along_axis(out, idx, axis=1)
+    out = np.take_along_axis(out, idx, axis=1)
+    return np.where(np.isfinite(out), out, 0.0)  # rows without any value: masked again later
 
 
-def smooth(y: np.ndarray, t_days: np.ndarray, method: Smoothing, *, window: int = 5,
-           lam: float = 10.0) -> np.ndarray:
+def smooth(y: np.ndarray, t_days: np.ndarray, method: Smoothing, *, window_days: float = 50.0,
+           lam: float = 2.0) -> np.ndarray:
     """Smooth each row of a gap-filled grid; NaN cells stay NaN.
 
     Parameters
@@ -270,13 +299,14 @@ def smooth(y: np.ndarray, t_days: np.ndarray, method: Smoothing, *, window: int 
     t_days
         ``(n_time,)`` column times, in days (only used to bridge NaN before filtering).
     method
-        ``none``; ``savgol`` (Savitzky-Golay, quadratic, ``window`` grid steps, scipy);
-        ``whittaker`` (second-order Whittaker smoother with penalty ``lam``, NaN cells
-        weighted 0, solved for all fields at once with a batched linear solve).
-    window
-        Savitzky-Golay window length in grid steps (made odd, at most ``n_time``).
+        ``none``; ``savgol`` (Savitzky-Golay, quadratic, scipy); ``whittaker``
+        (second-order Whittaker smoother, NaN cells weighted 0, solved for all fields
+        at once with a batched linear solve).
+    window_days
+        Savitzky-Golay window in days, rounded to an odd number of grid cells (>= 3).
     lam
-        Whittaker smoothing parameter (larger is smoother), per grid step.
+        Whittaker smoothing parameter (larger is smoother) for a 10-day grid; it is
+        scaled by ``(10 / step) ** 4`` so that other steps smooth alike in days.
 
     Returns
     -------
@@ -287,10 +317,11 @@ def smooth(y: np.ndarray, t_days: np.ndarray, method: Smoothing, *, window: int 
         return y
     n, T = y.shape
     nan = ~np.isfinite(y)
+    step = float(np.median(np.diff(t_days))) if T > 1 else 10.0
     if method == "savgol":
         from scipy.signal import savgol_filter
 
-        win = min(window | 1, T if T % 2 else T - 1)
+        win = min(max(3, round(window_days / step)) | 1, T if T % 2 else T - 1)
         if win < 3:
             return y
         out = savgol_filter(_fill_all(y, t_days).astype(np.float64), win, min(2, win - 1), axis=1)
@@ -300,7 +331,7 @@ def smooth(y: np.ndarray, t_days: np.ndarray, method: Smoothing, *, window: int 
         if T < 3:
             return y
         D = np.diff(np.eye(T), n=2, axis=0)
-        P = lam * (D.T @ D)
+        P = lam * (10.0 / step) ** 4 * (D.T @ D)
         w = (~nan).astype(np.float64)
         yz = np.where(nan, 0.0, y).astype(np.float64)
         out = np.empty((n, T), dtype=np.float64)
@@ -319,7 +350,7 @@ def regularize(observations: pd.DataFrame, *, indices: Sequence[str] | None = No
                stat: str = "mean", step_days: Step = 10, min_valid_fraction: float = 0.6,
                max_gap_days: float = 45, year_start: str = "01-01",
                composite: Composite = "mean", smoothing: Smoothing = "none",
-               smoothing_window: int = 5, whittaker_lambda: float = 10.0,
+               smoothing_window_days: float = 50.0, whittaker_lambda: float = 2.0,
                sensor_offsets: Mapping[str, Mapping[str, float]] | None = None,
                warn_missing: Sequence[str] = ()) -> TimeGrid:
     """Composite an observations table onto a regular per-field time grid.
@@ -346,7 +377,7 @@ def regularize(observations: pd.DataFrame, *, indices: Sequence[str] | None = No
         How several observations in one bin combine: ``mean`` weighted by
         ``valid_fraction``, ``median``, or ``max_ndvi`` (every index taken from the
         observation with the highest NDVI in the bin).
-    smoothing, smoothing_window, whittaker_lambda
+    smoothing, smoothing_window_days, whittaker_lambda
         Optional smoothing after gap filling, see :func:`smooth`.
     sensor_offsets
         Harmonisation: ``{sensor: {index: offset}}`` added to that sensor's values
@@ -412,6 +443,13 @@ def regularize(observations: pd.DataFrame, *, indices: Sequence[str] | None = No
     b = np.clip(_bin_of(rel, edges, step_days), 0, T - 1)
     key_all = codes.astype(np.int64) * T + b
     size = n_fields * T
+    # Repeated acquisitions (same field and time, e.g. from overlapping granules) count once.
+    repeat = pd.DataFrame({"c": codes, "t": t_ns.view(np.int64)}).duplicated().to_numpy()
+    if repeat.any():
+        vf, repeat_mean = _merge_repeats(codes, t_ns, vf, keep, repeat)
+        keep = has_time & np.isfinite(vf) & (vf >= min_valid_fraction)
+    else:
+        repeat_mean = None
 
     offsets = {str(k): {str(i).lower(): float(v) for i, v in d.items()}
                for k, d in (sensor_offsets or {}).items()}
@@ -425,7 +463,7 @@ def regularize(observations: pd.DataFrame, *, indices: Sequence[str] | None = No
             for sensor, per_index in offsets.items():
                 if index in per_index:
                     v[sensors == sensor] += per_index[index]
-        return v
+        return v if repeat_mean is None else repeat_mean(v)
 
     pick: np.ndarray | None = None
     if composite == "max_ndvi":
@@ -436,7 +474,7 @@ def regularize(observations: pd.DataFrame, *, indices: Sequence[str] | None = No
                           MissingIndexWarning, stacklevel=2)
             composite = "median"
         else:
-            ok = keep & np.isfinite(ndvi)
+            ok = keep & np.isfinite(ndvi) & ~repeat
             rows = np.nonzero(ok)[0]
             sel = _select_max(key_all[ok], ndvi[ok], size)
             pick = np.where(sel >= 0, rows[np.clip(sel, 0, None)], -1)
@@ -456,7 +494,7 @@ def regularize(observations: pd.DataFrame, *, indices: Sequence[str] | None = No
             values[index], composites[index] = empty, empty.copy()
             counts[index] = np.zeros((n_fields, T), dtype=np.int16)
             continue
-        ok = keep & np.isfinite(v)
+        ok = keep & np.isfinite(v) & ~repeat
         key = key_all[ok]
         cnt = np.bincount(key, minlength=size)
         if composite == "mean":
@@ -472,7 +510,8 @@ def regularize(observations: pd.DataFrame, *, indices: Sequence[str] | None = No
                 comp = np.where(np.isfinite(comp), comp, med)
         comp2 = comp.reshape(n_fields, T).astype(np.float32)
         filled = fill_gaps(comp2, t_days, max_gap_days)
-        filled = smooth(filled, t_days, smoothing, window=smoothing_window, lam=whittaker_lambda)
+        filled = smooth(filled, t_days, smoothing, window_days=smoothing_window_days,
+                        lam=whittaker_lambda)
         values[index] = filled
         composites[index] = comp2
         counts[index] = np.minimum(cnt, np.iinfo(np.int16).max).astype(np.int16).reshape(n_fields, T)
@@ -480,7 +519,7 @@ def regularize(observations: pd.DataFrame, *, indices: Sequence[str] | None = No
     options: dict[str, object] = {
         "stat": stat, "step_days": step_days, "min_valid_fraction": min_valid_fraction,
         "max_gap_days": max_gap_days, "year_start": year_start, "composite": composite,
-        "smoothing": smoothing, "smoothing_window": smoothing_window,
+        "smoothing": smoothing, "smoothing_window_days": smoothing_window_days,
         "whittaker_lambda": whittaker_lambda, "sensor_offsets": offsets,
     }
     return TimeGrid(field_ids=field_ids, times=times, t_days=t_days, edges_days=edges,

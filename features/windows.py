@@ -51,7 +51,7 @@ class WindowOptions:
     green_ndvi: float = 0.4
     soil_ndvi: float = 0.2
     cash_peak_ratio: float = 0.8
-    max_window_days: float = 240.0
+    max_window_days: float = 330.0
     early_days: float = 56.0
 
 
