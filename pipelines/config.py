@@ -54,12 +54,20 @@ class ScenesInput(StrictModel):
     sensor
         Name of a sensor profile (``configs/sensors/<name>.yaml``) or a path to a profile YAML.
     kind
-        How ``path`` is laid out.
+        How ``path`` is laid out: ``band_files`` (a folder of per-band or per-date files
+        named as the sensor profile says), ``time_stack`` (a GeoTIFF, or a folder of them,
+        one file per band or index with one raster band per date) or ``stac`` (a STAC
+        catalog or ItemCollection JSON).
+    dates
+        For ``time_stack``: CSV with one row per raster band giving its date (columns
+        ``band`` (1-based, optional) and ``time``/``date``/``timestamp``); band descriptions
+        are used if omitted.
     """
 
     path: Path
     sensor: str = "sentinel2_l2a"
     kind: Literal["band_files", "time_stack", "stac"] = "band_files"
+    dates: Path | None = None
 
 
 class ClusterConfig(StrictModel):
@@ -75,12 +83,15 @@ class ClusterConfig(StrictModel):
         Threads per LocalCluster worker.
     memory_limit
         Per-worker memory limit of the LocalCluster, e.g. ``"4GiB"``.
+    processes
+        LocalCluster workers are processes (true, the default) or threads of this process.
     """
 
     address: str | None = None
     n_workers: int | None = Field(default=None, ge=1)
     threads_per_worker: int = Field(default=1, ge=1)
     memory_limit: str = "auto"
+    processes: bool = True
 
 
 # Stage sections are imported late so that stage modules may import this module's

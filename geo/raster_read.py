@@ -1,0 +1,94 @@
+"""Read one band of one acquisition over a window, on a target grid.
+
+Only the window that covers the target grid is decoded. A band on a coarser
+grid (Sentinel-2 20 m SWIR, the SCL mask) is brought to the target grid by the
+nearest rule: each target pixel takes the source pixel containing its centre,
+so values are never mixed. Pixels of the target outside the source raster get
+the band's nodata value (NaN for float bands, or a float copy when the band has
+no nodata value).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import rasterio
+from rasterio.errors import RasterioError
+from rasterio.windows import Window
+
+from regenmap.errors import CRSError, InputError
+from regenmap.geo.catalog import Asset
+from regenmap.geo.grid import GridSpec, index_map
+
+#: How coarser bands meet the target grid; written to the outputs' provenance.
+RESAMPLING_RULE = "nearest: each target pixel takes the source pixel containing its centre"
+
+
+def read_asset(asset: Asset, target: GridSpec, *, threads: int = 1) -> np.ndarray:
+    """Read ``asset`` on ``target`` (same CRS), decoding only the covering window.
+
+    Parameters
+    ----------
+    asset
+        Band to read.
+    target
+        Grid (usually a tile window of the acquisition's finest grid).
+    threads
+        GDAL decode threads (``GDAL_NUM_THREADS``).
+
+    Returns
+    -------
+    numpy.ndarray
+        (target.height, target.width) array of the file's dtype with raw values
+        (no scale/offset applied); float32 with NaN outside the source when the
+        band has no nodata value.
+
+    Raises
+    ------
+    CRSError
+        If the asset and the target grid are in different CRSs.
+    InputError
+        If the file cannot be read (missing, truncated, corrupt block); names the file and band.
+    """
+    src = asset.grid
+    if not src.same_crs(target):
+        raise CRSError(f"band {asset.band} is in {src.crs}, not in the acquisition's CRS "
+                       f"{target.crs}", path=asset.href)
+    window = src.window_of_bounds(target.bounds)
+    aligned = (src.res == target.res and _is_integer_offset(src, target))
+    if window.width == 0 or window.height == 0:
+        data = np.empty((0, 0), dtype=np.float32)
+    else:
+        data = _read_window(asset, window, threads)
+    if aligned and data.shape == target.shape:
+        return data
+    rows, cols = index_map(target, src.window_grid(window))
+    inside = (rows >= 0)[:, None] & (cols >= 0)[None, :]
+    if data.size:
+        out = data[np.maximum(rows, 0)][:, np.maximum(cols, 0)]
+    else:
+        out = np.zeros(target.shape, dtype=np.float32)
+    if not inside.all():
+        if asset.nodata is not None and not np.issubdtype(out.dtype, np.floating):
+            out[~inside] = asset.nodata
+        else:
+            out = out.astype(np.float32, copy=False)
+            out[~inside] = np.nan
+    return out
+
+
+def _read_window(asset: Asset, window: Window, threads: int) -> np.ndarray:
+    try:
+        with rasterio.Env(GDAL_NUM_THREADS=str(threads)), rasterio.open(asset.href) as ds:
+            if asset.band > ds.count:
+                raise InputError(f"band {asset.band} requested but the file has {ds.count}",
+                                 path=asset.href)
+            return np.asarray(ds.read(asset.band, window=window))
+    except RasterioError as err:
+        raise InputError(f"cannot read band {asset.band} window {window.flatten()}: {err}. The file "
+                         "may be truncated or corrupt; re-download it.", path=asset.href) from None
+
+
+def _is_integer_offset(src: GridSpec, target: GridSpec) -> bool:
+    dx = (target.transform.c - src.transform.c) / src.res[0]
+    dy = (target.transform.f - src.transform.f) / src.res[1]
+    return abs(dx - round(dx)) < 1e-6 and abs(dy - round(dy)) < 1e-6

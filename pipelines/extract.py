@@ -1,0 +1,588 @@
+"""Extraction stage: scenes + field polygons -> per-field observations, one Parquet file per tile.
+
+One Dask task per (tile, acquisition) reads only the tile's window and the
+bands its indices need, masks clouds and nodata, and reduces every field of the
+tile with the fused kernel of :mod:`regenmap.features.zonal`. The field raster
+of a tile is built once per acquisition grid (a task of its own) and reused by
+every acquisition on that grid. Each tile is written atomically as
+``out_dir/observations/tile=<id>.parquet``; a run started again skips the tiles
+already written by the same inputs and options.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import shapely
+
+from regenmap.errors import (
+    ConfigError,
+    InputError,
+    MissingBandError,
+    OutputError,
+    RegenmapError,
+)
+from regenmap.features.indices import SpectralIndex, resolve_indices
+from regenmap.features.zonal import BandInput, quantile_name, zonal_stats
+from regenmap.geo.catalog import Acquisition, SceneProblem, scan_band_files
+from regenmap.geo.fields import AREA_HA, REASON, STATUS, read_fields
+from regenmap.geo.grid import GridSpec
+from regenmap.geo.raster_read import RESAMPLING_RULE, read_asset
+from regenmap.geo.rasterize import FieldRaster, rasterize_fields
+from regenmap.geo.sensors import SensorProfile
+from regenmap.pipelines.tiling import Tile, TilePlan, plan_tiles, reference_grid
+from regenmap.provenance import config_hash, stamp
+from regenmap.schema import (
+    ACQUISITION_ID,
+    FIELD_ID,
+    N_PIXELS,
+    N_VALID,
+    OBSERVATIONS_SCHEMA,
+    SENSOR,
+    TILE_ID,
+    TIME,
+    VALID_FRACTION,
+    FieldStatus,
+    stat_column,
+)
+
+if TYPE_CHECKING:
+    from distributed import Client, Future
+
+    from regenmap.pipelines.config import RunConfig, ScenesInput
+
+log = logging.getLogger(__name__)
+
+#: Parquet metadata key holding the provenance JSON of every tile file.
+META_KEY = b"regenmap"
+#: Columns of ``scenes_status.parquet`` (one row per scene problem).
+SCENE_PATH = "path"
+SCENE_SEVERITY = "severity"
+
+
+# --------------------------------------------------------------------------- config helpers
+def load_sensor_profile(name: str, *, base_dir: Path | None = None) -> SensorProfile:
+    """Load a sensor profile by built-in name (``configs/sensors/<name>.yaml``) or YAML path.
+
+    Raises
+    ------
+    ConfigError
+        If no such profile exists (listing the built-in ones) or it is invalid.
+    """
+    from regenmap.pipelines.config import read_yaml
+
+    candidates = [Path(name)]
+    if base_dir is not None:
+        candidates.insert(0, base_dir / name)
+    path = next((p for p in candidates if p.suffix in (".yaml", ".yml") and p.is_file()), None)
+    if path is None:
+        builtin = builtin_sensor_dir()
+        path = builtin / f"{name}.yaml"
+        if not path.is_file():
+            known = sorted(p.stem for p in builtin.glob("*.yaml"))
+            raise ConfigError(f"scenes.sensor: no sensor profile {name!r}; built-in profiles: "
+                              f"{', '.join(known)}, or give the path of a profile YAML")
+    return SensorProfile.from_mapping(read_yaml(path), source=str(path))
+
+
+def builtin_sensor_dir() -> Path:
+    """Folder of the built-in sensor profiles (``configs/sensors``).
+
+    ``configs`` is the sibling of this package's folder both in the source tree
+    (editable installs) and in an installed wheel (``regenmap/configs``).
+    """
+    try:
+        return Path(str(resources.files("regenmap.configs").joinpath("sensors")))
+    except ModuleNotFoundError:  # editable installs cannot import the data-only package
+        return Path(__file__).resolve().parent.parent / "configs" / "sensors"
+
+
+def build_catalog(scenes: ScenesInput, profile: SensorProfile
+                  ) -> tuple[list[Acquisition], list[SceneProblem]]:
+    """Catalogue the scenes of a run, whatever their layout."""
+    if scenes.kind == "band_files":
+        return scan_band_files(scenes.path, profile)
+    if scenes.kind == "time_stack":
+        from regenmap.geo.time_stack import scan_time_stacks
+
+        return scan_time_stacks(scenes.path, profile, dates=scenes.dates)
+    from regenmap.geo.stac import read_stac
+
+    return read_stac(scenes.path, profile)
+
+
+# --------------------------------------------------------------------------- task payloads
+@dataclass(frozen=True)
+class TileFields:
+    """The fields of one tile, shipped to workers.
+
+    Attributes
+    ----------
+    tile_id
+        Tile name.
+    field_ids
+        (n,) field ids (str).
+    wkb
+        (n,) WKB of the geometries in ``crs`` (empty polygon for unusable fields).
+    crs
+        CRS of the field geometries.
+    """
+
+    tile_id: str
+    field_ids: np.ndarray
+    wkb: np.ndarray
+    crs: str
+
+
+@dataclass(frozen=True)
+class TileRaster:
+    """Field raster of a tile on one acquisition grid.
+
+    Attributes
+    ----------
+    raster
+        Field raster of the members on the tile's window of the grid.
+    members
+        (m,) positions (in the tile's field list) of fields intersecting the grid; only
+        they get observation rows for acquisitions on this grid.
+    """
+
+    raster: FieldRaster
+    members: np.ndarray
+
+
+@dataclass(frozen=True)
+class ExtractSpec:
+    """What every (tile, acquisition) task computes.
+
+    Attributes
+    ----------
+    indices, stats, percentiles, min_pixels, inner_buffer_px, threads, on_error
+        As in :class:`~regenmap.pipelines.sections.ExtractConfig`.
+    """
+
+    indices: tuple[SpectralIndex, ...]
+    stats: tuple[str, ...]
+    percentiles: tuple[float, ...]
+    min_pixels: int
+    inner_buffer_px: float
+    threads: int
+    on_error: str
+    sensor_bands: frozenset[str] = frozenset()
+
+    def stat_names(self) -> list[str]:
+        """Statistic names in output order (``mean``, ``median``, ``std``, ``p10``...)."""
+        names = [s for s in self.stats]
+        names += [quantile_name(q) for q in self.percentiles if quantile_name(q) not in names]
+        return names
+
+    def quantiles(self) -> list[float]:
+        """Quantiles (percent) the kernel must compute."""
+        qs = [float(q) for q in self.percentiles]
+        if "median" in self.stats:
+            qs.append(50.0)
+        return sorted(set(qs))
+
+    def value_columns(self) -> list[str]:
+        """``<index>_<stat>`` columns in output order."""
+        return [stat_column(i.name, s) for i in self.indices for s in self.stat_names()]
+
+
+def needed_bands(acq: Acquisition, indices: tuple[SpectralIndex, ...]) -> list[str]:
+    """Bands (or precomputed index layers) of ``acq`` that ``indices`` need and it has."""
+    out: list[str] = []
+    for idx in indices:
+        own = idx.name.lower()
+        need = (own,) if own in acq.assets else idx.bands
+        out.extend(b for b in need if b in acq.assets and b not in out)
+    return out
+
+
+def missing_bands(acq: Acquisition, indices: tuple[SpectralIndex, ...]) -> dict[str, list[str]]:
+    """Index name -> bands it needs that ``acq`` lacks (empty if computable)."""
+    out: dict[str, list[str]] = {}
+    for idx in indices:
+        if idx.name.lower() in acq.assets:
+            continue
+        lack = [b for b in idx.bands if b not in acq.assets]
+        if lack:
+            out[idx.name] = lack
+    return out
+
+
+# --------------------------------------------------------------------------- worker tasks
+def build_tile_raster(fields: TileFields, grid: GridSpec, inner_buffer_px: float) -> TileRaster:
+    """Reproject a tile's fields to ``grid``'s CRS and burn them on their window of ``grid``."""
+    geoms = gpd.GeoSeries.from_wkb(fields.wkb, crs=fields.crs)
+    local = geoms.to_crs(grid.crs).to_numpy() if fields.crs != grid.crs else geoms.to_numpy()
+    xmin, ymin, xmax, ymax = grid.bounds
+    hits = shapely.intersects(local, shapely.box(xmin, ymin, xmax, ymax))
+    members = np.flatnonzero(hits & ~shapely.is_empty(local))
+    if len(members) == 0:
+        empty = grid.window_grid(grid.window_of_bounds((xmin, ymin, xmin, ymin)))
+        return TileRaster(rasterize_fields(np.empty(0, dtype=object), empty), members)
+    bounds = shapely.total_bounds(local[members])
+    xb0, yb0, xb1, yb1 = (float(v) for v in bounds)
+    window = grid.window_grid(grid.window_of_bounds((xb0, yb0, xb1, yb1)))
+    raster = rasterize_fields(local[members], window, buffer=inner_buffer_px * grid.resolution)
+    return TileRaster(raster, members)
+
+
+def extract_acquisition(fields: TileFields, tile_raster: TileRaster, acq: Acquisition,
+                        spec: ExtractSpec) -> tuple[pd.DataFrame | None, list[SceneProblem]]:
+    """Observations of one tile's fields in one acquisition (one Dask task).
+
+    Returns
+    -------
+    rows
+        One row per field of the tile intersecting the acquisition, or None.
+    problems
+        Scene problems met (with ``on_error='record'``); empty otherwise.
+
+    Raises
+    ------
+    InputError
+        With ``on_error='fail'``, naming the file and band that could not be read.
+    """
+    members = tile_raster.members
+    if len(members) == 0:
+        return None, []
+    import numba
+
+    numba.set_num_threads(min(spec.threads, numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
+    window = tile_raster.raster.grid
+    problems: list[SceneProblem] = []
+    lack = missing_bands(acq, spec.indices)
+    for idx_name, lacking in lack.items():
+        if lacking and all(b in spec.sensor_bands for b in lacking):
+            # The sensor has the band but this acquisition does not (file missing/unreadable).
+            problem = SceneProblem(acq.id, "", f"{idx_name} needs band(s) {lacking} that this "
+                                   "acquisition lacks; its statistics are NaN", fatal=False)
+            if spec.on_error == "fail":
+                raise MissingBandError(f"acquisition {acq.id}: {problem.reason}")
+            problems.append(problem)
+    bands: dict[str, BandInput] = {}
+    mask_valid = None
+    try:
+        for name in needed_bands(acq, spec.indices):
+            asset = acq.assets[name]
+            bands[name] = BandInput(read_asset(asset, window, threads=spec.threads),
+                                    asset.scale, asset.offset, asset.nodata)
+        if acq.mask is not None and acq.mask_spec is not None:
+            raw = read_asset(acq.mask, window, threads=spec.threads)
+            lut = acq.mask_spec.valid_lookup()
+            if np.issubdtype(raw.dtype, np.floating):  # outside the mask raster: drop
+                mask_valid = np.zeros(raw.shape, bool)
+                ok = np.isfinite(raw)
+                mask_valid[ok] = lut[raw[ok].astype(np.int64)]
+            else:
+                mask_valid = lut[raw]
+    except RegenmapError as err:
+        if spec.on_error == "fail":
+            raise
+        return None, [SceneProblem(acq.id, getattr(err, "path", "") or "",
+                                   f"tile {fields.tile_id}: {err}")]
+    result = zonal_stats(tile_raster.raster, bands, spec.indices, mask_valid=mask_valid,
+                         percentiles=spec.quantiles())
+    n_pix = result.n_pixels.astype(np.int32)
+    n_val = result.n_valid.astype(np.int32)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        frac = np.where(n_pix > 0, n_val / np.maximum(n_pix, 1), np.nan).astype(np.float32)
+    enough = n_val >= spec.min_pixels
+    data: dict[str, Any] = {
+        FIELD_ID: fields.field_ids[members],
+        TIME: np.full(len(members), np.datetime64(acq.time, "ns")),
+        SENSOR: acq.sensor,
+        ACQUISITION_ID: acq.id,
+        TILE_ID: fields.tile_id,
+        N_PIXELS: n_pix,
+        N_VALID: n_val,
+        VALID_FRACTION: frac,
+    }
+    for idx in spec.indices:
+        for s in spec.stat_names():
+            values = result.stats[(idx.name, s)].astype(np.float32)
+            data[stat_column(idx.name, s)] = np.where(enough, values, np.float32(np.nan))
+    return pd.DataFrame(data), problems
+
+
+def write_tile(path: Path, parts: list[tuple[pd.DataFrame | None, list[SceneProblem]]],
+               schema: pa.Schema, metadata: dict[str, Any]) -> list[SceneProblem]:
+    """Concatenate a tile's observations and write them atomically (one Dask task)."""
+    frames = [df for df, _ in parts if df is not None and len(df)]
+    problems = [p for _, probs in parts for p in probs]
+    if frames:
+        df = pd.concat(frames, ignore_index=True).sort_values([TIME, FIELD_ID], kind="stable")
+    else:
+        df = pd.DataFrame({name: pd.Series([], dtype=object) for name in schema.names})
+    table = pa.Table.from_pandas(df, schema=schema, preserve_index=False)
+    meta = {**metadata, "scene_problems": [p.__dict__ for p in problems]}
+    table = table.replace_schema_metadata({META_KEY: json.dumps(meta, default=str).encode()})
+    atomic_write_parquet(table, path)
+    return problems
+
+
+def atomic_write_parquet(table: pa.Table, path: Path) -> None:
+    """Write ``table`` to a temporary file beside ``path``, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp)
+        Path(tmp).replace(path)
+    except OSError as err:
+        Path(tmp).unlink(missing_ok=True)
+        raise OutputError(f"cannot write {path}: {err}") from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# --------------------------------------------------------------------------- driver
+def observations_schema(spec: ExtractSpec) -> pa.Schema:
+    """Arrow schema of the observations table for ``spec``."""
+    cols = [pa.field(FIELD_ID, pa.string()), pa.field(TIME, pa.timestamp("ns")),
+            pa.field(SENSOR, pa.string()), pa.field(ACQUISITION_ID, pa.string()),
+            pa.field(TILE_ID, pa.string()), pa.field(N_PIXELS, pa.int32()),
+            pa.field(N_VALID, pa.int32()), pa.field(VALID_FRACTION, pa.float32())]
+    cols += [pa.field(c, pa.float32()) for c in spec.value_columns()]
+    return pa.schema(cols)
+
+
+def tile_path(out: Path, tile_id: str) -> Path:
+    """File of one tile's observations."""
+    return out / f"tile={tile_id}.parquet"
+
+
+def tile_is_done(path: Path, run_key: str) -> bool:
+    """Whether ``path`` exists and was written by a run with the same inputs and options."""
+    if not path.is_file():
+        return False
+    try:
+        meta = pq.read_schema(path).metadata or {}
+        return bool(json.loads(meta.get(META_KEY, b"{}")).get("run_key") == run_key)
+    except (OSError, pa.ArrowInvalid, ValueError):
+        return False
+
+
+def extract(config: RunConfig | str | Path, *, client: Client | None = None) -> Path:
+    """Run the extraction stage.
+
+    Parameters
+    ----------
+    config
+        Run configuration, or the path of its YAML file.
+    client
+        Dask client to run on; a cluster from ``config.cluster`` is started (and stopped) if None.
+
+    Returns
+    -------
+    pathlib.Path
+        ``config.out_dir / "observations"``, holding ``tile=<id>.parquet`` files. Also writes
+        ``config.out_dir / "fields_status.parquet"`` (field_id, status, reason, area_ha,
+        n_pixels) and ``config.out_dir / "scenes_status.parquet"`` (acquisition_id, path,
+        severity, reason).
+
+    Raises
+    ------
+    ConfigError
+        Bad options or no ``scenes`` section.
+    InputError
+        Unreadable inputs; with ``extract.on_error: fail`` also the first scene problem.
+    """
+    from regenmap.pipelines.config import RunConfig, load_config
+
+    cfg = config if isinstance(config, RunConfig) else load_config(config)
+    if cfg.scenes is None:
+        raise ConfigError("scenes: the extraction stage needs a 'scenes' section (path, sensor, "
+                          "kind), or start from existing observations with 'observations:'")
+    opts = cfg.extract
+    base = cfg.source.parent if cfg.source else None
+    profile = load_sensor_profile(cfg.scenes.sensor, base_dir=base)
+    indices = resolve_indices(opts.indices)
+    spec = ExtractSpec(indices=indices, stats=tuple(opts.stats),
+                       percentiles=tuple(opts.percentiles), min_pixels=opts.min_pixels,
+                       inner_buffer_px=opts.inner_buffer_px, threads=opts.read_threads,
+                       on_error=opts.on_error, sensor_bands=frozenset(profile.common_names))
+    fields = read_fields(cfg.fields.path, layer=cfg.fields.layer, id_column=cfg.fields.id_column)
+    acquisitions, problems = build_catalog(cfg.scenes, profile)
+    fatal = [p for p in problems if p.severity == "error"]
+    if fatal and opts.on_error == "fail":
+        raise InputError(f"{fatal[0].reason} (acquisition {fatal[0].acquisition_id or '?'}); "
+                         "set extract.on_error: record to skip it and go on", path=fatal[0].path)
+    if not acquisitions:
+        raise InputError("no usable acquisition: " + "; ".join(p.reason for p in problems[:5]),
+                         path=cfg.scenes.path)
+    notes = sensor_notes(profile, indices, acquisitions)
+    for note in notes:
+        log.warning(note)
+    bands = sorted({b for a in acquisitions for b in needed_bands(a, indices)})
+    plan = plan_tiles(fields.geometry, reference_grid(acquisitions, bands), opts.tile_size_px)
+    run_key = config_hash({"fields": cfg.fields.model_dump(mode="json"),
+                           "scenes": cfg.scenes.model_dump(mode="json"),
+                           "extract": opts.model_dump(mode="json"),
+                           "acquisitions": [a.id for a in acquisitions]})
+    out = cfg.out_dir / "observations"
+    out.mkdir(parents=True, exist_ok=True)
+    meta = stamp(schema=OBSERVATIONS_SCHEMA, config=cfg.model_dump(mode="json"),
+                 inputs=[str(cfg.fields.path), str(cfg.scenes.path)])
+    meta.update(run_key=run_key, indices={i.name: {"formula": i.formula, "source": i.source}
+                                          for i in indices},
+                resampling=RESAMPLING_RULE, inner_buffer_px=opts.inner_buffer_px,
+                min_pixels=opts.min_pixels, pixel_rule="pixel centre inside the buffered polygon",
+                notes=notes)
+    pending = [t for t in plan.tiles if not tile_is_done(tile_path(out, t.id), run_key)]
+    log.info("extract: %d field(s), %d acquisition(s), %d tile(s), %d to compute",
+             len(fields), len(acquisitions), len(plan.tiles), len(pending))
+    if pending:
+        if client is None:
+            from regenmap.pipelines.cluster import get_client
+
+            with get_client(cfg.cluster) as own:
+                problems += _run(own, pending, fields, plan, acquisitions, spec, out, meta,
+                                 opts.tiles_in_flight)
+        else:
+            problems += _run(client, pending, fields, plan, acquisitions, spec, out, meta,
+                             opts.tiles_in_flight)
+    else:
+        problems += _recorded_problems(out, plan)
+    _write_scene_status(cfg.out_dir / "scenes_status.parquet", problems)
+    _write_field_status(cfg.out_dir / "fields_status.parquet", fields, out, plan, opts.min_pixels,
+                        opts.inner_buffer_px)
+    return out
+
+
+def sensor_notes(profile: SensorProfile, indices: tuple[SpectralIndex, ...],
+                 acquisitions: list[Acquisition]) -> list[str]:
+    """One note per index that no acquisition can compute (the sensor lacks a band)."""
+    notes = []
+    for idx in indices:
+        if any(not missing_bands(a, (idx,)) for a in acquisitions):
+            continue
+        lack = sorted({b for a in acquisitions for b in missing_bands(a, (idx,)).get(idx.name, [])})
+        notes.append(f"{idx.name} needs band(s) {', '.join(lack)}, which sensor {profile.name!r} "
+                     f"does not provide here: its columns are NaN")
+    return notes
+
+
+def _tile_fields(fields: gpd.GeoDataFrame, tile: Tile) -> TileFields:
+    sub = fields.iloc[tile.rows]
+    geoms = sub.geometry.to_numpy().copy()
+    bad = (sub[STATUS] == FieldStatus.ERROR.value).to_numpy()
+    geoms[bad] = shapely.Polygon()
+    crs = fields.crs.to_string() if fields.crs is not None else ""
+    from regenmap.geo.grid import crs_string
+
+    return TileFields(tile.id, sub[FIELD_ID].to_numpy(dtype=object).astype(str),
+                      shapely.to_wkb(geoms), crs_string(crs) if crs else crs)
+
+
+def _run(client: Client, pending: list[Tile], fields: gpd.GeoDataFrame, plan: TilePlan,
+         acquisitions: list[Acquisition], spec: ExtractSpec, out: Path, meta: dict[str, Any],
+         in_flight: int | None) -> list[SceneProblem]:
+    from distributed import as_completed
+
+    by_grid: dict[GridSpec, list[Acquisition]] = {}
+    for acq in acquisitions:
+        by_grid.setdefault(acq.grid_for(needed_bands(acq, spec.indices)), []).append(acq)
+    schema = observations_schema(spec)
+    n_workers = max(1, len(client.scheduler_info().get("workers", {})))
+    limit = in_flight or 2 * n_workers
+    tiles: Iterator[Tile] = iter(pending)
+    problems: list[SceneProblem] = []
+
+    def submit(tile: Tile) -> Future:
+        tf = _tile_fields(fields, tile)
+        tf_future = client.scatter(tf, hash=False)
+        parts = []
+        for g, (grid, accs) in enumerate(by_grid.items()):
+            ids = client.submit(build_tile_raster, tf_future, grid, spec.inner_buffer_px,
+                                key=f"field-raster-{tile.id}-{g}-{meta['run_key']}", pure=False)
+            parts += [client.submit(extract_acquisition, tf_future, ids, acq, spec,
+                                    key=f"extract-{tile.id}-{acq.id}-{meta['run_key']}",
+                                    pure=False) for acq in accs]
+        return client.submit(write_tile, tile_path(out, tile.id), parts, schema,
+                             {**meta, "tile_id": tile.id}, key=f"write-{tile.id}-{meta['run_key']}",
+                             pure=False)
+
+    queue = as_completed([submit(t) for t in itertools.islice(tiles, limit)])
+    for fut in queue:
+        problems += fut.result()
+        nxt = next(tiles, None)
+        if nxt is not None:
+            queue.add(submit(nxt))
+    return problems + _recorded_problems(out, plan, skip={t.id for t in pending})
+
+
+def _recorded_problems(out: Path, plan: TilePlan, skip: set[str] | None = None
+                       ) -> list[SceneProblem]:
+    """Scene problems stored in already written tiles (for resumed runs)."""
+    found: list[SceneProblem] = []
+    for tile in plan.tiles:
+        if skip and tile.id in skip:
+            continue
+        path = tile_path(out, tile.id)
+        if path.is_file():
+            meta = json.loads((pq.read_schema(path).metadata or {}).get(META_KEY, b"{}"))
+            found += [SceneProblem(**p) for p in meta.get("scene_problems", [])]
+    return found
+
+
+def _write_scene_status(path: Path, problems: list[SceneProblem]) -> None:
+    seen: dict[tuple[str, str, str], SceneProblem] = {}
+    for p in problems:
+        seen.setdefault((p.acquisition_id, p.path, p.reason), p)
+    df = pd.DataFrame({ACQUISITION_ID: [p.acquisition_id for p in seen.values()],
+                       SCENE_PATH: [p.path for p in seen.values()],
+                       SCENE_SEVERITY: [p.severity for p in seen.values()],
+                       REASON: [p.reason for p in seen.values()]}).astype(str)
+    atomic_write_parquet(pa.Table.from_pandas(df, preserve_index=False), path)
+
+
+def _write_field_status(path: Path, fields: gpd.GeoDataFrame, out: Path, plan: TilePlan,
+                        min_pixels: int, buffer_px: float) -> None:
+    cols = [FIELD_ID, N_PIXELS, N_VALID]
+    files = [tile_path(out, t.id) for t in plan.tiles if tile_path(out, t.id).is_file()]
+    obs = (pd.concat([pd.read_parquet(f, columns=cols) for f in files], ignore_index=True)
+           if files else pd.DataFrame({c: [] for c in cols}))
+    agg = obs.groupby(FIELD_ID).agg(n_pixels=(N_PIXELS, "max"), n_valid=(N_VALID, "sum"),
+                                    n_obs=(N_PIXELS, "size"))
+    agg = agg.reindex(fields[FIELD_ID].to_numpy())
+    status = fields[STATUS].to_numpy(dtype=object).copy()
+    reason = fields[REASON].to_numpy(dtype=object).copy()
+    n_pix = agg["n_pixels"].to_numpy()
+    n_obs = agg["n_obs"].to_numpy()
+    n_val = agg["n_valid"].to_numpy()
+    for i in range(len(fields)):
+        if status[i] == FieldStatus.ERROR.value:
+            continue
+        extra = ""
+        if not n_obs[i] > 0:
+            status[i], extra = FieldStatus.NO_DATA.value, "outside every scene"
+        elif n_pix[i] < min_pixels:
+            status[i] = FieldStatus.TOO_SMALL.value
+            extra = (f"{int(n_pix[i])} pixel(s) after an inner buffer of {buffer_px:g} px; "
+                     f"minimum is {min_pixels} (extract.min_pixels)")
+        elif n_val[i] == 0:
+            status[i], extra = FieldStatus.NO_DATA.value, "no valid (cloud-free) pixel in any scene"
+        if extra:
+            reason[i] = f"{reason[i]}; {extra}" if reason[i] else extra
+    df = pd.DataFrame({FIELD_ID: fields[FIELD_ID].astype(str).to_numpy(), STATUS: status.astype(str),
+                       REASON: reason.astype(str),
+                       AREA_HA: fields[AREA_HA].to_numpy(dtype=np.float64),
+                       N_PIXELS: np.nan_to_num(n_pix.astype(np.float64), nan=0).astype(np.int32)})
+    atomic_write_parquet(pa.Table.from_pandas(df, preserve_index=False), path)

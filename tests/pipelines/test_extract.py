@@ -1,0 +1,180 @@
+"""End-to-end extraction on small Sentinel-2-like band files written by the tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+import shapely
+from affine import Affine
+from distributed import Client
+
+from regenmap.errors import ConfigError, FieldError, InputError
+from regenmap.geo.grid import GridSpec
+from regenmap.geo.scene_writer import reflectance_to_dn, write_raster, write_s2_scene
+from regenmap.pipelines.config import RunConfig, parse_config
+from regenmap.pipelines.extract import extract
+from regenmap.schema import N_PIXELS, N_VALID, VALID_FRACTION, stat_column
+
+X0, Y0 = 500000.0, 5000400.0
+GRID = GridSpec("EPSG:32631", Affine(10, 0, X0, 0, -10, Y0), 40, 40)
+DATES = [datetime(2023, 4, 10, 10, 46, 29), datetime(2023, 4, 20, 10, 46, 29)]
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[Client]:
+    with Client(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=":0") as c:
+        yield c
+
+
+def write_scenes(folder: Path) -> None:
+    for d, when in enumerate(DATES):
+        bands = {"B02": reflectance_to_dn(np.full((40, 40), 0.05)),
+                 "B04": reflectance_to_dn(np.full((40, 40), 0.1)),
+                 "B08": reflectance_to_dn(np.full((40, 40), 0.3 + 0.1 * d)),
+                 "B11": reflectance_to_dn(np.full((20, 20), 0.2)),
+                 "B12": reflectance_to_dn(np.full((20, 20), 0.1))}
+        scl = np.full((20, 20), 4, np.uint8)
+        if d == 0:
+            scl[:5, :5] = 9  # cloud over field "a" on the first date
+        write_s2_scene(folder, tile="31UFQ", when=when, grid10=GRID, bands=bands, scl=scl)
+
+
+def box(c0: int, r0: int, c1: int, r1: int) -> shapely.Polygon:
+    """Polygon of pixel columns c0..c1 and rows r0..r1 (exclusive ends) of GRID."""
+    return shapely.box(X0 + 10 * c0, Y0 - 10 * r1, X0 + 10 * c1, Y0 - 10 * r0)
+
+
+def make_config(tmp: Path, fields: gpd.GeoDataFrame, **extract: object) -> RunConfig:
+    scenes = tmp / "scenes"
+    if not scenes.exists():
+        write_scenes(scenes)
+    fields.to_file(tmp / "fields.gpkg")
+    opts = {"tile_size_px": 16, "inner_buffer_px": 0, **extract}
+    return parse_config({"out_dir": "out", "fields": {"path": "fields.gpkg"},
+                         "scenes": {"path": "scenes"}, "extract": opts}, base_dir=tmp)
+
+
+def standard_fields() -> gpd.GeoDataFrame:
+    geoms = [box(0, 0, 10, 10), box(20, 20, 40, 40), shapely.box(600000, 0, 600100, 100)]
+    return gpd.GeoDataFrame({"field_id": ["a", "b", "outside"], "crop": ["x", "y", "z"]},
+                            geometry=geoms, crs="EPSG:32631")
+
+
+def read_obs(folder: Path) -> pd.DataFrame:
+    return pd.concat([pd.read_parquet(p) for p in sorted(folder.glob("tile=*.parquet"))],
+                     ignore_index=True)
+
+
+def test_extract_known_values_statuses_and_provenance(tmp_path: Path, client: Client) -> None:
+    cfg = make_config(tmp_path, standard_fields(), percentiles=[10])
+    out = extract(cfg, client=client)
+    obs = read_obs(out).set_index(["field_id", "time"])
+    assert out == tmp_path / "out" / "observations"
+    a0 = obs.loc[("a", pd.Timestamp(DATES[0]))]
+    assert a0[N_PIXELS] == 100 and a0[N_VALID] == 0 and a0[VALID_FRACTION] == 0
+    assert np.isnan(a0[stat_column("NDVI", "mean")])
+    a1 = obs.loc[("a", pd.Timestamp(DATES[1]))]
+    assert a1[stat_column("NDVI", "mean")] == pytest.approx(0.6, abs=1e-6)
+    b0 = obs.loc[("b", pd.Timestamp(DATES[0]))]
+    assert b0[N_PIXELS] == 400 and b0[VALID_FRACTION] == 1
+    assert b0[stat_column("NDVI", "median")] == pytest.approx(0.5, abs=1e-6)
+    assert b0[stat_column("NDTI", "mean")] == pytest.approx(1 / 3, abs=1e-6)
+    assert b0[stat_column("BSI", "p10")] == pytest.approx(-0.05 / 0.65, abs=1e-6)
+    assert "outside" not in obs.index.get_level_values(0)
+    status = pd.read_parquet(tmp_path / "out" / "fields_status.parquet").set_index("field_id")
+    assert status.loc["b", "status"] == "ok"
+    assert status.loc["outside", "status"] == "no_data"
+    assert "outside every scene" in status.loc["outside", "reason"]
+    meta = pq.read_schema(next(out.glob("*.parquet"))).metadata[b"regenmap"]
+    assert b"regenmap.observations/1" in meta and b"nearest" in meta
+
+
+def test_each_field_in_one_tile_and_resume_skips_done_tiles(tmp_path: Path, client: Client
+                                                            ) -> None:
+    cfg = make_config(tmp_path, standard_fields())
+    out = extract(cfg, client=client)
+    files = sorted(out.glob("tile=*.parquet"))
+    obs = read_obs(out)
+    assert obs.groupby("field_id")["tile_id"].nunique().max() == 1
+    assert len(obs) == 4  # 2 fields x 2 dates
+    stamp = {p.name: p.stat().st_mtime_ns for p in files}
+    files[0].unlink()
+    extract(cfg, client=client)
+    after = {p.name: p.stat().st_mtime_ns for p in sorted(out.glob("tile=*.parquet"))}
+    assert set(after) == set(stamp)
+    assert [n for n in after if after[n] != stamp.get(n)] == [files[0].name]
+
+
+def test_unknown_index_fails_at_config_time_with_close_names(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="NDVI"):
+        make_config(tmp_path, standard_fields(), indices=["NDVl"])
+
+
+def test_duplicate_field_id_is_an_error_naming_it(tmp_path: Path, client: Client) -> None:
+    fields = standard_fields()
+    fields.loc[1, "field_id"] = "a"
+    with pytest.raises(FieldError, match="'a'"):
+        extract(make_config(tmp_path, fields), client=client)
+
+
+def test_truncated_band_file_recorded_or_fatal(tmp_path: Path, client: Client) -> None:
+    cfg = make_config(tmp_path, standard_fields())
+    victim = next((tmp_path / "scenes").glob("*20230420*_B08_10m.tif"))
+    victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])
+    extract(cfg, client=client)
+    scenes = pd.read_parquet(tmp_path / "out" / "scenes_status.parquet")
+    assert victim.name in " ".join(scenes["path"]) + " ".join(scenes["reason"])
+    obs = read_obs(cfg.out_dir / "observations").set_index(["field_id", "time"])
+    b1 = obs.loc[("b", pd.Timestamp(DATES[1]))]
+    assert np.isnan(b1[stat_column("NDVI", "mean")])  # needs the unreadable B08
+    assert b1[stat_column("NDTI", "mean")] == pytest.approx(1 / 3, abs=1e-6)
+    failing = cfg.model_copy(update={"extract": cfg.extract.model_copy(update={"on_error": "fail"}),
+                                     "out_dir": tmp_path / "out2"})
+    with pytest.raises(InputError, match="B08"):
+        extract(failing, client=client)
+
+
+def test_raster_without_crs_is_named(tmp_path: Path, client: Client) -> None:
+    cfg = make_config(tmp_path, standard_fields(), on_error="fail")
+    victim = next((tmp_path / "scenes").glob("*20230410*_B04_10m.tif"))
+    write_raster(victim, np.ones((40, 40), np.uint16), GRID, nodata=0, crs=False)
+    with pytest.raises(InputError, match="no CRS"):
+        extract(cfg, client=client)
+
+
+def test_sensor_without_swir_gives_nan_columns_and_a_note(tmp_path: Path, client: Client) -> None:
+    folder = tmp_path / "planet"
+    data = np.stack([np.full((40, 40), v, np.uint16) for v in (500, 800, 1000, 3000)])
+    write_raster(folder / "scene_20230412.tif", data, GRID, nodata=0)
+    standard_fields().to_file(tmp_path / "fields.gpkg")
+    cfg = parse_config({"out_dir": "out", "fields": {"path": "fields.gpkg"},
+                        "scenes": {"path": "planet", "sensor": "generic_4band"}}, base_dir=tmp_path)
+    out = extract(cfg, client=client)
+    obs = read_obs(out)
+    assert obs[stat_column("NDVI", "mean")].dropna().to_numpy() == pytest.approx([0.5, 0.5])
+    assert obs[stat_column("NDTI", "mean")].isna().all()
+    meta = pq.read_schema(next(out.glob("*.parquet"))).metadata[b"regenmap"].decode()
+    assert "NDTI needs band(s) swir16, swir22" in meta
+
+
+def test_too_small_and_invalid_geometry_recorded(tmp_path: Path, client: Client) -> None:
+    bowtie = shapely.Polygon([(X0, Y0), (X0 + 100, Y0 - 100), (X0 + 100, Y0), (X0, Y0 - 100)])
+    fields = gpd.GeoDataFrame(
+        {"field_id": ["tiny", "bowtie", "empty"]},
+        geometry=[box(30, 0, 31, 1), bowtie, shapely.Polygon()], crs="EPSG:32631")
+    out = extract(make_config(tmp_path, fields), client=client)
+    status = pd.read_parquet(tmp_path / "out" / "fields_status.parquet").set_index("field_id")
+    assert status.loc["tiny", "status"] == "too_small"
+    assert status.loc["tiny", N_PIXELS] == 1
+    assert "make_valid" in status.loc["bowtie", "reason"]
+    assert status.loc["bowtie", "status"] == "ok"
+    assert status.loc["empty", "status"] == "error"
+    obs = read_obs(out)
+    assert obs.loc[obs.field_id == "tiny", stat_column("NDVI", "mean")].isna().all()
