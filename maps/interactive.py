@@ -173,13 +173,15 @@ def html_map(frame: gpd.GeoDataFrame, targets: Mapping[str, Sequence[str]], out:
             "conf_fill": [_conf_colour(v) for v in conf],
         }
         data = _geojson(wgs, props)
+        if not data["features"]:  # folium's popups need at least one feature
+            continue
         for kind, key in (("class", "fill"), ("confidence", "conf_fill")):
             group = folium.FeatureGroup(name=f"{t}: {kind}", show=n_t == 0 and kind == "class",
                                         overlay=True)
             folium.GeoJson(
                 data, name=f"{t}: {kind}",
                 style_function=lambda f, key=key: {"fillColor": f["properties"][key],
-                                                   "color": OUTLINE_COLOUR, "weight": 0.6,
+                                                   "color": OUTLINE_COLOUR, "weight": 1,
                                                    "fillOpacity": 0.85},
                 highlight_function=lambda f: {"weight": 2.5, "color": "#000000"},
                 popup=folium.GeoJsonPopup(
@@ -193,6 +195,8 @@ def html_map(frame: gpd.GeoDataFrame, targets: Mapping[str, Sequence[str]], out:
     if bounds is not None:
         fmap.fit_bounds(bounds)
     root.html.add_child(folium.Element(_legend_html(targets)))
+    if n_total == 0:
+        note = "No fields in these results."
     if note:
         root.html.add_child(folium.Element(_banner_html(note)))
     with atomic_path(out) as tmp:

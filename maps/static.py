@@ -137,8 +137,12 @@ def _finish(fig: Figure, ax: Axes, frame: gpd.GeoDataFrame, title: str, out: Pat
     crs = frame.crs.to_string() if frame.crs is not None else "unknown CRS"
     ax.set_xlabel(f"{len(frame):,} fields, drawn in {crs}", fontsize=8)
     ax.set_ylabel("")
-    add_scale_bar(ax)
-    add_north_arrow(ax)
+    if frame.empty:
+        ax.text(0.5, 0.5, "no fields in these results", ha="center", va="center",
+                transform=ax.transAxes, fontsize=12, color="#555555")
+    else:
+        add_scale_bar(ax)
+        add_north_arrow(ax)
     ax.legend(handles=handles, title=legend_title, loc="upper left", bbox_to_anchor=(1.01, 1.0),
               fontsize=8, title_fontsize=9, frameon=False)
     fig.tight_layout()

@@ -190,9 +190,11 @@ def confidence_style_qml(target: str) -> str:
     classes = [(-1.0, 0.0, NO_CONFIDENCE_COLOUR, "no confidence (no label)"),
                *confidence_classes()]
     for i, (lo, hi, colour, label) in enumerate(classes):
-        # QGIS ranges are lower-exclusive except the first; -1 must fall in class 0.
-        lower = lo - 1e-9 if i == 0 else lo
-        ET.SubElement(ranges, "range", {"lower": f"{lower:.9f}", "upper": f"{hi:.9f}",
+        # QGIS takes the first range with lower <= v <= upper; shaving the upper
+        # bounds makes the classes [lo, hi) like the static and HTML maps (0.9 is
+        # in 0.9 - 1.0), the last one closed.
+        upper = hi if i == len(classes) - 1 else hi - 1e-9
+        ET.SubElement(ranges, "range", {"lower": f"{lo:.10f}", "upper": f"{upper:.10f}",
                                         "symbol": str(i), "label": label, "render": "true"})
         _fill_symbol(symbols, str(i), colour)
     source = ET.SubElement(renderer, "source-symbol")

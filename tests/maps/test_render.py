@@ -1,0 +1,117 @@
+"""Static PNG maps and the offline HTML map (checked in headless Chromium)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matplotlib.image import imread
+
+from regenmap.errors import OutputError, SchemaError
+from regenmap.maps.gpkg_contract import write_results
+from regenmap.maps.render import render_maps
+from regenmap.maps.static import _nice_length
+from regenmap.maps.styles import CONFIDENCE_COLOURS, OTHER_COLOUR, class_colours
+
+
+def _rgb(hex_colour: str) -> np.ndarray:
+    h = hex_colour.lstrip("#")
+    return np.array([int(h[i:i + 2], 16) for i in (0, 2, 4)])
+
+
+def _pixels_of(img: np.ndarray, hex_colour: str, tol: int = 3) -> int:
+    rgb = (img[..., :3] * 255).round() if img.dtype.kind == "f" else img[..., :3]
+    return int(np.all(np.abs(rgb - _rgb(hex_colour)) <= tol, axis=-1).sum())
+
+
+@pytest.fixture
+def gpkg(tmp_path, make_results, targets, run_info) -> Path:
+    fields, preds = make_results(20)
+    return write_results(tmp_path / "practices.gpkg", fields, preds, targets=targets,
+                         run_info=run_info)
+
+
+def test_render_maps_writes_pngs_and_html(tmp_path, gpkg, targets):
+    paths = render_maps(gpkg, tmp_path / "maps")
+    names = [p.name for p in paths]
+    assert names == ["tillage_class.png", "tillage_confidence.png", "winter_cover_class.png",
+                     "winter_cover_confidence.png", "map.html"]
+    img = imread(paths[0])
+    # 15 labelled tillage fields, 5 per class, and 5 grey ones, drawn with their colours.
+    counts = {c: _pixels_of(img, colour) for c, colour in class_colours(targets["tillage"]).items()}
+    grey = _pixels_of(img, OTHER_COLOUR)
+    assert min(counts.values()) > 1000
+    # equal field areas: each class's pixel count is within 10 % of the others
+    assert max(counts.values()) < 1.1 * min(counts.values())
+    assert grey == pytest.approx(np.mean(list(counts.values())), rel=0.15)
+    conf = imread(paths[1])
+    for colour in (CONFIDENCE_COLOURS[0], CONFIDENCE_COLOURS[-1]):
+        assert _pixels_of(conf, colour) > 1000
+
+
+def test_render_subset_and_unknown_target(tmp_path, gpkg):
+    assert [p.name for p in render_maps(gpkg, tmp_path / "m", targets=["winter_cover"])] == [
+        "winter_cover_class.png", "winter_cover_confidence.png", "map.html"]
+    with pytest.raises(OutputError, match="no target"):
+        render_maps(gpkg, tmp_path / "m", targets=["yield"])
+    with pytest.raises(OutputError, match="does not exist"):
+        render_maps(gpkg, tmp_path / "missing" / "maps")
+
+
+def test_render_refuses_foreign_file(tmp_path):
+    foreign = tmp_path / "x.gpkg"
+    foreign.write_bytes(b"not a gpkg")
+    with pytest.raises(SchemaError):
+        render_maps(foreign, tmp_path)
+
+
+def test_geographic_and_empty_results_render(tmp_path, make_results, targets):
+    fields, preds = make_results(6, crs="EPSG:32631")
+    geo = write_results(tmp_path / "g.gpkg", fields, preds, targets=targets, run_info={},
+                        crs="EPSG:4326")
+    assert len(render_maps(geo, tmp_path / "g")) == 5
+    empty = write_results(tmp_path / "e.gpkg", fields.iloc[:0], preds.iloc[:0], targets=targets,
+                          run_info={})
+    paths = render_maps(empty, tmp_path / "e")
+    assert all(p.stat().st_size > 1000 for p in paths)
+
+
+def test_nice_scale_bar_lengths():
+    assert _nice_length(1000) == 200
+    assert _nice_length(640) == 200
+    assert _nice_length(12_000) == 5000
+    assert _nice_length(90) == 20
+
+
+def test_html_is_offline(tmp_path, gpkg):
+    html = render_maps(gpkg, tmp_path / "maps")[-1].read_text()
+    # Nothing is fetched: no external script, stylesheet, image or tile URL.
+    assert not re.search(r'<(script|link|img)[^>]+(src|href)="(https?:)?//', html)
+    assert "tile.openstreetmap" not in html and "cdn." not in html
+    assert "Leaflet 1.9.3" in html
+    assert "F004" in html and "ndti drop 0.12" in html
+
+
+@pytest.mark.browser
+def test_html_map_shows_fields_in_chromium(tmp_path, gpkg, targets, chromium):
+    html = render_maps(gpkg, tmp_path / "maps")[-1]
+    shot = tmp_path / "screenshot.png"
+    proc = subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}",
+         "--window-size=1000,800", "--virtual-time-budget=5000", html.resolve().as_uri()],
+        capture_output=True, text=True, timeout=120)
+    assert shot.is_file(), proc.stderr[-2000:]
+    img = imread(shot)
+    # Leaflet drew the fields: each class colour of the default overlay covers many pixels
+    # (its SVG renderer blends the 0.85 fill opacity with the grey map background).
+    background = np.array([221, 221, 221]) / 255
+    fill = 0.85
+    for colour in class_colours(targets["tillage"]).values():
+        blended = fill * _rgb(colour) / 255 + (1 - fill) * background
+        hit = np.all(np.abs(img[..., :3] - blended) < 4 / 255, axis=-1).sum()
+        assert hit > 500, (colour, hit)
