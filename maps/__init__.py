@@ -1,1 +1,31 @@
-"""What people look at: styled GeoPackages, maps and the run report."""
+"""What people look at: styled GeoPackages, maps and the run report.
+
+The public functions are re-exported here lazily, so that importing
+``regenmap.maps`` does not pull in matplotlib or folium until they are used.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from regenmap.maps.gpkg_contract import read_results, validate_results, write_results
+    from regenmap.maps.render import render_maps
+    from regenmap.maps.report import write_report
+
+_EXPORTS = {
+    "write_results": "regenmap.maps.gpkg_contract",
+    "read_results": "regenmap.maps.gpkg_contract",
+    "validate_results": "regenmap.maps.gpkg_contract",
+    "render_maps": "regenmap.maps.render",
+    "write_report": "regenmap.maps.report",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'regenmap.maps' has no attribute {name!r}")
