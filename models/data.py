@@ -282,6 +282,13 @@ def size_class(area_ha: np.ndarray | pd.Series) -> np.ndarray:
     return out
 
 
+def group_sort_key(label: object) -> tuple[int, str]:
+    """Order subgroup labels: field-size classes by size, anything else alphabetically."""
+    order = {name: i for i, (name, _, _) in enumerate(SIZE_CLASSES)}
+    text = str(label)
+    return (order.get(text, len(order)), text)
+
+
 def _short_list(items: Sequence[str], n: int = 10) -> str:
     shown = ", ".join(repr(s) for s in items[:n])
     return shown + (f" and {len(items) - n} more" if len(items) > n else "")

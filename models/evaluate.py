@@ -129,7 +129,7 @@ def cross_validate_predictions(
     cv_groups = None if random_folds else td.groups
     folds, notes = fold_ids(td.y, cv_groups, n_folds=n_folds, seed=seed, target=target,
                             classes=td.classes)
-    tp = resolve_params(params, seed=seed)
+    tp = resolve_params(params, seed=seed, n_rows=int(td.mask.sum()))
     values = td.fm.values[td.mask]
     k = len(td.classes)
     raw = np.zeros((len(td.y), k))

@@ -21,6 +21,8 @@ from sklearn.metrics import (
     precision_recall_fscore_support,
 )
 
+from regenmap.models.data import group_sort_key
+
 SCALARS = ("accuracy", "balanced_accuracy", "macro_f1", "kappa")
 
 
@@ -91,6 +93,18 @@ def _from_confusion(cm: np.ndarray) -> dict[str, np.ndarray]:
         "f1": np.nan_to_num(f1),
         "confusion_rate": row_norm,
     }
+
+
+def confusion_counts(y: np.ndarray, pred: np.ndarray, k: int) -> np.ndarray:
+    """Confusion matrix (k, k) of int counts, rows = true class, columns = predicted."""
+    code = y.astype(np.int64) * k + pred.astype(np.int64)
+    return np.bincount(code, minlength=k * k).reshape(k, k)
+
+
+def _macro_f1_present(m: dict[str, np.ndarray], y: np.ndarray, pred: np.ndarray) -> float:
+    """Macro-F1 over the classes present in a subgroup (true or predicted)."""
+    present = np.union1d(np.unique(y), np.unique(pred))
+    return float(np.mean(m["f1"][0][present])) if present.size else float("nan")
 
 
 def bootstrap_intervals(y: np.ndarray, pred: np.ndarray, classes: tuple[str, ...], *,
@@ -239,18 +253,20 @@ def disaggregate(y: np.ndarray, pred: np.ndarray, classes: tuple[str, ...],
 
     def summarise(name: str, labels: np.ndarray) -> dict[str, Any]:
         res: dict[str, Any] = {}
-        for g in sorted(set(labels.tolist()), key=str):
+        for g in sorted(set(labels.tolist()), key=group_sort_key):
             sel = labels == g
-            m = point_metrics(y[sel], pred[sel], classes)
             nb = int(sel.sum())
+            # Confusion-matrix arithmetic (same definitions as sklearn), fast for many groups.
+            m = _from_confusion(confusion_counts(y[sel], pred[sel], len(classes))[None])
+            acc = float(m["accuracy"][0])
             ci = bootstrap_intervals(y[sel], pred[sel], classes, n_boot=n_boot, seed=seed)
-            entry = {"n": nb, "accuracy": m["accuracy"], "accuracy_ci": ci.get("accuracy"),
-                     "balanced_accuracy": m["balanced_accuracy"], "macro_f1": m["macro_f1"],
-                     "gap": None if m["accuracy"] is None else m["accuracy"] - overall,
-                     "ranked": nb >= min_count}
+            entry = {"n": nb, "accuracy": acc, "accuracy_ci": ci.get("accuracy"),
+                     "balanced_accuracy": float(m["balanced_accuracy"][0]),
+                     "macro_f1": _macro_f1_present(m, y[sel], pred[sel]),
+                     "gap": acc - overall, "ranked": nb >= min_count}
             res[str(g)] = entry
-            if nb >= min_count and m["accuracy"] is not None:
-                candidates.append((m["accuracy"], name, str(g), nb))
+            if nb >= min_count:
+                candidates.append((acc, name, str(g), nb))
         return res
 
     for name, labels in by.items():

@@ -117,7 +117,8 @@ def predict_target(model: TrainedModel, features: pd.DataFrame, *,
     pred = np.full(n, -1, dtype=np.int64)
     pred[live] = np.argmax(proba[live], axis=1)
     conf = np.nanmax(np.where(live[:, None], proba, -np.inf), axis=1)
-    conf = np.where(live, conf, np.nan)
+    # Decide on the float32 values written to the table, so users can re-check the rule.
+    conf = np.where(live, conf, np.nan).astype(np.float32).astype(np.float64)
     srt = np.sort(np.where(live[:, None], proba, 0.0), axis=1)
     margin = np.where(live, srt[:, -1] - (srt[:, -2] if k > 1 else 0.0), np.nan)
 

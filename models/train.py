@@ -27,6 +27,7 @@ from regenmap.models.data import (
     class_list,
     clean_labels,
     feature_matrix,
+    group_sort_key,
     size_class,
 )
 from regenmap.models.drift import build_reference
@@ -244,14 +245,15 @@ def fit_booster(values: np.ndarray, y: np.ndarray, groups: np.ndarray | None, *,
     if tp.early_stopping_rounds > 0:
         valid, note = holdout_mask(y, groups, seed=seed)
     info: dict[str, Any] = {"early_stopping": note}
+    # Bin the features once; the hold-out split and the refit reuse the same bins.
+    full = lgb.Dataset(values, label=y, weight=w, params=params, free_raw_data=False)
     if valid is None:
-        ds = lgb.Dataset(values, label=y, weight=w, params=params, free_raw_data=True)
-        booster = lgb.train(params, ds, num_boost_round=tp.num_boost_round)
+        booster = lgb.train(params, full, num_boost_round=tp.num_boost_round)
         info["best_iteration"] = tp.num_boost_round
         return booster, info
-    fit = ~valid
-    ds = lgb.Dataset(values[fit], label=y[fit], weight=w[fit], params=params)
-    dv = lgb.Dataset(values[valid], label=y[valid], weight=w[valid], reference=ds)
+    full.construct()
+    ds = full.subset(np.flatnonzero(~valid))
+    dv = full.subset(np.flatnonzero(valid))
     evals: dict[str, Any] = {}
     booster = lgb.train(
         params, ds, num_boost_round=tp.num_boost_round, valid_sets=[dv], valid_names=["holdout"],
@@ -263,8 +265,7 @@ def fit_booster(values: np.ndarray, y: np.ndarray, groups: np.ndarray | None, *,
     curve = evals.get("holdout", {}).get("multi_logloss", [])
     info["valid_logloss"] = float(curve[best - 1]) if len(curve) >= best else None
     if tp.refit:
-        ds_all = lgb.Dataset(values, label=y, weight=w, params=params)
-        booster = lgb.train(params, ds_all, num_boost_round=best)
+        booster = lgb.train(params, full, num_boost_round=best)
         info["refit"] = "refit on all labelled fields with the early-stopped number of rounds"
     else:
         booster.free_dataset()
@@ -309,7 +310,7 @@ def train_target(features: pd.DataFrame, labels: pd.Series, *, target: str,
     """
     td = prepare(features, labels, target=target, groups=groups, area_ha=area_ha,
                  classes=classes)
-    tp = resolve_params(params, seed=seed)
+    tp = resolve_params(params, seed=seed, n_rows=int(td.mask.sum()))
     values = td.fm.values[td.mask]
     booster, info = fit_booster(values, td.y, td.groups, n_classes=len(td.classes), tp=tp,
                                 seed=seed)
@@ -359,4 +360,5 @@ def training_summary(td: TrainingData, info: Mapping[str, Any]) -> dict[str, Any
 
 def _crosstab(rows: np.ndarray, cols: np.ndarray) -> dict[str, dict[str, int]]:
     table = pd.crosstab(pd.Series(rows, name="g"), pd.Series(cols, name="c"))
-    return {str(r): {str(c): int(v) for c, v in table.loc[r].items()} for r in table.index}
+    return {str(r): {str(c): int(v) for c, v in table.loc[r].items()}
+            for r in sorted(table.index, key=group_sort_key)}

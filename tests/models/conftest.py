@@ -10,7 +10,7 @@ import pytest
 
 TILLAGE = ("conventional", "reduced", "no_till")
 COVER = ("bare", "cover_crop")
-FAST = {"num_boost_round": 30, "early_stopping_rounds": 5, "num_leaves": 7,
+FAST = {"num_boost_round": 30, "early_stopping_rounds": 5, "num_leaves": 7, "num_threads": 1,
         "min_data_in_leaf": 5, "learning_rate": 0.2}
 
 
@@ -50,6 +50,24 @@ def make_data(n: int = 300, *, n_regions: int = 6, seed: int = 0, noise: float =
     unlabelled = rng.random(n) < 0.05
     labels.loc[unlabelled, ["tillage", "winter_cover"]] = None
     return feats, labels
+
+
+@pytest.fixture(scope="session")
+def fast() -> dict[str, float | int]:
+    """Tiny LightGBM settings keeping each training well under a second."""
+    return dict(FAST)
+
+
+@pytest.fixture(scope="session")
+def synth():  # type: ignore[no-untyped-def]
+    """The :func:`make_data` generator."""
+    return make_data
+
+
+@pytest.fixture(scope="session")
+def run_dir():  # type: ignore[no-untyped-def]
+    """The :func:`write_run` helper."""
+    return write_run
 
 
 @pytest.fixture(scope="session")
