@@ -23,8 +23,15 @@ population standard deviation (ddof=0).
 from __future__ import annotations
 
 import functools
+import hashlib
+import importlib.util
+import os
+import sys
+import tempfile
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numba
@@ -32,6 +39,8 @@ import numpy as np
 
 from regenmap.features.indices import SpectralIndex
 from regenmap.geo.rasterize import FieldRaster
+
+_LOAD_LOCK = threading.Lock()
 
 #: Statistics always computed by :func:`zonal_stats` (quantiles come on top).
 BASE_STATS = ("mean", "std", "min", "max", "count")
@@ -164,7 +173,7 @@ def _substitute(formula: str, name: str, value: str) -> str:
 
 
 @functools.cache
-def _kernel(used: tuple[str, ...], formulas: tuple[str, ...]) -> numba.core.dispatcher.Dispatcher:
+def _kernel(used: tuple[str, ...], formulas: tuple[str, ...]) -> Any:
     """Generate and compile the fused count + index + scatter kernel for one index set."""
     args = ", ".join(f"b{j}" for j in range(len(used)))
     checks = "\n".join(
@@ -176,11 +185,17 @@ def _kernel(used: tuple[str, ...], formulas: tuple[str, ...]) -> numba.core.disp
     puts = "\n".join(
         f"    x = {f}\n    vals[{k}, p] = x if np.isfinite(x) else np.nan"
         for k, f in enumerate(formulas))
-    src = f"""
-def _put(vals, p, i, params, {args}):
+    src = f"""import numba
+import numpy as np
+
+
+@numba.njit(error_model="numpy", inline="always", cache=True)
+def put(vals, p, i, params, {args}):
 {loads or '    pass'}
 {puts or '    pass'}
 
+
+@numba.njit(error_model="numpy", nogil=True, cache=True)
 def kernel(ids, pair_pix, pair_fid, n_fields, mvalid, params, {args}):
     npix = ids.shape[0]
     n_pixels = np.zeros(n_fields, np.int64)
@@ -221,12 +236,50 @@ def kernel(ids, pair_pix, pair_fid, n_fields, mvalid, params, {args}):
             put(vals, p, i, params, {args})
     return n_pixels, n_valid, offsets, vals
 """
-    namespace: dict[str, object] = {"np": np}
-    exec(compile(src, "<regenmap.zonal kernel>", "exec"), namespace)
-    put: Any = namespace["_put"]
-    kernel: Any = namespace["kernel"]
-    namespace["put"] = numba.njit(error_model="numpy", inline="always")(put)
-    return numba.njit(error_model="numpy", nogil=True)(kernel)
+    return _load_kernel(src)
+
+
+def _kernel_cache_dir() -> Path | None:
+    """Folder for generated kernel modules (numba caches their machine code beside them)."""
+    base = os.environ.get("REGENMAP_CACHE_DIR") or os.environ.get("XDG_CACHE_HOME")
+    folder = Path(base) if base else Path.home() / ".cache"
+    folder = folder / "regenmap" / "kernels"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return folder if os.access(folder, os.W_OK) else None
+
+
+def _load_kernel(src: str) -> Any:
+    """Compile generated source; from a cached module file when possible (no recompile per process)."""
+    with _LOAD_LOCK:
+        return _load_kernel_locked(src)
+
+
+def _load_kernel_locked(src: str) -> Any:
+    digest = hashlib.sha256(f"{numba.__version__}\n{src}".encode()).hexdigest()[:20]
+    folder = _kernel_cache_dir()
+    if folder is None:
+        namespace: dict[str, Any] = {}
+        exec(compile(src, "<regenmap.zonal kernel>", "exec"), namespace)
+        return namespace["kernel"]
+    path = folder / f"zonal_{digest}.py"
+    if not path.is_file():
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(src)
+        Path(tmp).replace(path)
+    name = f"regenmap_zonal_kernel_{digest}"
+    if name in sys.modules:
+        return sys.modules[name].kernel
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:  # pragma: no cover - file just written
+        raise ImportError(f"cannot load generated kernel {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sys.modules[name] = module
+    return module.kernel
 
 
 @numba.njit(parallel=True, nogil=True, cache=True)

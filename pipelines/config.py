@@ -52,7 +52,8 @@ class ScenesInput(StrictModel):
     path
         Folder of band files, a time-stacked GeoTIFF, or a STAC catalog/ItemCollection JSON.
     sensor
-        Name of a sensor profile (``configs/sensors/<name>.yaml``) or a path to a profile YAML.
+        Name of a sensor profile (``configs/sensors/<name>.yaml``) or a path to a profile YAML;
+        a list of them for a folder mixing sensors (e.g. Sentinel-2 and Landsat band files).
     kind
         How ``path`` is laid out: ``band_files`` (a folder of per-band or per-date files
         named as the sensor profile says), ``time_stack`` (a GeoTIFF, or a folder of them,
@@ -65,7 +66,7 @@ class ScenesInput(StrictModel):
     """
 
     path: Path
-    sensor: str = "sentinel2_l2a"
+    sensor: str | list[str] = "sentinel2_l2a"
     kind: Literal["band_files", "time_stack", "stac"] = "band_files"
     dates: Path | None = None
 

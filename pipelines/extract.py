@@ -111,15 +111,41 @@ def builtin_sensor_dir() -> Path:
         return Path(__file__).resolve().parent.parent / "configs" / "sensors"
 
 
-def build_catalog(scenes: ScenesInput, profile: SensorProfile
+def build_catalog(scenes: ScenesInput, profiles: SensorProfile | list[SensorProfile]
                   ) -> tuple[list[Acquisition], list[SceneProblem]]:
-    """Catalogue the scenes of a run, whatever their layout."""
+    """Catalogue the scenes of a run, whatever their layout, for one or several sensors.
+
+    With several profiles each scans the same input; a profile matching nothing is
+    recorded as a warning (an error if no profile matches anything).
+    """
+    if isinstance(profiles, list):
+        if len(profiles) == 1:
+            return build_catalog(scenes, profiles[0])
+        acquisitions: list[Acquisition] = []
+        problems: list[SceneProblem] = []
+        for prof in profiles:
+            try:
+                acqs, probs = build_catalog(scenes, prof)
+            except InputError as err:
+                problems.append(SceneProblem("", str(scenes.path), f"sensor {prof.name}: {err}",
+                                             fatal=False, severity="warning"))
+                continue
+            acquisitions += acqs
+            problems += probs
+        if not acquisitions:
+            raise InputError("no sensor profile matches any scene: "
+                             + "; ".join(p.reason for p in problems), path=scenes.path)
+        acquisitions.sort(key=lambda a: (a.time, a.id))
+        return acquisitions, problems
+    profile = profiles
     if scenes.kind == "band_files":
         return scan_band_files(scenes.path, profile)
     if scenes.kind == "time_stack":
+        from regenmap.features.indices import available_indices
         from regenmap.geo.time_stack import scan_time_stacks
 
-        return scan_time_stacks(scenes.path, profile, dates=scenes.dates)
+        return scan_time_stacks(scenes.path, profile, dates=scenes.dates,
+                                index_names=available_indices())
     from regenmap.geo.stac import read_stac
 
     return read_stac(scenes.path, profile)
@@ -182,7 +208,7 @@ class ExtractSpec:
     inner_buffer_px: float
     threads: int
     on_error: str
-    sensor_bands: frozenset[str] = frozenset()
+    sensor_bands: dict[str, frozenset[str]] | None = None
 
     def stat_names(self) -> list[str]:
         """Statistic names in output order (``mean``, ``median``, ``std``, ``p10``...)."""
@@ -268,7 +294,8 @@ def extract_acquisition(fields: TileFields, tile_raster: TileRaster, acq: Acquis
     problems: list[SceneProblem] = []
     lack = missing_bands(acq, spec.indices)
     for idx_name, lacking in lack.items():
-        if lacking and all(b in spec.sensor_bands for b in lacking):
+        offered = (spec.sensor_bands or {}).get(acq.sensor, frozenset())
+        if lacking and all(b in offered for b in lacking):
             # The sensor has the band but this acquisition does not (file missing/unreadable).
             problem = SceneProblem(acq.id, "", f"{idx_name} needs band(s) {lacking} that this "
                                    "acquisition lacks; its statistics are NaN", fatal=False)
@@ -412,14 +439,16 @@ def extract(config: RunConfig | str | Path, *, client: Client | None = None) -> 
                           "kind), or start from existing observations with 'observations:'")
     opts = cfg.extract
     base = cfg.source.parent if cfg.source else None
-    profile = load_sensor_profile(cfg.scenes.sensor, base_dir=base)
+    names = [cfg.scenes.sensor] if isinstance(cfg.scenes.sensor, str) else cfg.scenes.sensor
+    profiles = [load_sensor_profile(n, base_dir=base) for n in names]
     indices = resolve_indices(opts.indices)
     spec = ExtractSpec(indices=indices, stats=tuple(opts.stats),
                        percentiles=tuple(opts.percentiles), min_pixels=opts.min_pixels,
                        inner_buffer_px=opts.inner_buffer_px, threads=opts.read_threads,
-                       on_error=opts.on_error, sensor_bands=frozenset(profile.common_names))
+                       on_error=opts.on_error,
+                       sensor_bands={p.name: frozenset(p.common_names) for p in profiles})
     fields = read_fields(cfg.fields.path, layer=cfg.fields.layer, id_column=cfg.fields.id_column)
-    acquisitions, problems = build_catalog(cfg.scenes, profile)
+    acquisitions, problems = build_catalog(cfg.scenes, profiles)
     fatal = [p for p in problems if p.severity == "error"]
     if fatal and opts.on_error == "fail":
         raise InputError(f"{fatal[0].reason} (acquisition {fatal[0].acquisition_id or '?'}); "
@@ -427,7 +456,8 @@ def extract(config: RunConfig | str | Path, *, client: Client | None = None) -> 
     if not acquisitions:
         raise InputError("no usable acquisition: " + "; ".join(p.reason for p in problems[:5]),
                          path=cfg.scenes.path)
-    notes = sensor_notes(profile, indices, acquisitions)
+    notes = [n for prof in profiles for n in sensor_notes(
+        prof, indices, [a for a in acquisitions if a.sensor == prof.name])]
     for note in notes:
         log.warning(note)
     bands = sorted({b for a in acquisitions for b in needed_bands(a, indices)})
@@ -468,8 +498,10 @@ def extract(config: RunConfig | str | Path, *, client: Client | None = None) -> 
 
 def sensor_notes(profile: SensorProfile, indices: tuple[SpectralIndex, ...],
                  acquisitions: list[Acquisition]) -> list[str]:
-    """One note per index that no acquisition can compute (the sensor lacks a band)."""
-    notes = []
+    """One note per index that no acquisition of this sensor can compute (it lacks a band)."""
+    notes: list[str] = []
+    if not acquisitions:
+        return notes
     for idx in indices:
         if any(not missing_bands(a, (idx,)) for a in acquisitions):
             continue
