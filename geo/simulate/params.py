@@ -20,7 +20,11 @@ B04 665 nm, B08 842 nm, B11 1610 nm, B12 2190 nm) are rounded literature values:
   Daughtry et al. 2005, 2006; Nagler et al. 2000). NDTI of dry residue about 0.15-0.20.
 * bare soil: loamy agricultural soil, reflectance rising through the VNIR and almost
   flat from 1.6 to 2.2 um, NDTI about 0.02-0.06 (van Deventer et al. 1997; Daughtry et
-  al. 2005; Zheng et al. 2012).
+  al. 2005; Zheng et al. 2012). A second, brighter calcareous soil (chalky loams of
+  Champagne/Picardy) has the carbonate absorption near 2.3 um reaching into B12, so its
+  NDTI is about 0.09 (Clark et al. 1990 on carbonate bands; Serbin et al. 2009 on soil
+  mineralogy confounding residue indices). Each field mixes the two soils in its own
+  spatially correlated proportion, a realistic confounder of the tillage signal.
 * water, asphalt, gravel and deciduous tree canopy: USGS splib07 and ASTER/ECOSTRESS
   library spectra convolved by eye to the band centres.
 * wetting darkens soil and residue, more in the SWIR, and shrinks the residue-soil
@@ -87,8 +91,8 @@ FIRST_FIELD_LABEL: Final = 5
 
 # --- endmembers ---------------------------------------------------------------------------
 #: Endmember names, in the order of the second axis of abundance arrays.
-ENDMEMBERS: Final = ("gv", "npv", "soil", "tree", "asphalt", "gravel", "water")
-EM_GV, EM_NPV, EM_SOIL, EM_TREE, EM_ASPHALT, EM_GRAVEL, EM_WATER = range(7)
+ENDMEMBERS: Final = ("gv", "npv", "soil", "calc_soil", "tree", "asphalt", "gravel", "water")
+EM_GV, EM_NPV, EM_SOIL, EM_CALC, EM_TREE, EM_ASPHALT, EM_GRAVEL, EM_WATER = range(8)
 
 #: Reflectance (unitless, 0-1) of each endmember in BAND_ORDER, dry conditions.
 SPECTRA_DRY: Final = np.array([
@@ -96,6 +100,7 @@ SPECTRA_DRY: Final = np.array([
     [0.030, 0.075, 0.040, 0.460, 0.230, 0.105],  # gv: green crop canopy
     [0.095, 0.135, 0.175, 0.270, 0.375, 0.270],  # npv: dry straw residue (NDTI ~0.16)
     [0.075, 0.105, 0.145, 0.205, 0.315, 0.285],  # soil: dry loam (NDTI ~0.05)
+    [0.120, 0.160, 0.200, 0.260, 0.380, 0.320],  # calcareous loam: CO3 band lowers B12 (~0.09)
     [0.025, 0.050, 0.030, 0.330, 0.160, 0.070],  # tree: deciduous canopy, leaf-on
     [0.075, 0.085, 0.095, 0.115, 0.150, 0.140],  # asphalt
     [0.150, 0.180, 0.210, 0.250, 0.320, 0.300],  # gravel / limestone chippings
@@ -106,6 +111,7 @@ SPECTRA_DRY: Final = np.array([
 SPECTRA_WET: Final = SPECTRA_DRY.copy()
 SPECTRA_WET[EM_NPV] = [0.060, 0.085, 0.110, 0.195, 0.225, 0.175]  # wet residue, NDTI ~0.13
 SPECTRA_WET[EM_SOIL] = [0.050, 0.070, 0.095, 0.140, 0.190, 0.170]  # wet loam, NDTI ~0.06
+SPECTRA_WET[EM_CALC] = [0.080, 0.110, 0.140, 0.180, 0.240, 0.205]  # wet calcareous, ~0.08
 
 #: Thick cloud top reflectance and thin cirrus (added) reflectance per band.
 CLOUD_SPECTRUM: Final = np.array([0.46, 0.45, 0.45, 0.47, 0.36, 0.26])

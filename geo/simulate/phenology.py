@@ -15,8 +15,9 @@ through one calendar year (northern-hemisphere temperate, northern France):
   tillage definitions (conservation tillage keeps at least 30 % residue cover) and
   measured burial fractions (Shelton et al., NebGuide G95-1133; USDA-NRCS RUSLE2
   operation database): mouldboard plough 85-97 % buried, chisel/disc 35-60 %,
-  direct drilling 3-15 %. Conventional fields get a stubble pass then a plough,
-  reduced fields one shallow pass, no-till fields none (burndown herbicide only).
+  direct drilling 3-15 %. Conventional fields get a stubble pass then a plough (a
+  fifth of them plough only in spring, after the simulated year), reduced fields one
+  shallow pass, no-till fields none (burndown herbicide or direct drilling only).
 * residue decays by about 0.25 % of its cover per day (half-life ~9 months in a cool
   temperate climate; Steiner et al. 1999 report 0.1-0.5 %/day for cereal residue).
 * cover crops (mustard, phacelia mixes) are sown 1-3 weeks after harvest and grow on
@@ -41,6 +42,7 @@ from numpy.typing import NDArray
 
 from regenmap.geo.simulate.params import (
     EM_ASPHALT,
+    EM_CALC,
     EM_GRAVEL,
     EM_GV,
     EM_NPV,
@@ -221,9 +223,11 @@ def field_fractions(rng: np.random.Generator, doy: NDArray[np.float64],
     harvest = p["harvest"]
     first_pass = harvest + np.where(cover, _u(rng, (3, 15), n), _u(rng, (5, 35), n))
     first_keep = np.where(conv, np.where(cover, _u(rng, (0.25, 0.45), n), _u(rng, (0.45, 0.7), n)),
-                          np.where(red, _u(rng, (0.4, 0.65), n), _u(rng, (0.9, 0.97), n)))
+                          np.where(red, _u(rng, (0.4, 0.75), n), _u(rng, (0.85, 0.97), n)))
     # no-till: the "pass" is a direct drill (cover) or a burndown spray (bare)
-    plough = np.where(conv & ~cover, harvest + _u(rng, (25, 70), n), np.nan)
+    # a fifth of conventional farms plough in spring, after the simulated year
+    autumn_plough = conv & ~cover & (rng.random(n) >= 0.2)
+    plough = np.where(autumn_plough, harvest + _u(rng, (25, 70), n), np.nan)
     plough_keep = _u(rng, (0.03, 0.15), n)
     cover_sowing = np.where(cover, first_pass + _u(rng, (1, 7), n), np.nan)
     cover_max = _u(rng, (0.5, 0.9), n)
@@ -303,7 +307,8 @@ def moisture_index(rng: np.random.Generator, doy: NDArray[np.float64]) -> NDArra
 
 
 def abundance_table(field_frac: NDArray[np.float32], doy: NDArray[np.float64],
-                    soil_brightness: NDArray[np.float64]) -> NDArray[np.float32]:
+                    soil_brightness: NDArray[np.float64], calcareous: NDArray[np.float64]
+                    ) -> NDArray[np.float32]:
     """Endmember abundances of every label (non-field surfaces, then fields) per date.
 
     Parameters
@@ -313,7 +318,9 @@ def abundance_table(field_frac: NDArray[np.float32], doy: NDArray[np.float64],
     doy
         (n_dates,) day of year.
     soil_brightness
-        (n_fields,) multiplier of the soil endmember (soil type variation), about 1.
+        (n_fields,) multiplier of the soil endmembers (soil type variation), about 1.
+    calcareous
+        (n_fields,) share (0-1) of the calcareous soil in each field's soil.
 
     Returns
     -------
@@ -339,5 +346,7 @@ def abundance_table(field_frac: NDArray[np.float32], doy: NDArray[np.float64],
     out[:, LABEL_WATER, EM_GV] = 0.05 * season
     out[:, FIRST_FIELD_LABEL:, EM_GV] = field_frac[..., 0]
     out[:, FIRST_FIELD_LABEL:, EM_NPV] = field_frac[..., 1]
-    out[:, FIRST_FIELD_LABEL:, EM_SOIL] = field_frac[..., 2] * soil_brightness[None, :]
+    soil = field_frac[..., 2] * soil_brightness[None, :]
+    out[:, FIRST_FIELD_LABEL:, EM_SOIL] = soil * (1.0 - calcareous[None, :])
+    out[:, FIRST_FIELD_LABEL:, EM_CALC] = soil * calcareous[None, :]
     return out

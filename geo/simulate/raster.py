@@ -22,9 +22,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import rasterio.features
+import scipy.sparse as sp
 from affine import Affine
 from numpy.typing import NDArray
 from shapely.geometry.base import BaseGeometry
@@ -35,8 +37,8 @@ from regenmap.geo.simulate.params import (
     BOA_QUANTIFICATION,
     CIRRUS_SPECTRUM,
     CLOUD_SPECTRUM,
+    EM_CALC,
     EM_GV,
-    EM_NPV,
     EM_SOIL,
     EM_WATER,
     NOISE_SIGMA,
@@ -134,18 +136,28 @@ def pixel_cover(layers: Sequence[tuple[Sequence[BaseGeometry], Sequence[int]]], 
     labels = np.empty((height, width, TOP_K), dtype=dtype)
     fractions = np.empty((height, width, TOP_K), dtype=np.float32)
     shapes = [(g, int(v)) for geoms, values in layers for g, v in zip(geoms, values, strict=True)]
-    fine = transform * Affine.scale(1.0 / s)
+    fine = transform @ Affine.scale(1.0 / s)
     for r0 in range(0, height, chunk_rows):
         r1 = min(height, r0 + chunk_rows)
         sub = rasterio.features.rasterize(
             shapes, out_shape=((r1 - r0) * s, width * s), fill=fill,
-            transform=fine * Affine.translation(0, r0 * s), dtype=np.dtype(dtype).name)
+            transform=fine @ Affine.translation(0, r0 * s), dtype=np.dtype(dtype).name)
         blocks = sub.reshape(r1 - r0, s, width, s).transpose(0, 2, 1, 3).reshape(-1, s * s)
         lab, cnt = top_labels(blocks)
         frac = cnt / cnt.sum(axis=1, keepdims=True)
         labels[r0:r1] = lab.reshape(r1 - r0, width, TOP_K)
         fractions[r0:r1] = frac.reshape(r1 - r0, width, TOP_K).astype(np.float32)
     return PixelCover(labels=labels, fractions=fractions)
+
+
+def mixing_matrix(cover: PixelCover, rows: slice, n_labels: int) -> sp.csr_matrix:
+    """Sparse (pixels, labels) matrix of area fractions of the 10 m rows ``rows``."""
+    lab = cover.labels[rows].reshape(-1, TOP_K)
+    frac = cover.fractions[rows].reshape(-1, TOP_K)
+    n = lab.shape[0]
+    indptr = np.arange(0, n * TOP_K + 1, TOP_K, dtype=np.int64)
+    return sp.csr_matrix((frac.ravel(), lab.astype(np.int32).ravel(), indptr),
+                         shape=(n, n_labels))
 
 
 @dataclass(frozen=True)
@@ -156,6 +168,14 @@ class Texture:
     npv: SmoothNoise
     soil: SmoothNoise
 
+    def multipliers(self, xs: NDArray[np.float64], ys: NDArray[np.float64]
+                    ) -> NDArray[np.float32]:
+        """Multipliers of the (gv, npv, soil) abundances on the grid, (3, rows, cols)."""
+        return np.stack([np.clip(1.0 + 0.15 * self.gv.on_grid(xs, ys), 0.3, 1.7),
+                         np.clip(1.0 + 0.20 * self.npv.on_grid(xs, ys), 0.3, 1.7),
+                         np.clip(1.0 + 0.08 * self.soil.on_grid(xs, ys), 0.6, 1.4)]
+                        ).astype(np.float32)
+
 
 def to_dn(reflectance: NDArray[np.floating]) -> NDArray[np.uint16]:
     """L2A digital numbers from surface reflectance (processing baseline >= 04.00)."""
@@ -163,30 +183,36 @@ def to_dn(reflectance: NDArray[np.floating]) -> NDArray[np.uint16]:
     return np.clip(dn, 1, 65535).astype(np.uint16)
 
 
+def _upsample(a: NDArray[Any]) -> NDArray[Any]:
+    """Repeat every value of a 20 m array into its 2x2 block of 10 m pixels."""
+    return np.repeat(np.repeat(a, 2, axis=0), 2, axis=1)
+
+
 def _block_mean(a: NDArray[np.floating]) -> NDArray[np.float32]:
-    """2x2 block mean of (rows, cols, ...) with even rows and cols."""
-    r, c = a.shape[:2]
-    return np.asarray(a.reshape(r // 2, 2, c // 2, 2, *a.shape[2:]).mean(axis=(1, 3)),
-                      dtype=np.float32)
+    """2x2 block mean of a (rows, cols) array with even rows and cols."""
+    s = a[0::2, 0::2] + a[1::2, 0::2]
+    s += a[0::2, 1::2]
+    s += a[1::2, 1::2]
+    return np.asarray(s * 0.25, dtype=np.float32)
 
 
-def render_chunk(cover: PixelCover, rows: slice, abundance: NDArray[np.float32], sky: Sky,
-                 texture: Texture, xs: NDArray[np.float64], ys: NDArray[np.float64],
-                 rng: np.random.Generator) -> dict[str, NDArray[np.uint16]]:
+def render_chunk(mixing: sp.csr_matrix, texture: NDArray[np.floating],
+                 abundance: NDArray[np.float32], sky: Sky, xs: NDArray[np.float64],
+                 ys: NDArray[np.float64], rng: np.random.Generator
+                 ) -> dict[str, NDArray[np.uint16]]:
     """Digital numbers of all bands and SCL for one chunk of rows of one acquisition.
 
     Parameters
     ----------
-    cover
-        Pixel cover of the whole 10 m grid.
-    rows
-        10 m rows of the chunk (even start and stop).
+    mixing
+        (rows * cols, n_labels) area fractions of the chunk's pixels, from
+        :func:`mixing_matrix` (rows even in number).
+    texture
+        (3, rows, cols) multipliers of the gv, npv and soil abundances.
     abundance
         (n_labels, n_endmembers) endmember abundances of every label on this date.
     sky
         Atmosphere of this date.
-    texture
-        Within-field variability fields.
     xs, ys
         Pixel-centre coordinates of the chunk's 10 m columns and rows (metres).
     rng
@@ -197,48 +223,54 @@ def render_chunk(cover: PixelCover, rows: slice, abundance: NDArray[np.float32],
     dict
         ``B02, B03, B04, B08`` (rows, cols) and ``B11, B12, SCL`` (rows/2, cols/2), uint16.
     """
-    lab = cover.labels[rows]
-    frac = cover.fractions[rows]
-    ab = np.einsum("rck,rckm->rcm", frac, abundance[lab], dtype=np.float32)
-    ab[..., EM_GV] *= np.clip(1.0 + 0.15 * texture.gv.on_grid(xs, ys), 0.3, 1.7)
-    ab[..., EM_NPV] *= np.clip(1.0 + 0.20 * texture.npv.on_grid(xs, ys), 0.3, 1.7)
-    ab[..., EM_SOIL] *= np.clip(1.0 + 0.08 * texture.soil.on_grid(xs, ys), 0.6, 1.4)
+    rows, cols = ys.size, xs.size
+    # band-first layout: every per-band array below is contiguous
+    ab = np.ascontiguousarray((mixing @ abundance).T, dtype=np.float32)  # (endmembers, pixels)
+    tex = texture.reshape(3, -1)
+    ab[EM_GV : EM_SOIL + 1] *= tex  # gv, npv, soil are the first three
+    ab[EM_CALC] *= tex[2]
     spectra = (1.0 - sky.wetness) * SPECTRA_DRY + sky.wetness * SPECTRA_WET
-    surface = ab @ spectra.astype(np.float32) + sky.atmos_residual.astype(np.float32)
+    # einsum, not BLAS: a (6 x 7) product gains nothing from threads that oversubscribe cores
+    top = np.einsum("mb,mp->bp", spectra.astype(np.float32), ab).reshape(6, rows, cols)
+    top += sky.atmos_residual.astype(np.float32)[:, None, None]
 
     # 20 m grid: nodata beyond the swath edge is decided per 20 m pixel
     xs20 = 0.5 * (xs[0::2] + xs[1::2])
     ys20 = 0.5 * (ys[0::2] + ys[1::2])
     nodata20 = outside_swath(sky, xs20, ys20)
-    nodata10 = np.repeat(np.repeat(nodata20, 2, axis=0), 2, axis=1)
-    layers = sky_layers(sky, xs, ys)
-    cloud = layers.cloud[..., None]
-    shade = 1.0 - layers.shadow[..., None] * (1.0 - SHADOW_TRANSMISSION.astype(np.float32))
-    top = ((1.0 - cloud) * surface * shade + cloud * CLOUD_SPECTRUM.astype(np.float32)
-           + layers.cirrus[..., None] * CIRRUS_SPECTRUM.astype(np.float32))
+    nodata10 = _upsample(nodata20)
+    # clouds are smooth at 20 m and less: evaluate them there, repeat them at 10 m
+    layers = sky_layers(sky, xs20, ys20)
+    if layers.any_cloud:
+        cloud = _upsample(layers.cloud)
+        shade = 1.0 - _upsample(layers.shadow)[None] * (
+            1.0 - SHADOW_TRANSMISSION.astype(np.float32))[:, None, None]
+        top *= (1.0 - cloud)[None] * shade
+        top += cloud[None] * CLOUD_SPECTRUM.astype(np.float32)[:, None, None]
+    if layers.any_cirrus:
+        cirrus = _upsample(layers.cirrus)
+        top += cirrus[None] * CIRRUS_SPECTRUM.astype(np.float32)[:, None, None]
 
     out: dict[str, NDArray[np.uint16]] = {}
-    noise10 = rng.standard_normal((*top.shape[:2], 4), dtype=np.float32)
-    b10 = top[..., :4] + noise10 * NOISE_SIGMA[:4].astype(np.float32)
+    sigma = NOISE_SIGMA.astype(np.float32)
+    b10 = top[:4] + rng.standard_normal((4, rows, cols), dtype=np.float32) * sigma[:4, None, None]
     for i, band in enumerate(("B02", "B03", "B04", "B08")):
-        dn = to_dn(b10[..., i])
+        dn = to_dn(b10[i])
         dn[nodata10] = 0
         out[band] = dn
-    top20 = _block_mean(top[..., 4:6])
-    noise20 = rng.standard_normal(top20.shape, dtype=np.float32)
-    b20 = top20 + noise20 * NOISE_SIGMA[4:6].astype(np.float32)
     for i, band in enumerate(("B11", "B12")):
-        dn = to_dn(b20[..., i])
+        b20 = _block_mean(top[4 + i])
+        b20 += rng.standard_normal(b20.shape, dtype=np.float32) * sigma[4 + i]
+        dn = to_dn(b20)
         dn[nodata20] = 0
         out[band] = dn
-    red20 = _block_mean(b10[..., 2])
-    nir20 = _block_mean(b10[..., 3])
+    red20 = _block_mean(b10[2])
+    nir20 = _block_mean(b10[3])
     ndvi20 = (nir20 - red20) / np.maximum(nir20 + red20, 1e-6)
-    water20 = _block_mean(ab[..., EM_WATER]) > 0.5
+    water20 = _block_mean(ab[EM_WATER].reshape(rows, cols)) > 0.5
     out["SCL"] = scene_classification(
-        cloud=_block_mean(layers.cloud), shadow=_block_mean(layers.shadow),
-        cirrus=_block_mean(layers.cirrus), ndvi=ndvi20, water=water20, nodata=nodata20,
-        cirrus_flag=0.5 * sky.cirrus_strength)
+        cloud=layers.cloud, shadow=layers.shadow, cirrus=layers.cirrus, ndvi=ndvi20,
+        water=water20, nodata=nodata20, cirrus_flag=0.5 * sky.cirrus_strength)
     return out
 
 

@@ -14,6 +14,7 @@ Outputs in ``out_dir``:
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -24,6 +25,7 @@ import numpy as np
 import pandas as pd
 import pyogrio
 import rasterio
+import scipy.sparse as sp
 import shapely
 from affine import Affine
 from numpy.typing import NDArray
@@ -54,7 +56,13 @@ from regenmap.geo.simulate.params import (
 )
 from regenmap.geo.simulate.phenology import abundance_table, field_fractions, moisture_index
 from regenmap.geo.simulate.practices import TARGETS, assign_labels, assign_regions
-from regenmap.geo.simulate.raster import PixelCover, Texture, pixel_cover, render_chunk
+from regenmap.geo.simulate.raster import (
+    PixelCover,
+    Texture,
+    mixing_matrix,
+    pixel_cover,
+    render_chunk,
+)
 from regenmap.geo.simulate.sky import Sky, draw_sky
 from regenmap.provenance import stamp
 
@@ -62,6 +70,9 @@ SIMULATION_SCHEMA = "regenmap.simulation/1"
 _STREAMS = ("landscape", "labels", "phenology", "texture", "sky", "noise")
 #: Sensing times (UTC) of the two relative orbits that image the tile, alternating.
 _SENSING_TIMES = ("104629", "105031")
+#: Grids up to this many 10 m pixels keep their mixing matrices in memory (~32 B/pixel).
+_CACHE_MAX_PIXELS = 4_000_000
+_N_THREADS = 2
 
 
 @dataclass(frozen=True)
@@ -117,7 +128,8 @@ def _write_fields(gdf: gpd.GeoDataFrame, path: Path) -> None:
     old = pyogrio.get_gdal_config_option("OGR_CURRENT_DATE")
     pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": f"{YEAR}-01-01T00:00:00Z"})
     try:
-        pyogrio.write_dataframe(gdf, tmp, layer="fields", driver="GPKG")
+        pyogrio.write_dataframe(gdf, tmp, layer="fields", driver="GPKG", promote_to_multi=True,
+                                geometry_type="MultiPolygon")
     finally:
         pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": old})
     _atomic_replace(tmp, path)
@@ -130,15 +142,50 @@ def _scene_profile(width: int, height: int, transform: Affine) -> dict[str, Any]
             "zlevel": 1}
 
 
+@dataclass(frozen=True)
+class _Chunks:
+    """Row chunks of the 10 m grid with their static inputs (cached when small)."""
+
+    cover: PixelCover
+    texture: NDArray[np.float16]
+    n_labels: int
+    chunk_rows: int
+    cache: dict[int, sp.csr_matrix]
+
+    def rows(self) -> list[slice]:
+        h = self.texture.shape[1]
+        return [slice(r0, min(h, r0 + self.chunk_rows)) for r0 in range(0, h, self.chunk_rows)]
+
+    def mixing(self, k: int, rows: slice) -> sp.csr_matrix:
+        if k in self.cache:
+            return self.cache[k]
+        return mixing_matrix(self.cover, rows, self.n_labels)
+
+
+def _prepare_chunks(cover: PixelCover, texture: Texture, transform: Affine, spec: SizeSpec,
+                    n_labels: int) -> _Chunks:
+    xs = transform.c + (np.arange(spec.width_px) + 0.5) * transform.a
+    tex = np.empty((3, spec.height_px, spec.width_px), dtype=np.float16)
+    chunks = _Chunks(cover=cover, texture=tex, n_labels=n_labels, chunk_rows=spec.chunk_rows,
+                     cache={})
+    cache_all = spec.width_px * spec.height_px <= _CACHE_MAX_PIXELS
+    for k, rows in enumerate(chunks.rows()):
+        ys = transform.f + (np.arange(rows.start, rows.stop) + 0.5) * transform.e
+        tex[:, rows] = texture.multipliers(xs, ys)
+        if cache_all:
+            chunks.cache[k] = mixing_matrix(cover, rows, n_labels)
+    return chunks
+
+
 def _write_acquisition(scenes_dir: Path, when: str, spec: SizeSpec, transform: Affine,
-                       cover: PixelCover, abundance: NDArray[np.float32], sky: Sky,
-                       texture: Texture, noise_seed: list[int]) -> None:
+                       chunks: _Chunks, abundance: NDArray[np.float32], sky: Sky,
+                       noise_seed: list[int]) -> None:
     """Render one acquisition chunk by chunk into its seven band files."""
     w, h = spec.width_px, spec.height_px
     bands = ("B02", "B03", "B04", "B08", "B11", "B12", "SCL")
     finals = {b: scenes_dir / band_filename(when, b) for b in bands}
     tmps = {b: p.with_name(f".{p.name}.tmp") for b, p in finals.items()}
-    t20 = transform * Affine.scale(2.0)
+    t20 = transform @ Affine.scale(2.0)
     files = {}
     try:
         for b in bands:
@@ -147,14 +194,14 @@ def _write_acquisition(scenes_dir: Path, when: str, spec: SizeSpec, transform: A
                                   transform if is10 else t20)
             files[b] = rasterio.open(tmps[b], "w", **prof)
         xs = transform.c + (np.arange(w) + 0.5) * transform.a
-        for k, r0 in enumerate(range(0, h, spec.chunk_rows)):
-            r1 = min(h, r0 + spec.chunk_rows)
-            ys = transform.f + (np.arange(r0, r1) + 0.5) * transform.e
+        for k, rows in enumerate(chunks.rows()):
+            ys = transform.f + (np.arange(rows.start, rows.stop) + 0.5) * transform.e
             rng = np.random.default_rng([*noise_seed, k])
-            out = render_chunk(cover, slice(r0, r1), abundance, sky, texture, xs, ys, rng)
+            out = render_chunk(chunks.mixing(k, rows), chunks.texture[:, rows], abundance, sky,
+                               xs, ys, rng)
             for b, arr in out.items():
                 is10 = b in ("B02", "B03", "B04", "B08")
-                row = r0 if is10 else r0 // 2
+                row = rows.start if is10 else rows.start // 2
                 win = rasterio.windows.Window(0, row, arr.shape[1], arr.shape[0])
                 files[b].write(arr, 1, window=win)
         for b, ds in files.items():
@@ -170,6 +217,23 @@ def _write_acquisition(scenes_dir: Path, when: str, spec: SizeSpec, transform: A
             ds.close()
     for b in bands:
         _atomic_replace(tmps[b], finals[b])
+
+
+def _calcareous_share(rng: np.random.Generator, cx: NDArray[np.float64],
+                      cy: NDArray[np.float64], bounds: tuple[float, float, float, float]
+                      ) -> NDArray[np.float64]:
+    """Share of calcareous soil per field: a smooth (2 km) soil map plus field noise."""
+    xmin, ymin, xmax, ymax = bounds
+    soils = SmoothNoise.create(rng, x0=xmin, y0=ymax, width_m=xmax - xmin, height_m=ymax - ymin,
+                               scale_m=2000.0, octaves=2)
+    step = 50.0
+    xs = np.arange(xmin, xmax + step, step)
+    ys = np.arange(ymax, ymin - step, -step)
+    grid = soils.on_grid(xs, ys)
+    col = np.clip(np.rint((cx - xmin) / step).astype(int), 0, xs.size - 1)
+    row = np.clip(np.rint((ymax - cy) / step).astype(int), 0, ys.size - 1)
+    share = 0.35 + 0.25 * grid[row, col] + rng.normal(0.0, 0.1, cx.size)
+    return np.asarray(np.clip(share, 0.0, 1.0), dtype=np.float64)
 
 
 def _label_layers(land: Landscape, fields: NDArray[np.object_]
@@ -253,7 +317,8 @@ def simulate_region(out_dir: str | Path, *,
     frac, season = field_fractions(rngs["phenology"], doy, labels.crop, labels.tillage,
                                    labels.winter_cover)
     soil_brightness = rngs["phenology"].uniform(0.85, 1.15, n_fields)
-    abundance = abundance_table(frac, doy, soil_brightness)
+    calcareous = _calcareous_share(rngs["phenology"], cx, cy, bounds)
+    abundance = abundance_table(frac, doy, soil_brightness, calcareous)
     wetness = moisture_index(rngs["phenology"], doy)
 
     label_dtype = np.uint16 if FIRST_FIELD_LABEL + n_fields < 65535 else np.int32
@@ -273,27 +338,30 @@ def simulate_region(out_dir: str | Path, *,
     fields_path = out / "fields.gpkg"
     _write_fields(gdf, fields_path)
     truth = pd.DataFrame({"field_id": field_ids, **season.as_columns(),
-                          "soil_brightness": soil_brightness})
+                          "soil_brightness": soil_brightness, "calcareous_share": calcareous})
     truth_tmp = out / ".field_truth.parquet.tmp"
     truth.to_parquet(truth_tmp, index=False)
     _atomic_replace(truth_tmp, out / "field_truth.parquet")
 
+    chunks = _prepare_chunks(cover, texture, transform, spec, abundance.shape[1])
     sky_seeds = streams["sky"].spawn(n)
     noise_seeds = streams["noise"].spawn(n)
-    acquisitions = []
-    for i in range(n):
+
+    def acquire(i: int) -> dict[str, Any]:
         day = date(YEAR, 1, 1) + timedelta(days=int(doy[i]) - 1)
         when = f"{day:%Y%m%d}T{_SENSING_TIMES[i % 2]}"
         sky = draw_sky(np.random.default_rng(sky_seeds[i]), doy=float(doy[i]),
                        wetness=float(wetness[i]), bounds=bounds)
         noise_seed = [int(x) for x in noise_seeds[i].generate_state(2)]
-        _write_acquisition(scenes_dir, when, spec, transform, cover, abundance[i], sky,
-                           texture, noise_seed)
-        acquisitions.append({"datetime": when, "doy": int(doy[i]),
-                             "cloud_cover": round(sky.cloud_cover, 3),
-                             "cirrus": sky.cirrus is not None,
-                             "swath_edge": sky.swath_edge is not None,
-                             "wetness": round(float(wetness[i]), 3)})
+        _write_acquisition(scenes_dir, when, spec, transform, chunks, abundance[i], sky,
+                           noise_seed)
+        return {"datetime": when, "doy": int(doy[i]), "cloud_cover": round(sky.cloud_cover, 3),
+                "cirrus": sky.cirrus is not None, "swath_edge": sky.swath_edge is not None,
+                "wetness": round(float(wetness[i]), 3)}
+
+    # acquisitions are independent (own seeds): threads overlap numpy and GDAL compression
+    with ThreadPoolExecutor(max_workers=_N_THREADS) as pool:
+        acquisitions = list(pool.map(acquire, range(n)))
 
     meta = _metadata(seed=seed, size=size, spec=spec, n_dates=n, gdf=gdf,
                      acquisitions=acquisitions)

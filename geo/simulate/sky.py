@@ -144,6 +144,8 @@ class SkyLayers:
     cloud: NDArray[np.float32]
     shadow: NDArray[np.float32]
     cirrus: NDArray[np.float32]
+    any_cloud: bool
+    any_cirrus: bool
 
 
 def _opacity(noise: NDArray[np.float32], threshold: float) -> NDArray[np.float32]:
@@ -175,7 +177,8 @@ def sky_layers(sky: Sky, xs: NDArray[np.float64], ys: NDArray[np.float64]) -> Sk
         cirrus = ci.astype(np.float32)
     else:
         cirrus = np.zeros(shape, dtype=np.float32)
-    return SkyLayers(cloud=cloud, shadow=shadow, cirrus=cirrus)
+    return SkyLayers(cloud=cloud, shadow=shadow, cirrus=cirrus,
+                     any_cloud=bool(cloud.any() or shadow.any()), any_cirrus=bool(cirrus.any()))
 
 
 def outside_swath(sky: Sky, xs: NDArray[np.float64], ys: NDArray[np.float64]
