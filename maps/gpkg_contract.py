@@ -177,13 +177,27 @@ def _obs_summary(observations: pd.DataFrame | None) -> pd.DataFrame | None:
     return out
 
 
-def _output_chunk(fields: gpd.GeoDataFrame, preds: pd.DataFrame, *,
+def _aligned_predictions(predictions: pd.DataFrame, index: pd.Index, ids: np.ndarray
+                         ) -> tuple[pd.DataFrame, np.ndarray]:
+    """Rows of ``predictions`` for ``ids`` (all-null rows where missing), and the missing mask."""
+    pos = index.get_indexer(pd.Index(ids))
+    missing = pos < 0
+    if len(predictions) == 0:
+        empty = pd.DataFrame(index=pd.RangeIndex(len(ids)), columns=predictions.columns,
+                             dtype=object)
+        return empty, missing
+    p = predictions.iloc[np.where(missing, 0, pos)].reset_index(drop=True)
+    if missing.any():
+        p.loc[missing, :] = None
+    return p, missing
+
+
+def _output_chunk(fields: gpd.GeoDataFrame, predictions: pd.DataFrame, index: pd.Index, *,
                   targets: Mapping[str, Sequence[str]], passthrough: Sequence[str],
                   optional: Sequence[str], models: Mapping[str, str],
                   obs: pd.DataFrame | None, crs: str | None) -> gpd.GeoDataFrame:
     ids = fields[FIELD_ID].astype(str).to_numpy(dtype=object)
-    p = preds.reindex(ids)
-    missing = ~np.asarray(pd.Index(ids).isin(preds.index))
+    p, missing = _aligned_predictions(predictions, index, ids)
     cols: dict[str, Any] = {FIELD_ID: ids}
     for col in passthrough:
         cols[col] = fields[col].to_numpy()
@@ -294,6 +308,26 @@ def _run_rows(*, run_info: Mapping[str, Any], targets: Mapping[str, Sequence[str
     return rows
 
 
+def _metadata_document(rows: Sequence[tuple[str, str, str]]) -> dict[str, Any]:
+    """Nest the ``run`` rows into one JSON document (counts per target, decoded JSON)."""
+    doc: dict[str, Any] = {}
+    for section, key, value in rows:
+        if section in ("schema", "run"):
+            doc[key] = value
+        elif section in ("counts", "class_area_ha"):
+            target, _, name = key.partition("/")
+            doc.setdefault(section, {}).setdefault(target, {})[name] = float(value) \
+                if section == "class_area_ha" else int(value)
+        else:
+            doc.setdefault(section, {})[key] = value
+    for key in ("config",):
+        doc[key] = json.loads(doc.get(key) or "{}")
+    doc["targets"] = {t: json.loads(v) for t, v in doc.get("targets", {}).items()}
+    doc["inputs"] = list(doc.get("inputs", {}).values())
+    doc["schema"] = doc.get("gpkg_schema", GPKG_SCHEMA)
+    return doc
+
+
 def _models(run_info: Mapping[str, Any]) -> dict[str, str]:
     models = run_info.get("models") or {}
     out: dict[str, str] = {}
@@ -381,14 +415,15 @@ def write_results(path: str | Path, fields: gpd.GeoDataFrame, predictions: pd.Da
                 if c in predictions.columns]
     optional += [c for c in (N_OBS, VALID_FRACTION) if c in predictions.columns]
     obs = _obs_summary(observations)
-    preds = predictions.assign(**{FIELD_ID: predictions[FIELD_ID].astype(str)}).set_index(FIELD_ID)
+    index = pd.Index(predictions[FIELD_ID].astype(str))
     out_crs = crs or fields.crs.to_string()
     counts: dict[str, Counter[str]] = {t: Counter() for t in targets}
     areas: dict[str, Counter[str]] = {t: Counter() for t in targets}
 
     def layer_chunks() -> Iterator[gpd.GeoDataFrame]:
         for part in _chunks(fields, chunk_rows):
-            frame = _output_chunk(part, preds, targets=targets, passthrough=passthrough,
+            frame = _output_chunk(part, predictions, index, targets=targets,
+                                  passthrough=passthrough,
                                   optional=optional, models=models, obs=obs, crs=crs)
             for t in targets:
                 counts[t].update(frame[status_column(t)].tolist())
@@ -424,9 +459,8 @@ def write_results(path: str | Path, fields: gpd.GeoDataFrame, predictions: pd.Da
                                           confidence_style_qml(t),
                                           description=f"{t} by confidence (graduated)"))
         gpkg.write_layer_styles(tmp, styles)
-        document: dict[str, Any] = {"schema": GPKG_SCHEMA, "targets": targets,
-                                    "section_rows": [list(r) for r in rows]}
-        gpkg.add_metadata(tmp, document, standard_uri=METADATA_URI, tables=tables)
+        gpkg.add_metadata(tmp, _metadata_document(rows), standard_uri=METADATA_URI,
+                          tables=tables)
     if geoparquet:
         write_geoparquet(out.with_suffix(".parquet"), read_results(out), overwrite=overwrite)
     return out

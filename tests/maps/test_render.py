@@ -16,6 +16,8 @@ from regenmap.maps.render import render_maps
 from regenmap.maps.static import _nice_length
 from regenmap.maps.styles import CONFIDENCE_COLOURS, OTHER_COLOUR, class_colours
 
+from .conftest import RUN_INFO, TARGETS, make_results
+
 
 def _rgb(hex_colour: str) -> np.ndarray:
     h = hex_colour.lstrip("#")
@@ -27,15 +29,23 @@ def _pixels_of(img: np.ndarray, hex_colour: str, tol: int = 3) -> int:
     return int(np.all(np.abs(rgb - _rgb(hex_colour)) <= tol, axis=-1).sum())
 
 
-@pytest.fixture
-def gpkg(tmp_path, make_results, targets, run_info) -> Path:
+@pytest.fixture(scope="module")
+def gpkg(tmp_path_factory) -> Path:
+    from regenmap.maps.gpkg_contract import write_results as write
+
+    tmp = tmp_path_factory.mktemp("render")
     fields, preds = make_results(20)
-    return write_results(tmp_path / "practices.gpkg", fields, preds, targets=targets,
-                         run_info=run_info)
+    return write(tmp / "practices.gpkg", fields, preds, targets=TARGETS, run_info=RUN_INFO)
 
 
-def test_render_maps_writes_pngs_and_html(tmp_path, gpkg, targets):
-    paths = render_maps(gpkg, tmp_path / "maps")
+@pytest.fixture(scope="module")
+def rendered(gpkg) -> list[Path]:
+    """Every map of the 20-field results, rendered once for this module."""
+    return render_maps(gpkg, gpkg.parent / "maps")
+
+
+def test_render_maps_writes_pngs_and_html(rendered, targets):
+    paths = rendered
     names = [p.name for p in paths]
     assert names == ["tillage_class.png", "tillage_confidence.png", "winter_cover_class.png",
                      "winter_cover_confidence.png", "map.html"]
@@ -72,10 +82,10 @@ def test_geographic_and_empty_results_render(tmp_path, make_results, targets):
     fields, preds = make_results(6, crs="EPSG:32631")
     geo = write_results(tmp_path / "g.gpkg", fields, preds, targets=targets, run_info={},
                         crs="EPSG:4326")
-    assert len(render_maps(geo, tmp_path / "g")) == 5
+    assert len(render_maps(geo, tmp_path / "g", targets=["tillage"])) == 3
     empty = write_results(tmp_path / "e.gpkg", fields.iloc[:0], preds.iloc[:0], targets=targets,
                           run_info={})
-    paths = render_maps(empty, tmp_path / "e")
+    paths = render_maps(empty, tmp_path / "e", targets=["tillage"])
     assert all(p.stat().st_size > 1000 for p in paths)
 
 
@@ -86,8 +96,8 @@ def test_nice_scale_bar_lengths():
     assert _nice_length(90) == 20
 
 
-def test_html_is_offline(tmp_path, gpkg):
-    html = render_maps(gpkg, tmp_path / "maps")[-1].read_text()
+def test_html_is_offline(rendered):
+    html = rendered[-1].read_text()
     # Nothing is fetched: no external script, stylesheet, image or tile URL.
     assert not re.search(r'<(script|link|img)[^>]+(src|href)="(https?:)?//', html)
     assert "tile.openstreetmap" not in html and "cdn." not in html
@@ -96,8 +106,8 @@ def test_html_is_offline(tmp_path, gpkg):
 
 
 @pytest.mark.browser
-def test_html_map_shows_fields_in_chromium(tmp_path, gpkg, targets, chromium):
-    html = render_maps(gpkg, tmp_path / "maps")[-1]
+def test_html_map_shows_fields_in_chromium(tmp_path, rendered, targets, chromium):
+    html = rendered[-1]
     shot = tmp_path / "screenshot.png"
     proc = subprocess.run(
         [chromium, "--headless", "--no-sandbox", "--disable-gpu",
