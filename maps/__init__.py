@@ -22,7 +22,7 @@ _EXPORTS = {
     "write_report": "regenmap.maps.report",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = ["read_results", "render_maps", "validate_results", "write_report", "write_results"]
 
 
 def __getattr__(name: str) -> Any:
