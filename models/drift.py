@@ -3,8 +3,10 @@
 At training, each feature's distribution on the labelled fields is summarised
 by quantile bins (plus the share of NaN). At prediction the same bins give a
 population stability index per feature, and each field gets an out-of-distribution
-score: the importance-weighted share of its features outside the central 99 %
-of the training values.
+score: the importance-weighted share of its features outside the training
+range (the values seen in training, widened on each side by 10 % of the span of
+their central 99 %: trees predict a constant beyond the values they saw, so a
+field there is extrapolated; training fields themselves score 0).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 #: PSI above which a feature is reported as drifted (the customary 0.25 "major shift").
 PSI_DRIFT = 0.25
 _EPS = 1e-4
+_RANGE_PAD = 0.1
 
 
 def build_reference(values: np.ndarray, names: tuple[str, ...], *, n_bins: int = 10
@@ -35,8 +38,8 @@ def build_reference(values: np.ndarray, names: tuple[str, ...], *, n_bins: int =
     -------
     dict
         Per feature: ``edges`` (interior bin edges), ``proportions`` (one per bin,
-        then the NaN share; sums to 1), ``lo``/``hi`` (0.5 and 99.5 percentiles),
-        ``median``.
+        then the NaN share; sums to 1), ``p005``/``p995`` (0.5 and 99.5 percentiles),
+        ``lo``/``hi`` (training min and max widened by 10 % of ``p995 - p005``), ``median``.
     """
     qs = np.linspace(0, 1, n_bins + 1)[1:-1]
     out: dict[str, dict[str, Any]] = {}
@@ -48,11 +51,15 @@ def build_reference(values: np.ndarray, names: tuple[str, ...], *, n_bins: int =
                          "median": None}
             continue
         edges = np.unique(np.quantile(ok, qs))
+        p005, p995 = (float(v) for v in np.quantile(ok, [0.005, 0.995]))
+        pad = _RANGE_PAD * (p995 - p005)
         out[name] = {
             "edges": edges.tolist(),
             "proportions": _proportions(col, edges).tolist(),
-            "lo": float(np.quantile(ok, 0.005)),
-            "hi": float(np.quantile(ok, 0.995)),
+            "p005": p005,
+            "p995": p995,
+            "lo": float(ok.min()) - pad,
+            "hi": float(ok.max()) + pad,
             "median": float(np.median(ok)),
         }
     return out
@@ -117,7 +124,7 @@ def ood_scores(reference: dict[str, dict[str, Any]], values: np.ndarray,
     -------
     numpy.ndarray
         float32 (n_fields,) in [0, 1]: weighted share of a field's non-missing
-        features outside the training [0.5 %, 99.5 %] range; NaN if all are missing.
+        features outside the training range (``lo``, ``hi``); NaN if all are missing.
     """
     f = values.shape[1]
     lo = np.array([_num(reference.get(nm, {}).get("lo"), -np.inf) for nm in names])

@@ -252,8 +252,8 @@ def fit_booster(values: np.ndarray, y: np.ndarray, groups: np.ndarray | None, *,
         info["best_iteration"] = tp.num_boost_round
         return booster, info
     full.construct()
-    ds = full.subset(np.flatnonzero(~valid))
-    dv = full.subset(np.flatnonzero(valid))
+    ds = full.subset(np.flatnonzero(~valid).tolist())
+    dv = full.subset(np.flatnonzero(valid).tolist())
     evals: dict[str, Any] = {}
     booster = lgb.train(
         params, ds, num_boost_round=tp.num_boost_round, valid_sets=[dv], valid_names=["holdout"],

@@ -170,7 +170,7 @@ class ModelConfig(StrictModel):
         Below this maximum class probability a label is reported as ``uncertain``.
     ood_threshold
         Above this out-of-distribution score (importance-weighted share of a field's
-        features outside the central 99 % of the training values) a label is ``uncertain``.
+        features outside the training range, see docs/models.md) a label is ``uncertain``.
     min_feature_share
         Fields with fewer computable model features than this share get ``no_data``.
     withhold_flags
