@@ -143,7 +143,7 @@ def written_by_regenmap(path: str | Path) -> str | None:
     return str(rows.iloc[0, 0])
 
 
-def _check_destination(path: Path, *, overwrite: bool) -> None:
+def _check_destination(path: Path, *, overwrite: bool, geoparquet: bool = False) -> None:
     gpkg.check_writable_dir(path.parent)
     if path.is_dir():
         raise OutputError(f"{path} is a folder; give a file path ending in .gpkg")
@@ -152,6 +152,10 @@ def _check_destination(path: Path, *, overwrite: bool) -> None:
     if path.exists() and not overwrite and written_by_regenmap(path) is None:
         raise OutputError(f"{path} exists and was not written by regenmap; refusing to replace "
                           "it. Choose another name, or pass overwrite=True to replace it")
+    parquet = path.with_suffix(".parquet")
+    if geoparquet and parquet.exists() and not overwrite and not _is_regenmap_parquet(parquet):
+        raise OutputError(f"{parquet} exists and was not written by regenmap; refusing to "
+                          "replace it. Choose another name, or pass overwrite=True")
 
 
 # --------------------------------------------------------------------------- frames
@@ -404,7 +408,7 @@ def write_results(path: str | Path, fields: gpd.GeoDataFrame, predictions: pd.Da
     """
     out = Path(path)
     targets = {str(t): [str(c) for c in cs] for t, cs in targets.items()}
-    _check_destination(out, overwrite=overwrite)
+    _check_destination(out, overwrite=overwrite, geoparquet=geoparquet)
     _check_predictions(predictions, targets)
     reserved = {FIELD_ID, AREA_HA, N_OBS, VALID_FRACTION}
     for t, cs in targets.items():
@@ -462,7 +466,7 @@ def write_results(path: str | Path, fields: gpd.GeoDataFrame, predictions: pd.Da
         gpkg.add_metadata(tmp, _metadata_document(rows), standard_uri=METADATA_URI,
                           tables=tables)
     if geoparquet:
-        write_geoparquet(out.with_suffix(".parquet"), read_results(out), overwrite=overwrite)
+        write_geoparquet(out.with_suffix(".parquet"), out, overwrite=overwrite)
     return out
 
 
@@ -473,21 +477,51 @@ def _observations_frame(observations: pd.DataFrame) -> pd.DataFrame:
     return obs
 
 
-def write_geoparquet(path: str | Path, frame: gpd.GeoDataFrame, *, overwrite: bool = False
-                     ) -> Path:
-    """Write ``frame`` as GeoParquet atomically beside the GeoPackage."""
+def write_geoparquet(path: str | Path, gpkg_path: str | Path, *, overwrite: bool = False,
+                     batch_rows: int = 65_536) -> Path:
+    """Copy the ``fields`` layer of a results GeoPackage to GeoParquet 1.0, streaming.
+
+    Arrow record batches go from GDAL to the Parquet writer one at a time, so
+    memory stays bounded; geometry is WKB with the GeoParquet ``geo`` metadata
+    (CRS as PROJJSON, geometry type). Written atomically.
+
+    Parameters
+    ----------
+    path
+        Destination ``.parquet``.
+    gpkg_path
+        A results GeoPackage.
+    overwrite
+        Replace an existing file regenmap did not write.
+    batch_rows
+        Rows per Arrow batch.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from pyogrio.raw import open_arrow
+    from pyproj import CRS
+
     out = Path(path)
     gpkg.check_writable_dir(out.parent)
     if out.exists() and not overwrite and not _is_regenmap_parquet(out):
-        raise OutputError(f"{out} exists and was not written by regenmap; pass overwrite=True")
-    with gpkg.atomic_path(out) as tmp:
-        frame.to_parquet(tmp, index=False, schema_version="1.0.0")
-        import pyarrow.parquet as pq
-
-        table = pq.read_table(tmp)
-        meta = dict(table.schema.metadata or {})
-        meta[b"regenmap"] = json.dumps({"schema": GPKG_SCHEMA}).encode()
-        pq.write_table(table.replace_schema_metadata(meta), tmp)
+        raise OutputError(f"{out} exists and was not written by regenmap; refusing to replace "
+                          "it. Choose another name, or pass overwrite=True")
+    with gpkg.atomic_path(out) as tmp, open_arrow(Path(gpkg_path), layer=FIELDS_LAYER,
+                                                  batch_size=batch_rows,
+                                                  use_pyarrow=True) as (meta, reader):
+        src = str(meta["geometry_name"] or "wkb_geometry")
+        geom = "geometry"  # the GeoParquet / geopandas convention
+        crs = CRS.from_user_input(meta["crs"]).to_json_dict() if meta["crs"] else None
+        geo = {"version": "1.0.0", "primary_column": geom,
+               "columns": {geom: {"encoding": "WKB", "crs": crs,
+                                  "geometry_types": [str(meta["geometry_type"])]}}}
+        fields = [pa.field(geom, f.type) if f.name == src else f for f in reader.schema]
+        schema = pa.schema(fields, metadata={b"geo": json.dumps(geo).encode(),
+                                             b"regenmap": json.dumps(
+                                                 {"schema": GPKG_SCHEMA}).encode()})
+        with pq.ParquetWriter(tmp, schema) as writer:
+            for batch in reader:
+                writer.write_batch(pa.RecordBatch.from_arrays(batch.columns, schema=schema))
     return out
 
 
@@ -496,7 +530,7 @@ def _is_regenmap_parquet(path: Path) -> bool:
 
     try:
         meta = pq.read_schema(path).metadata or {}
-    except Exception:
+    except Exception:  # not Parquet at all
         return False
     return b"regenmap" in meta
 

@@ -193,6 +193,18 @@ def test_geoparquet_beside(tmp_path, make_results, targets, run_info):
     got = gpd.read_parquet(tmp_path / "p.parquet")
     assert len(got) == 5 and got.crs.to_epsg() == 32631
     assert got["tillage_conf"].iloc[4] == pytest.approx(0.9)
+    ref = read_results(tmp_path / "p.gpkg")
+    pd.testing.assert_frame_equal(pd.DataFrame(got.drop(columns="geometry")),
+                                  pd.DataFrame(ref.drop(columns="geometry")), check_dtype=False)
+    assert got.geometry.geom_equals(ref.geometry).all()
+    # a foreign Parquet file of the same name is not replaced
+    foreign = tmp_path / "q.parquet"
+    pd.DataFrame({"a": [1]}).to_parquet(foreign)
+    fields2, preds2 = make_results(2)
+    with pytest.raises(OutputError, match="not written by regenmap"):
+        write_results(tmp_path / "q.gpkg", fields2, preds2, targets=targets, run_info={},
+                      geoparquet=True)
+    assert not (tmp_path / "q.gpkg").exists()  # checked before anything is written
 
 
 # --------------------------------------------------------------------------- bad input
