@@ -278,7 +278,8 @@ def write_layer_styles(path: str | Path, styles: Sequence[LayerStyle]) -> None:
         "description": [s.description for s in styles],
         "owner": pd.Series(["regenmap"] * len(styles), dtype=object),
         "ui": pd.Series([None] * len(styles), dtype=object),
-        "update_time": pd.Series([pd.Timestamp.now("UTC").tz_localize(None)] * len(styles)),
+        # tz-aware so GDAL writes the 'Z' the GeoPackage DATETIME format requires
+        "update_time": pd.Series([pd.Timestamp.now("UTC")] * len(styles)),
     })
     write_chunks(path, [frame], layer="layer_styles", fid="id",
                  description="QGIS layer styles (written by regenmap)")

@@ -24,6 +24,7 @@ The same provenance is stored as JSON in ``gpkg_metadata`` (``md_standard_uri``
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
@@ -57,6 +58,8 @@ from regenmap.schema import (
     reason_column,
     status_column,
 )
+
+_LOG = logging.getLogger(__name__)
 
 FIELDS_LAYER: Final = "fields"
 RUN_TABLE: Final = "run"
@@ -273,7 +276,7 @@ def _jsonable(value: Any) -> str:
 def _run_rows(*, run_info: Mapping[str, Any], targets: Mapping[str, Sequence[str]],
               models: Mapping[str, str], counts: Mapping[str, Counter[str]],
               areas: Mapping[str, Counter[str]], n_fields: int, crs: str,
-              has_observations: bool) -> list[tuple[str, str, str]]:
+              has_observations: bool, orphans: int) -> list[tuple[str, str, str]]:
     config = run_info.get("config")
     versions = dict(run_info.get("versions") or package_versions())
     start, end = _time_range(run_info)
@@ -289,6 +292,7 @@ def _run_rows(*, run_info: Mapping[str, Any], targets: Mapping[str, Sequence[str
         ("run", "crs", crs),
         ("run", "n_fields", str(n_fields)),
         ("run", "has_observations", str(has_observations).lower()),
+        ("run", "predictions_without_field", str(orphans)),
         ("time_range", "start", start or ""),
         ("time_range", "end", end or ""),
     ]
@@ -420,6 +424,13 @@ def write_results(path: str | Path, fields: gpd.GeoDataFrame, predictions: pd.Da
     optional += [c for c in (N_OBS, VALID_FRACTION) if c in predictions.columns]
     obs = _obs_summary(observations)
     index = pd.Index(predictions[FIELD_ID].astype(str))
+    # Predictions of ids that are not in the fields cannot be mapped: counted in
+    # the run table and the report, and logged, not silently dropped.
+    orphans = int((~index.isin(fields[FIELD_ID].astype(str))).sum())
+    if orphans:
+        _LOG.warning("%d prediction rows have a field_id that is not in the fields, e.g. %s; "
+                     "they are not in %s", orphans,
+                     index[~index.isin(fields[FIELD_ID].astype(str))][:3].tolist(), out)
     out_crs = crs or fields.crs.to_string()
     counts: dict[str, Counter[str]] = {t: Counter() for t in targets}
     areas: dict[str, Counter[str]] = {t: Counter() for t in targets}
@@ -442,7 +453,7 @@ def write_results(path: str | Path, fields: gpd.GeoDataFrame, predictions: pd.Da
                               description=f"regenmap per-field practices ({GPKG_SCHEMA})")
         rows = _run_rows(run_info=run_info, targets=targets, models=models, counts=counts,
                          areas=areas, n_fields=n, crs=str(out_crs),
-                         has_observations=observations is not None)
+                         has_observations=observations is not None, orphans=orphans)
         run = pd.DataFrame(rows, columns=["section", "key", "value"]).astype(object)
         gpkg.write_chunks(tmp, [run], layer=RUN_TABLE,
                           description=f"regenmap run provenance ({GPKG_SCHEMA})")
@@ -473,6 +484,12 @@ def write_results(path: str | Path, fields: gpd.GeoDataFrame, predictions: pd.Da
 def _observations_frame(observations: pd.DataFrame) -> pd.DataFrame:
     obs = observations.copy()
     obs[FIELD_ID] = obs[FIELD_ID].astype(str)
+    for col in obs.columns:
+        # GeoPackage DATETIME is ISO 8601 in UTC with a 'Z'; GDAL writes it for tz-aware values.
+        if isinstance(obs[col].dtype, pd.DatetimeTZDtype):
+            obs[col] = obs[col].dt.tz_convert("UTC")
+        elif pd.api.types.is_datetime64_dtype(obs[col]):
+            obs[col] = obs[col].dt.tz_localize("UTC")
     obs.index = pd.RangeIndex(len(obs))
     return obs
 

@@ -241,8 +241,14 @@ def _series_section(obs: pd.DataFrame | None, examples: Mapping[str, Sequence[st
 
 
 def _warnings(frame: pd.DataFrame, targets: Mapping[str, Sequence[str]],
-              run_info: Mapping[str, Any], evaluation: Mapping[str, Any] | None) -> list[str]:
+              run_info: Mapping[str, Any], evaluation: Mapping[str, Any] | None,
+              run: Mapping[str, Mapping[str, str]]) -> list[str]:
     out: list[str] = []
+    orphans = int(run.get("run", {}).get("predictions_without_field") or 0)
+    if orphans:
+        out.append(f"{orphans:,} predictions have a field_id that is not in the fields file; "
+                   "they are not in the GeoPackage. Check that fields and predictions come "
+                   "from the same run.")
     for source in (run_info, evaluation or {}):
         for key in ("drift", "warnings"):
             items = source.get(key)
@@ -368,7 +374,7 @@ def write_report(out_dir: str | Path, *, gpkg_path: str | Path, run_info: Mappin
         observations = _read_observations(gp, wanted)
     elif TIME in observations.columns:
         observations = observations.assign(**{TIME: pd.to_datetime(observations[TIME])})
-    warnings = _warnings(frame, targets, run_info, evaluation)
+    warnings = _warnings(frame, targets, run_info, evaluation, run)
     name = run.get("extra", {}).get("name") or gp.stem
     parts = [f"<h1>regenmap run report: {_e(name)}</h1>",
              f'<p class="muted">Generated {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by regenmap '

@@ -121,6 +121,8 @@ def test_observations_table_and_per_field_summary(tmp_path, make_results, make_o
     table = gpd.read_file(out, layer="observations")
     assert len(table) == 48
     assert pd.api.types.is_datetime64_any_dtype(table["time"])
+    assert str(table["time"].dt.tz) == "UTC"
+    assert table["time"].iloc[0] == pd.Timestamp("2024-01-10", tz="UTC")
 
 
 def test_reprojection_and_passthrough(tmp_path, make_results, targets, run_info):
@@ -152,8 +154,12 @@ def test_non_ascii_ids_targets_and_classes(tmp_path, make_results, run_info):
 def test_fields_without_prediction_get_error_status(tmp_path, make_results, targets):
     fields, preds = make_results(6)
     preds = preds[preds.field_id != "F004"]
-    got = read_results(write_results(tmp_path / "p.gpkg", fields, preds, targets=targets,
-                                     run_info={}))
+    _, extra = make_results(2, prefix="X")
+    preds = pd.concat([preds, extra], ignore_index=True)
+    out = write_results(tmp_path / "p.gpkg", fields, preds, targets=targets, run_info={})
+    got = read_results(out)
+    # the 2 predictions of unknown fields are counted, not silently lost
+    assert read_run(out)["run"]["predictions_without_field"] == "2"
     row = got[got.field_id == "F004"].iloc[0]
     assert len(got) == 6
     assert row["tillage_status"] == "error"
@@ -338,6 +344,7 @@ def test_gdal_geopackage_validator(tmp_path, make_results, make_observations, ta
                           run_info=run_info)
     for path in (out, empty):
         proc = subprocess.run([gdal_validator_python, "-m", "osgeo_utils.samples.validate_gpkg",
-                               "-k", str(path)], capture_output=True, text=True, timeout=120,
+                               "--extra", "--warning-as-error", str(path)],
+                              capture_output=True, text=True, timeout=120,
                               env={**os.environ, "PYTHONPATH": ""})
         assert proc.returncode == 0, proc.stdout + proc.stderr
