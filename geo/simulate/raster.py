@@ -33,6 +33,7 @@ from affine import Affine
 from numpy.typing import NDArray
 from shapely.geometry.base import BaseGeometry
 
+from regenmap.errors import ConfigError
 from regenmap.geo.simulate.noise import SmoothNoise
 from regenmap.geo.simulate.params import (
     BOA_ADD_OFFSET,
@@ -70,12 +71,22 @@ class PixelCover:
     ----------
     labels
         (rows, cols, TOP_K) label ids (uint16 or int32), most abundant first.
-    fractions
-        (rows, cols, TOP_K) float32 area fractions, summing to 1 per pixel.
+    counts
+        (rows, cols, TOP_K) uint8 sub-pixel counts of each label (one byte per slot:
+        the large region keeps 25 M pixels in memory).
+    n_sub
+        Sub-pixels per pixel; ``counts / n_sub`` are area fractions.
     """
 
     labels: NDArray[np.integer]
-    fractions: NDArray[np.float32]
+    counts: NDArray[np.uint8]
+    n_sub: int
+
+    @property
+    def fractions(self) -> NDArray[np.float32]:
+        """Area fractions (rows, cols, TOP_K), summing to 1 per pixel (after the top 3)."""
+        c = self.counts.astype(np.float32)
+        return np.asarray(c / c.sum(axis=-1, keepdims=True), dtype=np.float32)
 
 
 def top_labels(sub: NDArray[np.integer], k: int = TOP_K
@@ -139,11 +150,11 @@ def pixel_cover(layers: Sequence[tuple[Sequence[BaseGeometry], Sequence[int]]], 
     """
     s = supersample
     labels = np.empty((height, width, TOP_K), dtype=dtype)
-    fractions = np.empty((height, width, TOP_K), dtype=np.float32)
+    counts = np.empty((height, width, TOP_K), dtype=np.uint8)
+    if s * s > 255:
+        raise ConfigError(f"supersample {s} too large: at most 15 sub-pixels per side")
     geoms = np.asarray([g for gs, _ in layers for g in gs], dtype=object)
     values = np.asarray([int(v) for _, vs in layers for v in vs], dtype=np.int64)
-    # GeoJSON once (shapely's C writer), not per chunk through __geo_interface__
-    geojson = [json.loads(t) for t in shapely.to_geojson(geoms)]
     tree = shapely.STRtree(geoms)
     fine = transform @ Affine.scale(1.0 / s)
     for r0 in range(0, height, chunk_rows):
@@ -151,7 +162,9 @@ def pixel_cover(layers: Sequence[tuple[Sequence[BaseGeometry], Sequence[int]]], 
         top, bottom = transform.f + r0 * transform.e, transform.f + r1 * transform.e
         box = shapely.box(transform.c, bottom, transform.c + width * transform.a, top)
         hit = np.sort(tree.query(box, predicate="intersects"))  # keep the drawing order
-        shapes = [(geojson[i], int(values[i])) for i in hit]
+        # shapely's C GeoJSON writer is much faster than rasterio's __geo_interface__ walk
+        shapes = [(json.loads(t), int(v)) for t, v in
+                  zip(shapely.to_geojson(geoms[hit]), values[hit], strict=True)]
         if not shapes:
             sub = np.full(((r1 - r0) * s, width * s), fill, dtype=dtype)
         else:
@@ -160,16 +173,16 @@ def pixel_cover(layers: Sequence[tuple[Sequence[BaseGeometry], Sequence[int]]], 
                 transform=fine @ Affine.translation(0, r0 * s), dtype=np.dtype(dtype).name)
         blocks = sub.reshape(r1 - r0, s, width, s).transpose(0, 2, 1, 3).reshape(-1, s * s)
         lab, cnt = top_labels(blocks)
-        frac = cnt / cnt.sum(axis=1, keepdims=True)
         labels[r0:r1] = lab.reshape(r1 - r0, width, TOP_K)
-        fractions[r0:r1] = frac.reshape(r1 - r0, width, TOP_K).astype(np.float32)
-    return PixelCover(labels=labels, fractions=fractions)
+        counts[r0:r1] = cnt.reshape(r1 - r0, width, TOP_K)
+    return PixelCover(labels=labels, counts=counts, n_sub=s * s)
 
 
 def mixing_matrix(cover: PixelCover, rows: slice, n_labels: int) -> sp.csr_matrix:
     """Sparse (pixels, labels) matrix of area fractions of the 10 m rows ``rows``."""
     lab = cover.labels[rows].reshape(-1, TOP_K)
-    frac = cover.fractions[rows].reshape(-1, TOP_K)
+    cnt = cover.counts[rows].reshape(-1, TOP_K).astype(np.float32)
+    frac = cnt / cnt.sum(axis=1, keepdims=True)
     n = lab.shape[0]
     indptr = np.arange(0, n * TOP_K + 1, TOP_K, dtype=np.int64)
     return sp.csr_matrix((frac.ravel(), lab.astype(np.int32).ravel(), indptr),
