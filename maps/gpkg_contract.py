@@ -620,8 +620,16 @@ def validate_results(path: str | Path) -> dict[str, list[str]]:
     return targets
 
 
-def read_results(path: str | Path) -> gpd.GeoDataFrame:
+def read_results(path: str | Path, *, columns: Sequence[str] | None = None
+                 ) -> gpd.GeoDataFrame:
     """Read and validate the ``fields`` layer of a results GeoPackage.
+
+    Parameters
+    ----------
+    path
+        A results GeoPackage.
+    columns
+        Attribute columns to read (all if None); the geometry is always read.
 
     Returns
     -------
@@ -635,7 +643,8 @@ def read_results(path: str | Path) -> gpd.GeoDataFrame:
         For foreign files or another (older/newer) schema version.
     """
     targets = validate_results(path)
-    frame = gpkg.read_layer(path, FIELDS_LAYER)
+    frame = gpkg.read_layer(path, FIELDS_LAYER,
+                            columns=None if columns is None else list(columns))
     if not isinstance(frame, gpd.GeoDataFrame):  # pragma: no cover - validated above
         raise SchemaError(f"{path}: layer {FIELDS_LAYER!r} has no geometry")
     frame.attrs["targets"] = targets

@@ -24,7 +24,7 @@ import numpy as np
 import shapely
 
 from regenmap.geo.gpkg import atomic_path
-from regenmap.maps.static import shown_classes
+from regenmap.maps.static import confidence_colours, shown_classes
 from regenmap.maps.styles import (
     CONFIDENCE_BREAKS,
     CONFIDENCE_COLOURS,
@@ -63,13 +63,6 @@ def leaflet_inline() -> tuple[str, str]:
     css = css.replace("url(images/marker-icon.png)", "none")
     js = _asset("leaflet.js").decode()
     return f"<style>{css}</style>", f"<script>{js}</script>"
-
-
-def _conf_colour(value: float) -> str:
-    if not np.isfinite(value):
-        return NO_CONFIDENCE_COLOUR
-    idx = int(np.searchsorted(CONFIDENCE_BREAKS, value, side="right")) - 1
-    return CONFIDENCE_COLOURS[min(max(idx, 0), len(CONFIDENCE_COLOURS) - 1)]
 
 
 def _legend_html(targets: Mapping[str, Sequence[str]]) -> str:
@@ -172,7 +165,7 @@ def html_map(frame: gpd.GeoDataFrame, targets: Mapping[str, Sequence[str]], out:
             "why": [None if w is None or w != w else str(w) for w in wgs[reason_column(t)]],
             "fill": [palette.get(c, OTHER_COLOUR) if c is not None else OTHER_COLOUR
                      for c in shown],
-            "conf_fill": [_conf_colour(v) for v in conf],
+            "conf_fill": confidence_colours(conf).tolist(),
         }
         data = _geojson(wgs, props)
         if not data["features"]:  # folium's popups need at least one feature

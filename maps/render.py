@@ -7,9 +7,10 @@ from pathlib import Path
 
 from regenmap.errors import OutputError
 from regenmap.geo.gpkg import check_writable_dir
-from regenmap.maps.gpkg_contract import read_results
+from regenmap.maps.gpkg_contract import read_results, validate_results
 from regenmap.maps.interactive import html_map
 from regenmap.maps.static import class_map, confidence_map
+from regenmap.schema import FIELD_ID, class_column, confidence_column, reason_column, status_column
 
 
 def map_paths(out_dir: str | Path, targets: Sequence[str]) -> dict[str, Path]:
@@ -62,13 +63,16 @@ def render_maps(gpkg_path: str | Path, out_dir: str | Path, *,
     OutputError
         ``out_dir`` cannot be created or written, or a target is unknown.
     """
-    frame = read_results(gpkg_path)
-    known: dict[str, list[str]] = frame.attrs["targets"]
+    known = validate_results(gpkg_path)
     chosen = list(known) if targets is None else list(targets)
     unknown = [t for t in chosen if t not in known]
     if unknown:
         raise OutputError(f"{gpkg_path}: no target(s) {unknown} in this GeoPackage "
                           f"(it has {list(known)})")
+    # Only what the maps show: a million fields' probabilities stay on disk.
+    needed = [FIELD_ID] + [c for t in chosen for c in (class_column(t), status_column(t),
+                                                       confidence_column(t), reason_column(t))]
+    frame = read_results(gpkg_path, columns=needed)
     d = ensure_dir(out_dir)
     paths = map_paths(d, chosen)
     written: list[Path] = []

@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import Final
 
 import geopandas as gpd
-import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
-from matplotlib.colors import BoundaryNorm, ListedColormap, to_rgba
+from matplotlib.colors import ListedColormap, to_rgba
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 
@@ -59,6 +58,26 @@ def shown_classes(frame: gpd.GeoDataFrame, target: str) -> np.ndarray:
     ok = frame[status_column(target)].to_numpy(dtype=object) == FieldStatus.OK.value
     out = frame[class_column(target)].to_numpy(dtype=object, copy=True)
     out[~ok | pd.isna(out)] = None
+    return out
+
+
+def confidence_colours(conf: np.ndarray) -> np.ndarray:
+    """Return the hex colour of each confidence: classes ``[lo, hi)``, the last closed.
+
+    Parameters
+    ----------
+    conf
+        float (n,) confidences in [0, 1], NaN where there is none.
+
+    Returns
+    -------
+    numpy.ndarray
+        object (n,) of ``"#RRGGBB"``; NaN gets the "no confidence" grey.
+    """
+    idx = np.searchsorted(np.asarray(CONFIDENCE_BREAKS), conf, side="right") - 1
+    idx = np.clip(idx, 0, len(CONFIDENCE_COLOURS) - 1)
+    out = np.asarray(CONFIDENCE_COLOURS, dtype=object)[idx]
+    out[~np.isfinite(conf)] = NO_CONFIDENCE_COLOUR
     return out
 
 
@@ -177,10 +196,7 @@ def confidence_map(frame: gpd.GeoDataFrame, target: str, out: Path) -> Path:
     """Write the confidence map of one target to ``out`` (PNG), in the QGIS style's classes."""
     frame = plot_frame(frame)
     conf = frame[confidence_column(target)].to_numpy(dtype="float64")
-    cmap = ListedColormap(list(CONFIDENCE_COLOURS))
-    norm = BoundaryNorm(list(CONFIDENCE_BREAKS), cmap.N)
-    colours = [NO_CONFIDENCE_COLOUR if not np.isfinite(v)
-               else matplotlib.colors.to_hex(cmap(norm(min(max(v, 0.0), 1.0)))) for v in conf]
+    colours = confidence_colours(conf).tolist()
     fig = Figure(figsize=FIGSIZE_IN)
     ax = fig.subplots()
     if not frame.empty:
