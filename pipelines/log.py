@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,22 +12,95 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+#: Seconds between two JSON ``progress`` lines of one stage in quiet mode.
+QUIET_PROGRESS_INTERVAL_S = 10.0
+
+
+class StageProgress:
+    """Progress of one long stage: a rich bar, or throttled JSON ``progress`` lines.
+
+    Use :meth:`Reporter.progress` to get one. :meth:`update` is thread-safe.
+    """
+
+    def __init__(self, reporter: Reporter, stage: str, unit: str, task: TaskID | None) -> None:
+        self._reporter = reporter
+        self._stage = stage
+        self._unit = unit
+        self._task = task
+        self._lock = threading.Lock()
+        self._last_emit = 0.0
+        self.done = 0
+        self.total: int | None = None
+        self.detail: dict[str, Any] = {}
+
+    def update(self, done: int, total: int | None = None, **detail: Any) -> None:
+        """Set how much of the stage is done (``done`` of ``total`` ``unit``), plus details.
+
+        Parameters
+        ----------
+        done
+            Units finished so far.
+        total
+            Units in the stage, if known.
+        **detail
+            Extra fields shown after the bar and written to the JSON line
+            (e.g. ``tiles="3/9"``).
+        """
+        with self._lock:
+            self.done, self.total = done, total if total is not None else self.total
+            self.detail.update(detail)
+            progress = self._reporter._progress
+            if self._task is not None and progress is not None:
+                extra = " ".join(f"{k} {v}" for k, v in self.detail.items())
+                progress.update(self._task, completed=done, total=self.total,
+                                description=f"{self._stage} {self._unit}", extra=extra)
+            elif self._reporter.quiet:
+                now = time.monotonic()
+                if now - self._last_emit >= self._reporter.progress_interval:
+                    self._last_emit = now
+                    self._emit()
+
+    def _emit(self) -> None:
+        self._reporter.event("progress", stage=self._stage, unit=self._unit, done=self.done,
+                             total=self.total, **self.detail)
+
+    def finish(self) -> None:
+        """Write the final state (quiet mode) and leave the bar complete."""
+        with self._lock:
+            if self._reporter.quiet and self.done:
+                self._emit()
 
 
 class Reporter:
-    """Report stage starts, ends and notes.
+    """Report stage starts, ends, notes and progress.
 
     Parameters
     ----------
     quiet
         If true, write JSON lines to stderr (for schedulers' logs) instead of
-        rich text.
+        rich text and progress bars.
+    progress_interval
+        Seconds between two JSON ``progress`` lines of a stage (quiet mode).
     """
 
-    def __init__(self, *, quiet: bool = False) -> None:
+    def __init__(self, *, quiet: bool = False,
+                 progress_interval: float = QUIET_PROGRESS_INTERVAL_S) -> None:
         self.quiet = quiet
+        self.progress_interval = progress_interval
         self.console = Console(stderr=True)
         self.timings: dict[str, float] = {}
+        self._progress: Progress | None = None
 
     def event(self, event: str, **fields: Any) -> None:
         """Emit one event (a JSON line when quiet, a styled line otherwise)."""
@@ -52,6 +126,26 @@ class Reporter:
         seconds = time.perf_counter() - t0
         self.timings[name] = round(seconds, 2)
         self.event("done", stage=name, seconds=round(seconds, 2))
+
+    @contextmanager
+    def progress(self, stage: str, unit: str) -> Iterator[StageProgress]:
+        """Show a progress bar (or JSON progress lines when quiet) for the duration of a stage."""
+        task: TaskID | None = None
+        if not self.quiet:
+            self._progress = Progress(
+                SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
+                MofNCompleteColumn(), TextColumn("{task.fields[extra]}"), TimeElapsedColumn(),
+                TimeRemainingColumn(), console=self.console, transient=False)
+            task = self._progress.add_task(f"{stage} {unit}", total=None, extra="")
+            self._progress.start()
+        bar = StageProgress(self, stage, unit, task)
+        try:
+            yield bar
+        finally:
+            bar.finish()
+            if self._progress is not None:
+                self._progress.stop()
+                self._progress = None
 
     def skipped(self, name: str, reason: str) -> None:
         """Report a stage skipped because its checkpoint is valid."""

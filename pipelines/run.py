@@ -1,17 +1,41 @@
-"""``regenmap run``: every stage in order, with checkpoints, a lock and a summary."""
+"""``regenmap run``: every stage in order, with checkpoints, a lock, progress and a summary.
+
+The Dask cluster is opened once per run, and only if a stage that needs it
+(extraction) has work to do: an existing scheduler (``cluster.address`` or
+``--scheduler``), a cluster profile (``configs/cluster/``, see
+:mod:`regenmap.pipelines.jobqueue`) or a LocalCluster sized to the machine. Its
+dashboard address is reported as a ``cluster`` event.
+
+SIGTERM (what batch schedulers send at a time limit or pre-emption) is turned
+into the same clean stop as Ctrl-C: the lock is released, finished stages and
+tiles are kept, and the exit code is 130, so re-running continues.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from regenmap.pipelines.checkpoints import mark_done, run_lock, stage_done
 from regenmap.pipelines.config import RunConfig, load_config
-from regenmap.pipelines.log import Reporter
+from regenmap.pipelines.log import Reporter, StageProgress
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 STAGES = ("extract", "features", "train", "evaluate", "predict")
+#: Stages that run on the Dask cluster (it is started only for them).
+CLUSTER_STAGES = frozenset({"extract"})
+#: Seconds between two looks at the progress of the extraction.
+POLL_S = 0.5
 
 
 @dataclass
@@ -32,6 +56,8 @@ class RunResult:
         Stage -> seconds (0 for a stage skipped from its checkpoint).
     skipped
         Stages skipped because their checkpoint was valid.
+    dashboard
+        Dask dashboard link of the cluster the run used, if one was started or joined.
     """
 
     config: RunConfig
@@ -40,9 +66,10 @@ class RunResult:
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
+    dashboard: str | None = None
 
 
-def _stage_functions() -> dict[str, Callable[[RunConfig], Any]]:
+def _stage_functions() -> dict[str, Callable[..., Any]]:
     from regenmap.pipelines.extract import extract
     from regenmap.pipelines.featurize import features
     from regenmap.pipelines.modelling import evaluate, train
@@ -60,8 +87,37 @@ def _as_jsonable(value: Any) -> Any:
     return str(value) if isinstance(value, Path) else value
 
 
+class _LazyClient:
+    """Opens the run's Dask client on first use and closes it with the run."""
+
+    def __init__(self, cfg: RunConfig, stack: ExitStack, reporter: Reporter,
+                 client: Client | None, profile: str | Path | None) -> None:
+        self._cfg, self._stack, self._reporter = cfg, stack, reporter
+        self._profile = profile
+        self.client: Client | None = client
+        self.dashboard: str | None = None
+        if client is not None:
+            self._announce(client)
+
+    def get(self) -> Client:
+        if self.client is None:
+            from regenmap.pipelines.jobqueue import open_client
+
+            self.client = self._stack.enter_context(open_client(self._cfg.cluster,
+                                                                profile=self._profile))
+            self._announce(self.client)
+        return self.client
+
+    def _announce(self, client: Client) -> None:
+        info = client.scheduler_info()
+        self.dashboard = client.dashboard_link
+        self._reporter.event("cluster", stage="run", scheduler=info.get("address"),
+                             workers=len(info.get("workers", {})), dashboard=self.dashboard)
+
+
 def run(config: RunConfig | str | Path, *, quiet: bool = False,
-        stages: tuple[str, ...] = STAGES) -> RunResult:
+        stages: tuple[str, ...] = STAGES, client: Client | None = None,
+        profile: str | Path | None = None) -> RunResult:
     """Run the stages of a job in order, skipping those already done.
 
     Parameters
@@ -69,14 +125,27 @@ def run(config: RunConfig | str | Path, *, quiet: bool = False,
     config
         Run configuration or the path of its YAML file.
     quiet
-        JSON log lines instead of rich progress.
+        JSON log lines (including throttled ``progress`` lines) instead of rich progress bars.
     stages
         Stages to run, in order (default: all).
+    client
+        Dask client to use; otherwise one is opened when a cluster stage has work:
+        ``cluster.address``, else the cluster ``profile`` (argument, ``cluster.profile``
+        or ``$REGENMAP_CLUSTER_PROFILE``), else a LocalCluster.
+    profile
+        Cluster profile name (``configs/cluster/<name>.yaml``) or YAML path.
 
     Returns
     -------
     RunResult
         Paths, held-out metrics, status counts and timings.
+
+    Raises
+    ------
+    LockError
+        If another live run holds the lock of ``out_dir``.
+    KeyboardInterrupt
+        On Ctrl-C or SIGTERM (the CLI exits with 130; re-running continues).
     """
     cfg = config if isinstance(config, RunConfig) else load_config(config)
     if cfg.scenes is None and cfg.observations is None:
@@ -87,7 +156,8 @@ def run(config: RunConfig | str | Path, *, quiet: bool = False,
     result = RunResult(config=cfg)
     chash = cfg.hash()
     functions = _stage_functions()
-    with run_lock(out_dir):
+    with _sigterm_as_interrupt(), run_lock(out_dir), ExitStack() as stack:
+        lazy = _LazyClient(cfg, stack, reporter, client, profile)
         for name in stages:
             marker = stage_done(out_dir, name, chash)
             if marker is not None:
@@ -95,16 +165,129 @@ def run(config: RunConfig | str | Path, *, quiet: bool = False,
                 result.skipped.append(name)
                 result.outputs[name] = marker["outputs"]
                 continue
+            fn = functions[name]
+            kwargs: dict[str, Any] = {}
+            if name in CLUSTER_STAGES and "client" in inspect.signature(fn).parameters:
+                kwargs["client"] = lazy.get()
             with reporter.stage(name):
-                produced = functions[name](cfg)
+                if name == "extract":
+                    with _watch_extract(reporter, out_dir, kwargs.get("client")):
+                        produced = fn(cfg, **kwargs)
+                else:
+                    produced = fn(cfg, **kwargs)
             outputs = _as_jsonable(produced)
             mark_done(out_dir, name, chash, outputs)
             result.outputs[name] = outputs
+        result.dashboard = lazy.dashboard
     if len(result.skipped) == len(stages):
         reporter.event("nothing-to-do", stage="run", reason="every stage finished earlier")
     result.timings = reporter.timings
     _collect_summary(result)
     return result
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM raises KeyboardInterrupt (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _raise(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, _raise)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class _PlanListener(logging.Handler):
+    """Catches the extraction's plan line (fields, acquisitions, tiles, tiles to compute)."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.INFO)
+        self.plan: tuple[int, int, int, int] | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        args = record.args
+        if (isinstance(record.msg, str) and record.msg.startswith("extract: ")
+                and isinstance(args, tuple) and len(args) == 4):
+            a, b, c, d = (int(str(x)) for x in args)
+            self.plan = (a, b, c, d)
+
+
+@contextmanager
+def _watch_extract(reporter: Reporter, out_dir: Path, client: Client | None) -> Iterator[None]:
+    """Show the extraction's progress: tile x acquisition tasks done, tile files written.
+
+    Tasks are counted from the scheduler's task stream (keys ``extract-<tile>-<acq>-...``),
+    tiles from the files written since the stage started.
+    """
+    logger = logging.getLogger("regenmap.pipelines.extract")
+    listener = _PlanListener()
+    old_level = logger.level
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
+    logger.addHandler(listener)
+    stop = threading.Event()
+    with reporter.progress("extract", "tile x acquisition tasks") as bar:
+        thread = threading.Thread(target=_poll_extract, name="regenmap-progress", daemon=True,
+                                  args=(bar, listener, out_dir / "observations", client, stop))
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(timeout=10)
+            logger.removeHandler(listener)
+            logger.setLevel(old_level)
+
+
+def _poll_extract(bar: StageProgress, listener: _PlanListener, obs_dir: Path,
+                  client: Client | None, stop: threading.Event) -> None:
+    t0 = time.time()
+    seen: set[str] = set()
+    index: int | None = None
+    use_stream = client is not None
+    while True:
+        finished = stop.wait(POLL_S)
+        if use_stream and client is not None:
+            try:
+                if index is None:  # start from the scheduler's current position
+                    index = _stream_index(client)
+                scheduler: Any = client.scheduler
+                records = client.sync(scheduler.get_task_stream, start_index=index)
+                index += len(records)
+                seen.update(k for r in records if (k := str(r.get("key", ""))).startswith("extract-")
+                            and r.get("status", "OK") == "OK")
+            except Exception:  # progress must never break a run
+                use_stream = False
+        try:
+            tiles = sum(1 for p in obs_dir.glob("tile=*.parquet") if p.stat().st_mtime >= t0 - 1)
+        except OSError:
+            tiles = 0
+        plan = listener.plan
+        if plan is not None:
+            _, n_acq, _, n_pending = plan
+            total = n_pending * n_acq
+            done = len(seen) if use_stream else tiles * n_acq
+            bar.update(min(done, total), total, tiles=f"{tiles}/{n_pending}")
+        if finished:
+            return
+
+
+def _stream_index(client: Client) -> int:
+    """Append counter of the scheduler's task stream now (tasks finished before the stage)."""
+    def count(dask_scheduler: Any = None) -> int:
+        plugin = dask_scheduler.plugins.get("task-stream") if dask_scheduler else None
+        return int(plugin.index) if plugin is not None else 0
+
+    try:
+        return int(client.run_on_scheduler(count))
+    except Exception:  # older schedulers: count from the buffer's start
+        return 0
 
 
 def _collect_summary(result: RunResult) -> None:
