@@ -65,6 +65,16 @@ def card_blocks(model: TrainedModel, report: dict[str, Any], plots: dict[str, Pa
     worst = report["disaggregated"].get("worst")
     classes = list(model.classes)
     b: list[Block] = [Block("h1", f"Model card: {t}")]
+    glance = (f"At a glance: held-out accuracy {ov['accuracy']:.3f} "
+              f"(95 % interval {_ci(ci.get('accuracy'))}), macro-F1 {ov['macro_f1']:.3f}, "
+              f"on {ov['n']} fields under "
+              + ("spatial" if report["strategy"] == "spatial" else "RANDOM (optimistic)")
+              + f" cross-validation. At confidence threshold {op['threshold']:.2f}, "
+              f"{op['coverage']:.0%} of fields are labelled.")
+    if worst:
+        glance += (f" Weakest subgroup: `{worst['factor']}` = `{worst['group']}` "
+                   f"(accuracy {worst['accuracy']:.3f}, {worst['gap']:+.3f}).")
+    b.append(Block("p", glance))
 
     b.append(Block("h2", "Model details"))
     b.append(Block("ul", [

@@ -209,13 +209,9 @@ def clean_labels(labels: pd.Series, *, target: str, classes: Sequence[str] | Non
     ModelError
         Listing unknown labels with the closest declared class.
     """
-    def norm(v: object) -> str | None:
-        if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA:
-            return None
-        text = str(v).strip()
-        return text or None
-
-    out = pd.Series([norm(v) for v in labels.to_numpy(dtype=object)], index=labels.index,
+    text = labels.astype("string").str.strip()
+    text = text.mask(text == "")
+    out = pd.Series(text.to_numpy(dtype=object, na_value=None), index=labels.index,
                     dtype=object, name=target)
     if classes is not None:
         declared = list(classes)

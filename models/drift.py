@@ -21,8 +21,8 @@ _EPS = 1e-4
 _RANGE_PAD = 0.1
 
 
-def build_reference(values: np.ndarray, names: tuple[str, ...], *, n_bins: int = 10
-                    ) -> dict[str, dict[str, Any]]:
+def build_reference(values: np.ndarray, names: tuple[str, ...], *, n_bins: int = 10,
+                    max_rows: int = 20_000, seed: int = 0) -> dict[str, dict[str, Any]]:
     """Summarise each feature's training distribution.
 
     Parameters
@@ -33,6 +33,11 @@ def build_reference(values: np.ndarray, names: tuple[str, ...], *, n_bins: int =
         Feature names, length n_features.
     n_bins
         Quantile bins per feature (ties merge bins of discrete features).
+    max_rows
+        Bins and proportions come from a seeded sample of at most this many rows
+        (plenty for deciles); minimum and maximum from all rows.
+    seed
+        Sampling seed.
 
     Returns
     -------
@@ -43,8 +48,15 @@ def build_reference(values: np.ndarray, names: tuple[str, ...], *, n_bins: int =
     """
     qs = np.linspace(0, 1, n_bins + 1)[1:-1]
     out: dict[str, dict[str, Any]] = {}
+    rows = None
+    if values.shape[0] > max_rows:
+        rng = np.random.default_rng(seed)
+        rows = np.sort(rng.choice(values.shape[0], size=max_rows, replace=False))
+    finite = np.isfinite(values)
+    mins = np.where(finite, values, np.inf).min(axis=0, initial=np.inf)
+    maxs = np.where(finite, values, -np.inf).max(axis=0, initial=-np.inf)
     for j, name in enumerate(names):
-        col = values[:, j].astype(np.float64)
+        col = (values[:, j] if rows is None else values[rows, j]).astype(np.float64)
         ok = col[np.isfinite(col)]
         if ok.size == 0:
             out[name] = {"edges": [], "proportions": [0.0, 1.0], "lo": None, "hi": None,
@@ -58,8 +70,8 @@ def build_reference(values: np.ndarray, names: tuple[str, ...], *, n_bins: int =
             "proportions": _proportions(col, edges).tolist(),
             "p005": p005,
             "p995": p995,
-            "lo": float(ok.min()) - pad,
-            "hi": float(ok.max()) + pad,
+            "lo": float(min(mins[j], ok.min())) - pad,
+            "hi": float(max(maxs[j], ok.max())) + pad,
             "median": float(np.median(ok)),
         }
     return out

@@ -13,7 +13,7 @@ from regenmap.errors import ModelError
 #: hundreds of features. ``max_bin=63`` trades a little resolution for speed;
 #: ``force_col_wise`` + ``deterministic`` make runs bit-for-bit repeatable.
 DEFAULT_PARAMS: dict[str, Any] = {
-    "learning_rate": 0.05,
+    "learning_rate": 0.1,
     "num_leaves": 31,
     "min_data_in_leaf": 20,
     "feature_fraction": 0.8,
@@ -29,11 +29,15 @@ SMALL_DATA_ROWS = 20_000
 
 #: Training-loop options accepted in the same mapping but not passed to LightGBM.
 DEFAULT_LOOP: dict[str, Any] = {
-    "num_boost_round": 400,
-    "early_stopping_rounds": 30,
+    "num_boost_round": 300,
+    "early_stopping_rounds": 20,
     "class_weight": "balanced",
-    "refit": True,
+    "refit": "auto",
 }
+
+#: With ``refit: auto``, the booster is refitted on all labelled fields below this
+#: many; above it, the hold-out adds little and refitting would double the time.
+REFIT_MAX_ROWS = 50_000
 
 _FORCED = {"objective": "multiclass", "verbosity": -1, "deterministic": True,
            "force_col_wise": True}
@@ -54,7 +58,8 @@ class TrainingParams:
     class_weight
         ``"balanced"`` (weights n / (k * n_class)) or ``"none"``.
     refit
-        Refit on all labelled fields with the early-stopped number of rounds.
+        Refit on all labelled fields with the early-stopped number of rounds
+        (resolved from ``auto`` with the number of training rows).
     """
 
     booster: dict[str, Any]
@@ -72,12 +77,14 @@ def resolve_params(params: Mapping[str, Any] | None, *, seed: int, n_rows: int |
     ----------
     params
         LightGBM parameters and/or loop options (``num_boost_round``,
-        ``early_stopping_rounds``, ``class_weight``, ``refit``).
+        ``early_stopping_rounds``, ``class_weight``, ``refit``: true, false or ``auto``
+        = true below :data:`REFIT_MAX_ROWS` rows).
     seed
         Seed of every random choice inside LightGBM.
     n_rows
         Training rows; without an explicit ``num_threads`` LightGBM uses 1 thread below
-        :data:`SMALL_DATA_ROWS` rows and 2 above.
+        :data:`SMALL_DATA_ROWS` rows and 2 above; ``refit: auto`` refits below
+        :data:`REFIT_MAX_ROWS`.
 
     Raises
     ------
@@ -108,4 +115,15 @@ def resolve_params(params: Mapping[str, Any] | None, *, seed: int, n_rows: int |
         raise ModelError(f"model.params.num_boost_round must be >= 1 (got {rounds}) and "
                          f"early_stopping_rounds >= 0 (got {stop})")
     return TrainingParams(booster=booster, num_boost_round=rounds, early_stopping_rounds=stop,
-                          class_weight=str(loop["class_weight"]), refit=bool(loop["refit"]))
+                          class_weight=str(loop["class_weight"]),
+                          refit=_refit(loop["refit"], n_rows))
+
+
+def _refit(value: Any, n_rows: int | None) -> bool:
+    if isinstance(value, str):
+        if value.lower() == "auto":
+            return n_rows is None or n_rows < REFIT_MAX_ROWS
+        if value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        raise ModelError(f"model.params.refit must be true, false or 'auto', got {value!r}")
+    return bool(value)

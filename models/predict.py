@@ -21,6 +21,7 @@ from regenmap.schema import (
     class_column,
     confidence_column,
     margin_column,
+    model_column,
     ood_column,
     proba_column,
     reason_column,
@@ -70,7 +71,8 @@ def predict_target(model: TrainedModel, features: pd.DataFrame, *,
     pandas.DataFrame
         ``field_id``; ``<t>`` (class or null), ``<t>_conf``, ``<t>_margin``,
         ``<t>_p_<class>`` (float32, summing to 1 where predicted, NaN where withheld
-        upstream), ``<t>_status``, ``<t>_why``, ``<t>_ood``. ``attrs["drift"]``
+        upstream), ``<t>_status``, ``<t>_why``, ``<t>_ood``, ``<t>_model`` (model id).
+        ``attrs["drift"]``
         holds the drift report of this table against the training data.
 
     Raises
@@ -152,6 +154,7 @@ def predict_target(model: TrainedModel, features: pd.DataFrame, *,
     cols[status_column(t)] = pd.array(status, dtype="string")
     cols[reason_column(t)] = pd.array(why, dtype="string")
     cols[ood_column(t)] = ood
+    cols[model_column(t)] = pd.array([model.provenance.get("model_id")] * n, dtype="string")
     out = pd.DataFrame(cols)
     if extra_ids:
         out = pd.concat([out, _status_only_rows(model, up.loc[extra_ids], out.dtypes)],

@@ -35,7 +35,7 @@ from regenmap.models.explain import contributions, global_importance
 from regenmap.models.params import TrainingParams, resolve_params
 
 #: Labelled fields used to compute global importance (TreeSHAP is O(trees x leaves) per field).
-_IMPORTANCE_SAMPLE = 2000
+_IMPORTANCE_SAMPLE = 500
 
 
 @dataclass
@@ -147,8 +147,7 @@ def prepare(features: pd.DataFrame, labels: pd.Series, *, target: str,
                          "Check the labels file's field ids and target column.")
     cls = class_list(lab, target=target, classes=classes)
     check_training_features(fm, mask=mask)
-    index = {c: i for i, c in enumerate(cls)}
-    y = np.array([index[v] for v in lab[mask]], dtype=np.int64)
+    y = pd.Categorical(lab[mask].to_numpy(), categories=list(cls)).codes.astype(np.int64)
     g_al = align(groups, fm.field_ids, what="groups")
     g = None
     if g_al is not None:
@@ -194,20 +193,20 @@ def holdout_mask(y: np.ndarray, groups: np.ndarray | None, *, seed: int, n_split
         n_groups = len(np.unique(groups))
         k = min(n_splits, n_groups)
         if k < 2:
-            return None, "one spatial group only: no early stopping, fixed number of rounds"
+            return None, "none (one spatial group only): fixed number of rounds"
         splitter: StratifiedGroupKFold | StratifiedKFold = StratifiedGroupKFold(
             n_splits=k, shuffle=True, random_state=seed)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             _, valid = next(iter(splitter.split(np.zeros(len(y)), y, groups)))
-        note = f"early stopping on a held-out spatial fold ({len(valid)} fields, 1/{k} of groups)"
+        note = f"on a held-out spatial fold ({len(valid)} fields, 1/{k} of the groups)"
     else:
         k = min(n_splits, smallest)
         if k < 2:
-            return None, "a class has one field only: no early stopping, fixed number of rounds"
+            return None, "none (a class has one field only): fixed number of rounds"
         splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
         _, valid = next(iter(splitter.split(np.zeros(len(y)), y)))
-        note = f"early stopping on a random 1/{k} hold-out (no spatial groups given)"
+        note = f"on a random 1/{k} hold-out (no spatial groups given)"
     mask = np.zeros(len(y), dtype=bool)
     mask[valid] = True
     return mask, note
@@ -241,7 +240,7 @@ def fit_booster(values: np.ndarray, y: np.ndarray, groups: np.ndarray | None, *,
     params = {**tp.booster, "num_class": n_classes}
     w = class_weights(y, n_classes, tp.class_weight)
     valid = None
-    note = "early stopping disabled"
+    note = "disabled (early_stopping_rounds = 0)"
     if tp.early_stopping_rounds > 0:
         valid, note = holdout_mask(y, groups, seed=seed)
     info: dict[str, Any] = {"early_stopping": note}
@@ -328,7 +327,7 @@ def train_target(features: pd.DataFrame, labels: pd.Series, *, target: str,
                 "early_stopping_rounds": tp.early_stopping_rounds,
                 "class_weight": tp.class_weight, "refit": tp.refit},
         best_iteration=int(info["best_iteration"]),
-        reference=build_reference(values, td.fm.names),
+        reference=build_reference(values, td.fm.names, seed=seed),
         importance={n: float(v) for n, v in zip(td.fm.names, imp, strict=True)},
         training=training_summary(td, info),
         provenance={"model_id": f"{target}-{hashlib.sha256(model_text.encode()).hexdigest()[:12]}",
