@@ -211,8 +211,9 @@ def clean_labels(labels: pd.Series, *, target: str, classes: Sequence[str] | Non
     """
     text = labels.astype("string").str.strip()
     text = text.mask(text == "")
-    out = pd.Series(text.to_numpy(dtype=object, na_value=None), index=labels.index,
-                    dtype=object, name=target)
+    values = text.astype(object).to_numpy(copy=True)
+    values[text.isna().to_numpy()] = None
+    out = pd.Series(values, index=labels.index, dtype=object, name=target)
     if classes is not None:
         declared = list(classes)
         present = pd.unique(out.dropna().to_numpy())
