@@ -170,6 +170,10 @@ def card_blocks(model: TrainedModel, report: dict[str, Any], plots: dict[str, Pa
         f"(`{tr.get('group_column', 'n/a')}`).",
         f"Share of missing feature values on the labelled fields: "
         f"{_pct(tr.get('feature_missing_share'))}.",
+        *([f"{tr['n_labelled_without_features']} labelled fields have no features (too small "
+           "or no usable observation) and were not trained on, e.g. "
+           + ", ".join(f"`{i}`" for i in tr.get("labelled_without_features_examples", [])[:5])
+           + "."] if tr.get("n_labelled_without_features") else []),
     ]))
     for key, title in (("group_counts", "Labelled fields per group and class"),
                        ("size_class_counts", "Labelled fields per field-size class and class")):

@@ -115,6 +115,8 @@ class TrainingData:
         str (n_labelled,) spatial group of each labelled field, or None.
     sizes
         str (n_labelled,) field-size class, or None when areas are unknown.
+    unmatched
+        Ids of labelled fields absent from the features table (not trained on).
     """
 
     fm: FeatureMatrix
@@ -124,6 +126,7 @@ class TrainingData:
     classes: tuple[str, ...]
     groups: np.ndarray | None
     sizes: np.ndarray | None
+    unmatched: tuple[str, ...] = ()
 
 
 def prepare(features: pd.DataFrame, labels: pd.Series, *, target: str,
@@ -137,6 +140,11 @@ def prepare(features: pd.DataFrame, labels: pd.Series, *, target: str,
         For unknown classes, a single class, no labelled field, all-NaN features.
     """
     fm = feature_matrix(features)
+    unmatched: tuple[str, ...] = ()
+    if not isinstance(labels.index, pd.RangeIndex):
+        ids = labels.index.astype(str)
+        gone = labels.notna().to_numpy() & ~ids.isin(fm.field_ids)
+        unmatched = tuple(ids[gone].tolist())
     lab = align(labels, fm.field_ids, what=f"labels of '{target}'")
     if lab is None:  # pragma: no cover - labels is required
         raise ModelError(f"no labels for target '{target}'")
@@ -156,7 +164,8 @@ def prepare(features: pd.DataFrame, labels: pd.Series, *, target: str,
         g = g.astype(object)
     a_al = align(area_ha, fm.field_ids, what="area_ha")
     sizes = None if a_al is None else size_class(pd.to_numeric(a_al[mask], errors="coerce"))
-    return TrainingData(fm=fm, labels=lab, mask=mask, y=y, classes=cls, groups=g, sizes=sizes)
+    return TrainingData(fm=fm, labels=lab, mask=mask, y=y, classes=cls, groups=g, sizes=sizes,
+                        unmatched=unmatched)
 
 
 def class_weights(y: np.ndarray, n_classes: int, mode: str) -> np.ndarray:
@@ -352,6 +361,10 @@ def training_summary(td: TrainingData, info: Mapping[str, Any]) -> dict[str, Any
         summary["group_counts"] = _crosstab(td.groups, y_names)
     if td.sizes is not None:
         summary["size_class_counts"] = _crosstab(td.sizes, y_names)
+    if td.unmatched:
+        # Labelled fields without features (e.g. too small, no data): recorded, not trained on.
+        summary["n_labelled_without_features"] = len(td.unmatched)
+        summary["labelled_without_features_examples"] = list(td.unmatched[:10])
     if td.fm.extra:
         summary["ignored_columns"] = list(td.fm.extra)
     return summary

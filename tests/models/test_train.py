@@ -99,3 +99,25 @@ def test_binary_target_trains_and_labels_are_positional_when_index_is_range(fast
                      groups=lab["region"], params=fast)
     assert m.classes == ("bare", "cover_crop")
     assert m.training["n_labelled"] == int(pd.notna(lab["winter_cover"]).sum())
+
+
+def test_labels_without_features_are_recorded(data, series, fast):
+    feats, _ = data
+    m = train_target(feats.iloc[10:], series["tillage"], target="tillage",
+                     groups=series["region"], params=fast)
+    n_gone = int(series["tillage"].iloc[:10].notna().sum())
+    assert m.training["n_labelled_without_features"] == n_gone
+    assert m.training["labelled_without_features_examples"][0] == "F0000"
+
+
+def test_small_search_picks_a_grid_point_by_spatial_cv(data, series, fast):
+    from regenmap.models.search import search_params
+
+    feats, _ = data
+    res = search_params(feats, series["winter_cover"], target="winter_cover",
+                        groups=series["region"], n_folds=3, params=fast,
+                        grid={"num_leaves": [3, 7]})
+    assert [r["params"]["num_leaves"] for r in res["results"]] == [3, 7]
+    best = min(res["results"], key=lambda r: r["log_loss"])
+    assert res["best"] == best["params"]
+    assert all(r["accuracy"] > 0.8 for r in res["results"])
