@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
@@ -240,10 +239,11 @@ def _output_chunk(fields: gpd.GeoDataFrame, predictions: pd.DataFrame, index: pd
     for col in (N_OBS, VALID_FRACTION):
         if col in optional:
             cols[col] = p[col].to_numpy()
-    if obs is not None:
+    if obs is not None:  # derived from the observations unless the predictions carry them
         s = obs.reindex(ids)
-        cols[N_OBS] = s[N_OBS].fillna(0).to_numpy("int32")
-        if VALID_FRACTION in s.columns:
+        if N_OBS not in optional:
+            cols[N_OBS] = s[N_OBS].fillna(0).to_numpy("int32")
+        if VALID_FRACTION in s.columns and VALID_FRACTION not in optional:
             cols[VALID_FRACTION] = s[VALID_FRACTION].to_numpy("float64")
     if N_OBS in cols:
         cols[N_OBS] = np.asarray(pd.to_numeric(pd.Series(cols[N_OBS])).fillna(0), dtype="int32")
@@ -650,17 +650,6 @@ def read_results(path: str | Path, *, columns: Sequence[str] | None = None
     frame.attrs["targets"] = targets
     frame.attrs["run"] = read_run(path)
     return frame
-
-
-def status_counts(frame: pd.DataFrame, target: str) -> dict[str, int]:
-    """Return ``{status: number of fields}`` of one target, every status listed."""
-    vc = frame[status_column(target)].value_counts()
-    return {s.value: int(vc.get(s.value, 0)) for s in FieldStatus}
-
-
-def finite_or_none(value: float) -> float | None:
-    """Return ``value`` or None when it is NaN (for JSON)."""
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
 
 
 __all__ = ["AREA_HA", "FIELDS_LAYER", "GPKG_SCHEMA", "N_OBS", "OBSERVATIONS_TABLE", "RUN_TABLE",

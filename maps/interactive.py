@@ -143,7 +143,7 @@ def html_map(frame: gpd.GeoDataFrame, targets: Mapping[str, Sequence[str]], out:
         minx, miny, maxx, maxy = wgs.total_bounds
         centre, bounds = [(miny + maxy) / 2, (minx + maxx) / 2], [[miny, minx], [maxy, maxx]]
     fmap = folium.Map(location=centre, zoom_start=13, tiles=None, control_scale=True,
-                      prefer_canvas=len(wgs) > 2000)
+                      prefer_canvas=len(wgs) > 2000, zoom_snap=0.25)
     fmap.default_js = []
     fmap.default_css = []
     css, js = leaflet_inline()

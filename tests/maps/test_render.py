@@ -125,3 +125,29 @@ def test_html_map_shows_fields_in_chromium(tmp_path, rendered, targets, chromium
         blended = fill * _rgb(colour) / 255 + (1 - fill) * background
         hit = np.all(np.abs(img[..., :3] - blended) < 4 / 255, axis=-1).sum()
         assert hit > 500, (colour, hit)
+
+
+@pytest.mark.browser
+def test_html_popup_shows_class_confidence_status_reason(tmp_path, rendered, chromium):
+    html = rendered[-1].read_text()
+    layer = re.search(r"var (geo_json_[0-9a-f]+) = L\.geoJson", html).group(1)
+    # Click the 5th field: F004, class reduced (4 % 3 = 1), confidence 0.4 + 0.5 * 4 / 4.
+    click = (f"<script>setTimeout(function(){{var l={layer}.getLayers()[4];"
+             "l.fire('click', {latlng: l.getBounds().getCenter()}, true);}, 300);</script>")
+    page = tmp_path / "click.html"
+    page.write_text(html.replace("</html>", click + "</html>"))
+    proc = subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom",
+         "--virtual-time-budget=5000", page.resolve().as_uri()],
+        capture_output=True, text=True, timeout=120)
+    popup = re.search(r'class="leaflet-popup-content"[^>]*>(.*?)</table>', proc.stdout, re.S)
+    assert popup, proc.stderr[-2000:]
+    text = re.sub(r"<[^>]+>", " ", popup.group(1))
+    words = " ".join(text.split())
+    assert "field F004" in words
+    assert "tillage reduced" in words
+    assert "confidence 0.9" in words
+    assert "status ok" in words
+    assert "why ndti drop 0.12; 9 clear observations" in words
