@@ -171,16 +171,12 @@ def available_indices(observations: pd.DataFrame, stat: str) -> list[str]:
                    if isinstance(c, str) and c.endswith(suffix) and c != suffix})
 
 
-def _composite_mean(key: np.ndarray, v: np.ndarray, w: np.ndarray, size: int
-                    ) -> tuple[np.ndarray, np.ndarray]:
+def _composite_mean(key: np.ndarray, v: np.ndarray, w: np.ndarray, size: int) -> np.ndarray:
     num = np.bincount(key, weights=v * w, minlength=size)
     den = np.bincount(key, weights=w, minlength=size)
-    cnt = np.bincount(key, minlength=size)
     with np.errstate(invalid="ignore", divide="ignore"):
         out = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
-    # Rows whose weights are all zero (valid_fraction 0 cannot pass, but be safe).
-    out = np.where((cnt > 0) & (den <= 0), np.nan, out)
-    return out, cnt
+    return out
 
 
 def _composite_median(key: np.ndarray, v: np.ndarray, size: int
@@ -208,24 +204,74 @@ def _select_max(key: np.ndarray, score: np.ndarray, size: int) -> np.ndarray:
     return pick
 
 
-def _merge_repeats(codes: np.ndarray, t_ns: np.ndarray, vf: np.ndarray, keep: np.ndarray,
-                   repeat: np.ndarray) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
-    """Merge rows of one field at one time into their first row.
+def encode_strings(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes of a string column, with its sorted distinct values.
+
+    Uses Arrow's dictionary encoding (much faster than hashing Python strings).
+    Missing values become the string ``"None"``.
+
+    Returns
+    -------
+    codes, values
+        ``(n,)`` int64 codes into ``values``, an ``(n_distinct,)`` sorted object array of str.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        arr = pa.array(column, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        arr = pa.array(column.astype(str), from_pandas=True)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if not pa.types.is_string(arr.type) and not pa.types.is_large_string(arr.type):
+        arr = pc.cast(arr, pa.string())
+    arr = pc.fill_null(arr, "None")
+    enc = pc.dictionary_encode(arr)
+    values = np.asarray(enc.dictionary.to_pylist(), dtype=object)
+    order = np.argsort(values.astype(str), kind="stable")
+    rank = np.empty(order.size, dtype=np.int64)
+    rank[order] = np.arange(order.size)
+    codes = rank[enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)]
+    return codes, values[order]
+
+
+def _repeated(key: np.ndarray) -> np.ndarray:
+    """Flag every row whose key already appeared earlier (the first occurrence is not flagged)."""
+    if key.size < 2:
+        return np.zeros(key.size, dtype=bool)
+    d = np.diff(key)
+    out = np.zeros(key.size, dtype=bool)
+    if (d >= 0).all():  # the usual case: sorted by field then time
+        out[1:] = d == 0
+        return out
+    order = np.argsort(key, kind="stable")
+    ks = key[order]
+    out[order[1:]] = ks[1:] == ks[:-1]
+    return out
+
+
+def _merge_repeats(key: np.ndarray, vf: np.ndarray, keep: np.ndarray, repeat: np.ndarray
+                   ) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
+    """Merge rows sharing a (field, time) ``key`` into the first of them.
 
     Values become the ``valid_fraction``-weighted mean of the kept repeats and
-    ``valid_fraction`` their maximum; the other repeats are then ignored (``repeat``).
+    ``valid_fraction`` their maximum; the other repeats (``repeat``) are then ignored.
+    Only the rows of repeated keys are touched.
     """
-    group = pd.DataFrame({"c": codes, "t": t_ns.view(np.int64)}).groupby(
-        ["c", "t"], sort=False).ngroup().to_numpy()
-    first = np.full(int(group.max()) + 1, -1, dtype=np.int64)
-    first[group[::-1]] = np.arange(group.size)[::-1]
-    w = np.where(keep, vf, 0.0)
+    idx = np.nonzero(np.isin(key, np.unique(key[repeat])))[0]
+    _, first_pos, group = np.unique(key[idx], return_index=True, return_inverse=True)
+    first = idx[first_pos]
+    w = np.where(keep[idx], vf[idx], 0.0)
     vf_out = vf.copy()
-    np.maximum.at(vf_out, first[group], np.where(keep, vf, -np.inf))
+    best = np.full(first.size, -np.inf)
+    np.maximum.at(best, group, np.where(keep[idx], vf[idx], -np.inf))
+    vf_out[first] = np.where(np.isfinite(best), best, vf[first])
 
     def mean(v: np.ndarray) -> np.ndarray:
-        ok = np.isfinite(v) & (w > 0)
-        num = np.bincount(group, weights=np.where(ok, v * w, 0.0), minlength=first.size)
+        vi = v[idx]
+        ok = np.isfinite(vi) & (w > 0)
+        num = np.bincount(group, weights=np.where(ok, vi * w, 0.0), minlength=first.size)
         den = np.bincount(group, weights=np.where(ok, w, 0.0), minlength=first.size)
         out = v.copy()
         merged = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
@@ -258,6 +304,12 @@ def fill_gaps(y: np.ndarray, t_days: np.ndarray, max_gap_days: float) -> np.ndar
     if T == 0 or n == 0:
         return y.copy()
     valid = np.isfinite(y)
+    holes = ~valid.all(axis=1) & valid.any(axis=1)
+    if not holes.all():  # only rows with a gap need the work below
+        out = y.copy()
+        if holes.any():
+            out[holes] = fill_gaps(y[holes], t_days, max_gap_days)
+        return out
     cols = np.arange(T)
     prev = np.maximum.accumulate(np.where(valid, cols, -1), axis=1)
     nxt = np.minimum.accumulate(np.where(valid, cols, T)[:, ::-1], axis=1)[:, ::-1]
@@ -406,8 +458,7 @@ def regularize(observations: pd.DataFrame, *, indices: Sequence[str] | None = No
         raise ConfigError(f"features.min_valid_fraction={min_valid_fraction}: use a value in [0, 1]")
     idx_names = [i.lower() for i in (indices if indices is not None
                                      else available_indices(observations, stat))]
-    codes, uniques = pd.factorize(observations[FIELD_ID].astype(str), sort=True)
-    field_ids = np.asarray(uniques, dtype=object)
+    codes, field_ids = encode_strings(observations[FIELD_ID])
     n_fields = field_ids.shape[0]
 
     t_ns = pd.to_datetime(observations[TIME]).to_numpy(dtype="datetime64[ns]")
@@ -419,12 +470,16 @@ def regularize(observations: pd.DataFrame, *, indices: Sequence[str] | None = No
     keep = has_time & np.isfinite(vf) & (vf >= min_valid_fraction)
     n_rows = np.bincount(codes, minlength=n_fields).astype(np.int64)
     n_dropped = np.bincount(codes[~keep], minlength=n_fields).astype(np.int64)
-    if SENSOR in observations.columns and keep.any():
-        sensors = observations[SENSOR].astype(str).to_numpy()
-        pairs = pd.DataFrame({"f": codes[keep], "s": sensors[keep]}).drop_duplicates()
-        n_sensors = np.bincount(pairs["f"].to_numpy(), minlength=n_fields).astype(np.int64)
+    sensor_codes: np.ndarray | None = None
+    sensor_names: list[str] = []
+    if SENSOR in observations.columns:
+        sensor_codes, names_arr = encode_strings(observations[SENSOR])
+        sensor_names = [str(x) for x in names_arr]
+        n_s = max(len(sensor_names), 1)
+        seen = np.bincount(codes[keep].astype(np.int64) * n_s + sensor_codes[keep],
+                           minlength=n_fields * n_s)
+        n_sensors = (seen.reshape(n_fields, n_s) > 0).sum(axis=1).astype(np.int64)
     else:
-        sensors = None
         n_sensors = (np.bincount(codes[keep], minlength=n_fields) > 0).astype(np.int64)
 
     if has_time.any():
@@ -443,13 +498,14 @@ def regularize(observations: pd.DataFrame, *, indices: Sequence[str] | None = No
     b = np.clip(_bin_of(rel, edges, step_days), 0, T - 1)
     key_all = codes.astype(np.int64) * T + b
     size = n_fields * T
-    # Repeated acquisitions (same field and time, e.g. from overlapping granules) count once.
-    repeat = pd.DataFrame({"c": codes, "t": t_ns.view(np.int64)}).duplicated().to_numpy()
+    # Repeated acquisitions (same field and second, e.g. from overlapping granules) count once.
+    pair = codes.astype(np.int64) * (int(rel.max(initial=0.0) * 86_400) + 2) + np.round(
+        rel * 86_400).astype(np.int64)
+    repeat = _repeated(pair)
+    repeat_mean: Callable[[np.ndarray], np.ndarray] | None = None
     if repeat.any():
-        vf, repeat_mean = _merge_repeats(codes, t_ns, vf, keep, repeat)
+        vf, repeat_mean = _merge_repeats(pair, vf, keep, repeat)
         keep = has_time & np.isfinite(vf) & (vf >= min_valid_fraction)
-    else:
-        repeat_mean = None
 
     offsets = {str(k): {str(i).lower(): float(v) for i, v in d.items()}
                for k, d in (sensor_offsets or {}).items()}
@@ -459,10 +515,10 @@ def regularize(observations: pd.DataFrame, *, indices: Sequence[str] | None = No
         if name not in observations.columns:
             return None
         v = observations[name].to_numpy(dtype=np.float64, na_value=np.nan).copy()
-        if offsets and sensors is not None:
+        if offsets and sensor_codes is not None:
             for sensor, per_index in offsets.items():
-                if index in per_index:
-                    v[sensors == sensor] += per_index[index]
+                if index in per_index and sensor in sensor_names:
+                    v[sensor_codes == sensor_names.index(sensor)] += per_index[index]
         return v if repeat_mean is None else repeat_mean(v)
 
     pick: np.ndarray | None = None
@@ -498,7 +554,7 @@ def regularize(observations: pd.DataFrame, *, indices: Sequence[str] | None = No
         key = key_all[ok]
         cnt = np.bincount(key, minlength=size)
         if composite == "mean":
-            comp, _ = _composite_mean(key, v[ok], vf[ok], size)
+            comp = _composite_mean(key, v[ok], vf[ok], size)
         elif composite == "median":
             comp, _ = _composite_median(key, v[ok], size)
         else:

@@ -1,0 +1,101 @@
+"""Features stage speed and memory: N fields x 80 observations x 4 indices -> features.
+
+Not a timed test: run it by hand on an idle machine.
+
+    python benchmarks/bench_features.py                 # 100,000 fields (the floor)
+    python benchmarks/bench_features.py --fields 20000 --composite median mean
+
+The observations table is generated once (regenmap.features.synthetic) and
+written to Parquet; every case then runs in a fresh Python process that reads
+the table and calls ``build_features``, so the peak RSS of that process is the
+memory the stage needs (table included). Floor from the issue: 100,000 fields
+in under 20 s and under 4 GiB on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+FLOOR_S = 20.0
+FLOOR_GIB = 4.0
+
+_CHILD = r"""
+import json, resource, sys, time, warnings
+t0 = time.perf_counter()
+import pandas as pd
+from regenmap.features.build import build_features
+t_import = time.perf_counter() - t0
+t0 = time.perf_counter()
+obs = pd.read_parquet(sys.argv[1])
+t_read = time.perf_counter() - t0
+rss_read = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+t0 = time.perf_counter()
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    f = build_features(obs, composite=sys.argv[2], smoothing=sys.argv[3])
+t_build = time.perf_counter() - t0
+print(json.dumps({"rows": len(obs), "fields": len(f), "features": f.shape[1] - 1,
+                  "import_s": t_import, "read_s": t_read, "build_s": t_build,
+                  "rss_after_read_gib": rss_read,
+                  "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}))
+"""
+
+
+def run_case(path: Path, composite: str, smoothing: str) -> dict[str, float]:
+    env = {**os.environ, "OMP_NUM_THREADS": "2", "OPENBLAS_NUM_THREADS": "2",
+           "MKL_NUM_THREADS": "2", "NUMBA_NUM_THREADS": "2"}
+    t0 = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", _CHILD, str(path), composite, smoothing],
+                         check=True, capture_output=True, text=True, env=env)
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    res["wall_s"] = time.perf_counter() - t0
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--fields", type=int, default=100_000)
+    ap.add_argument("--obs", type=int, default=80)
+    ap.add_argument("--composite", nargs="+", default=["mean"])
+    ap.add_argument("--smoothing", nargs="+", default=["none"])
+    ap.add_argument("--repeat", type=int, default=1)
+    args = ap.parse_args()
+
+    from regenmap.features.synthetic import synthetic_observations
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "observations.parquet"
+        t0 = time.perf_counter()
+        obs, _ = synthetic_observations(args.fields, n_obs=args.obs, seed=0,
+                                        indices=("ndvi", "evi", "ndti", "bsi"))
+        obs.to_parquet(path)
+        n_rows = len(obs)
+        del obs
+        print(f"generated {n_rows:,} rows ({args.fields:,} fields x {args.obs} obs x 4 indices) "
+              f"in {time.perf_counter() - t0:.1f} s; cpus={os.cpu_count()}")
+        header = (f"{'composite':>9} {'smoothing':>9} {'read s':>7} {'build s':>8} "
+                  f"{'RSS read GiB':>12} {'peak RSS GiB':>12} {'floor':>6}")
+        print(header)
+        print("-" * len(header))
+        for composite in args.composite:
+            for smoothing in args.smoothing:
+                for _ in range(args.repeat):
+                    r = run_case(path, composite, smoothing)
+                    scale = 100_000 / args.fields
+                    ok = r["build_s"] * scale < FLOOR_S and r["peak_rss_gib"] < FLOOR_GIB
+                    print(f"{composite:>9} {smoothing:>9} {r['read_s']:7.2f} {r['build_s']:8.2f} "
+                          f"{r['rss_after_read_gib']:12.2f} {r['peak_rss_gib']:12.2f} "
+                          f"{'ok' if ok else 'MISS':>6}")
+        print(f"floor: build < {FLOOR_S:.0f} s and peak RSS < {FLOOR_GIB:.0f} GiB for 100,000 fields "
+              "(build time scaled linearly when --fields differs)")
+
+
+if __name__ == "__main__":
+    main()
