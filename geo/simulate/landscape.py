@@ -278,10 +278,16 @@ def build_landscape(rng: np.random.Generator, *, bounds: tuple[float, float, flo
             fields[i], track = _cut_by_track(rng, fields[i])
             if track is not None:
                 tracks.append(track)
-    out = np.asarray(fields, dtype=object)
+    # drop the vertices segmentize and buffers added on near-straight edges; 0.5 m is far
+    # below the 2-8 m gaps between fields, so no overlaps appear
+    out = _simplify(np.asarray(fields, dtype=object))
     area_ha = shapely.area(out) / _M2_PER_HA
     out = out[(area_ha >= MIN_FIELD_HA) & (area_ha <= MAX_FIELD_HA)]
-    return Landscape(fields=out, roads=np.asarray(roads, dtype=object),
-                     tracks=np.asarray(tracks, dtype=object),
-                     hedges=np.asarray(hedges, dtype=object),
+    return Landscape(fields=out, roads=_simplify(np.asarray(roads, dtype=object)),
+                     tracks=_simplify(np.asarray(tracks, dtype=object)),
+                     hedges=_simplify(np.asarray(hedges, dtype=object)),
                      ponds=np.asarray(ponds, dtype=object))
+
+
+def _simplify(geoms: NDArray[np.object_]) -> NDArray[np.object_]:
+    return np.asarray(shapely.simplify(geoms, 0.5, preserve_topology=True), dtype=object)

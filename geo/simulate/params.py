@@ -133,7 +133,8 @@ class SizeSpec:
     width_px, height_px
         Grid of the 10 m bands (even numbers so the 20 m grid nests exactly).
     target_fields
-        Approximate number of fields.
+        Number of fields asked of the landscape generator (it returns roughly 90 % of
+        this in the large size, where more small fields fall below 0.5 ha).
     n_regions_x, n_regions_y
         Spatial blocks used as hold-out regions.
     block_m
@@ -157,8 +158,8 @@ class SizeSpec:
 SIZES: Final[dict[str, SizeSpec]] = {
     "tiny": SizeSpec(192, 192, 70, 2, 2, 700.0, 4, 192),
     "small": SizeSpec(384, 384, 320, 2, 2, 900.0, 4, 384),
-    "medium": SizeSpec(1280, 1280, 2000, 3, 2, 1300.0, 4, 512),
-    "large": SizeSpec(5120, 5120, 20000, 3, 2, 1500.0, 4, 256),
+    "medium": SizeSpec(1280, 1280, 2100, 3, 2, 1300.0, 4, 256),
+    "large": SizeSpec(5120, 5120, 22500, 3, 2, 1500.0, 4, 128),
 }
 
 #: Acquisitions per year by default (one every 5 days, Sentinel-2A and 2B together).

@@ -321,15 +321,6 @@ def simulate_region(out_dir: str | Path, *,
     abundance = abundance_table(frac, doy, soil_brightness, calcareous)
     wetness = moisture_index(rngs["phenology"], doy)
 
-    label_dtype = np.uint16 if FIRST_FIELD_LABEL + n_fields < 65535 else np.int32
-    cover = pixel_cover(_label_layers(land, fields), transform=transform, width=spec.width_px,
-                        height=spec.height_px, supersample=spec.supersample, fill=LABEL_GRASS,
-                        chunk_rows=spec.chunk_rows, dtype=label_dtype)
-    tex_rng = rngs["texture"]
-    texture = Texture(*(SmoothNoise.create(tex_rng, x0=bounds[0], y0=bounds[3], width_m=width_m,
-                                           height_m=height_m, scale_m=250.0, octaves=3)
-                        for _ in range(3)))
-
     area_ha = shapely.area(fields) / 10_000.0
     gdf = gpd.GeoDataFrame({"field_id": field_ids, "region": labels.region, "crop": labels.crop,
                             "tillage": labels.tillage, "winter_cover": labels.winter_cover,
@@ -337,11 +328,23 @@ def simulate_region(out_dir: str | Path, *,
                            geometry=gpd.GeoSeries(fields, crs=CRS), crs=CRS)
     fields_path = out / "fields.gpkg"
     _write_fields(gdf, fields_path)
+    summary = _summary(gdf)
+    del gdf
     truth = pd.DataFrame({"field_id": field_ids, **season.as_columns(),
                           "soil_brightness": soil_brightness, "calcareous_share": calcareous})
     truth_tmp = out / ".field_truth.parquet.tmp"
     truth.to_parquet(truth_tmp, index=False)
     _atomic_replace(truth_tmp, out / "field_truth.parquet")
+
+    label_dtype = np.uint16 if FIRST_FIELD_LABEL + n_fields < 65535 else np.int32
+    cover = pixel_cover(_label_layers(land, fields), transform=transform, width=spec.width_px,
+                        height=spec.height_px, supersample=spec.supersample, fill=LABEL_GRASS,
+                        chunk_rows=spec.chunk_rows, dtype=label_dtype)
+    del land, fields  # geometries are not needed any more: keep the large size's memory low
+    tex_rng = rngs["texture"]
+    texture = Texture(*(SmoothNoise.create(tex_rng, x0=bounds[0], y0=bounds[3], width_m=width_m,
+                                           height_m=height_m, scale_m=250.0, octaves=3)
+                        for _ in range(3)))
 
     chunks = _prepare_chunks(cover, texture, transform, spec, abundance.shape[1])
     sky_seeds = streams["sky"].spawn(n)
@@ -363,7 +366,7 @@ def simulate_region(out_dir: str | Path, *,
     with ThreadPoolExecutor(max_workers=_N_THREADS) as pool:
         acquisitions = list(pool.map(acquire, range(n)))
 
-    meta = _metadata(seed=seed, size=size, spec=spec, n_dates=n, gdf=gdf,
+    meta = _metadata(seed=seed, size=size, spec=spec, n_dates=n, summary=summary,
                      acquisitions=acquisitions)
     meta_tmp = out / ".simulation.json.tmp"
     meta_tmp.write_text(json.dumps(meta, indent=2, sort_keys=False), encoding="utf-8")
@@ -377,7 +380,21 @@ def _counts(s: pd.Series) -> dict[str, int]:
     return {str(k): int(v) for k, v in s.value_counts().sort_index().items()}
 
 
-def _metadata(*, seed: int, size: str, spec: SizeSpec, n_dates: int, gdf: gpd.GeoDataFrame,
+def _summary(gdf: gpd.GeoDataFrame) -> dict[str, Any]:
+    """Field and class counts, overall and per region, for simulation.json."""
+    by_region = {r: {"n_fields": len(g), "tillage": _counts(g["tillage"]),
+                     "winter_cover": _counts(g["winter_cover"])}
+                 for r, g in gdf.groupby("region", sort=True)}
+    return {"n_fields": len(gdf),
+            "class_counts": {"tillage": _counts(gdf["tillage"]),
+                             "winter_cover": _counts(gdf["winter_cover"]),
+                             "crop": _counts(gdf["crop"]), "by_region": by_region},
+            "area_ha": {"min": float(gdf["area_ha"].min()), "max": float(gdf["area_ha"].max()),
+                        "median": float(gdf["area_ha"].median()),
+                        "total": float(gdf["area_ha"].sum())}}
+
+
+def _metadata(*, seed: int, size: str, spec: SizeSpec, n_dates: int, summary: dict[str, Any],
               acquisitions: list[dict[str, Any]]) -> dict[str, Any]:
     params = {"tile_id": TILE_ID, "crs": CRS, "origin": [ORIGIN_X, ORIGIN_Y],
               "resolution_m": 10.0, "width_px": spec.width_px, "height_px": spec.height_px,
@@ -387,17 +404,10 @@ def _metadata(*, seed: int, size: str, spec: SizeSpec, n_dates: int, gdf: gpd.Ge
                              for i, name in enumerate(ENDMEMBERS)},
               "band_order": ["B02", "B03", "B04", "B08", "B11", "B12"],
               "dn": "round((reflectance + 0.1) * 10000), 0 = nodata"}
-    by_region = {r: {"n_fields": len(g), "tillage": _counts(g["tillage"]),
-                     "winter_cover": _counts(g["winter_cover"])}
-                 for r, g in gdf.groupby("region", sort=True)}
-    return {"seed": seed, "size": size, "n_fields": len(gdf), "n_acquisitions": n_dates,
-            "crs": CRS, "targets": {k: list(v) for k, v in TARGETS.items()},
-            "parameters": params,
-            "class_counts": {"tillage": _counts(gdf["tillage"]),
-                             "winter_cover": _counts(gdf["winter_cover"]),
-                             "crop": _counts(gdf["crop"]), "by_region": by_region},
-            "area_ha": {"min": float(gdf["area_ha"].min()), "max": float(gdf["area_ha"].max()),
-                        "median": float(gdf["area_ha"].median())},
+    return {"seed": seed, "size": size, "n_fields": summary["n_fields"],
+            "n_acquisitions": n_dates, "crs": CRS,
+            "targets": {k: list(v) for k, v in TARGETS.items()}, "parameters": params,
+            "class_counts": summary["class_counts"], "area_ha": summary["area_ha"],
             "acquisitions": acquisitions,
             "provenance": stamp(schema=SIMULATION_SCHEMA,
                                 config={"seed": seed, "size": size, "n_dates": n_dates})}
