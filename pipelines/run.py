@@ -19,7 +19,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,6 +36,8 @@ STAGES = ("extract", "features", "train", "evaluate", "predict")
 CLUSTER_STAGES = frozenset({"extract"})
 #: Seconds between two looks at the progress of the extraction.
 POLL_S = 0.5
+#: Times a cluster stage is started again after the cluster lost a worker or a connection.
+CLUSTER_RETRIES = 2
 
 
 @dataclass
@@ -88,12 +90,13 @@ def _as_jsonable(value: Any) -> Any:
 
 
 class _LazyClient:
-    """Opens the run's Dask client on first use and closes it with the run."""
+    """Opens the run's Dask client on first use; closes it with the run or on :meth:`reset`."""
 
-    def __init__(self, cfg: RunConfig, stack: ExitStack, reporter: Reporter,
-                 client: Client | None, profile: str | Path | None) -> None:
-        self._cfg, self._stack, self._reporter = cfg, stack, reporter
-        self._profile = profile
+    def __init__(self, cfg: RunConfig, reporter: Reporter, client: Client | None,
+                 profile: str | Path | None) -> None:
+        self._cfg, self._reporter, self._profile = cfg, reporter, profile
+        self._given = client
+        self._stack = ExitStack()
         self.client: Client | None = client
         self.dashboard: str | None = None
         if client is not None:
@@ -107,6 +110,16 @@ class _LazyClient:
                                                                 profile=self._profile))
             self._announce(self.client)
         return self.client
+
+    def reset(self) -> None:
+        """Drop a client this run opened (its futures may be stale after a cluster fault)."""
+        if self._given is None and self.client is not None:
+            self.close()
+
+    def close(self) -> None:
+        self._stack.close()
+        self._stack = ExitStack()
+        self.client = self._given
 
     def _announce(self, client: Client) -> None:
         info = client.scheduler_info()
@@ -156,8 +169,8 @@ def run(config: RunConfig | str | Path, *, quiet: bool = False,
     result = RunResult(config=cfg)
     chash = cfg.hash()
     functions = _stage_functions()
-    with _sigterm_as_interrupt(), run_lock(out_dir), ExitStack() as stack:
-        lazy = _LazyClient(cfg, stack, reporter, client, profile)
+    lazy = _LazyClient(cfg, reporter, client, profile)
+    with _sigterm_as_interrupt(), run_lock(out_dir), closing(lazy):
         for name in stages:
             marker = stage_done(out_dir, name, chash)
             if marker is not None:
@@ -166,15 +179,26 @@ def run(config: RunConfig | str | Path, *, quiet: bool = False,
                 result.outputs[name] = marker["outputs"]
                 continue
             fn = functions[name]
-            kwargs: dict[str, Any] = {}
-            if name in CLUSTER_STAGES and "client" in inspect.signature(fn).parameters:
-                kwargs["client"] = lazy.get()
-            with reporter.stage(name):
-                if name == "extract":
-                    with _watch_extract(reporter, out_dir, kwargs.get("client")):
-                        produced = fn(cfg, **kwargs)
-                else:
-                    produced = fn(cfg, **kwargs)
+            for attempt in range(CLUSTER_RETRIES + 1):
+                kwargs: dict[str, Any] = {}
+                if name in CLUSTER_STAGES and "client" in inspect.signature(fn).parameters:
+                    kwargs["client"] = lazy.get()
+                try:
+                    with reporter.stage(name):
+                        if name == "extract":
+                            with _watch_extract(reporter, out_dir, kwargs.get("client")):
+                                produced = fn(cfg, **kwargs)
+                        else:
+                            produced = fn(cfg, **kwargs)
+                    break
+                except Exception as err:
+                    if (name not in CLUSTER_STAGES or attempt == CLUSTER_RETRIES
+                            or not _is_cluster_fault(err)):
+                        raise
+                    # Finished tiles are on disk: starting again computes only the rest.
+                    reporter.event("retry", stage=name, attempt=attempt + 1,
+                                   error=f"{type(err).__name__}: {err}"[:300])
+                    lazy.reset()
             outputs = _as_jsonable(produced)
             mark_done(out_dir, name, chash, outputs)
             result.outputs[name] = outputs
@@ -184,6 +208,15 @@ def run(config: RunConfig | str | Path, *, quiet: bool = False,
     result.timings = reporter.timings
     _collect_summary(result)
     return result
+
+
+def _is_cluster_fault(err: BaseException) -> bool:
+    """Whether ``err`` is the cluster's failure (lost worker or connection), not the job's."""
+    from distributed import KilledWorker
+    from distributed.client import FutureCancelledError
+    from distributed.comm.core import CommClosedError
+
+    return isinstance(err, CommClosedError | KilledWorker | FutureCancelledError)
 
 
 @contextmanager
