@@ -6,9 +6,10 @@ Not a timed test: run it by hand on an idle machine.
     python benchmarks/bench_features.py --fields 20000 --composite median mean
 
 The observations table is generated once (regenmap.features.synthetic) and
-written to Parquet; every case then runs in a fresh Python process that reads
-the table and calls ``build_features``, so the peak RSS of that process is the
-memory the stage needs (table included). Floor from the issue: 100,000 fields
+written as one Parquet file per tile, as the extract stage does; every case then
+runs in a fresh Python process that reads the folder the way the features stage
+does (``read_observations_dir``) and calls ``build_features``, so the peak RSS of
+that process is the memory the stage needs (table included). Floor from the issue: 100,000 fields
 in under 20 s and under 4 GiB on 2 cores.
 """
 
@@ -23,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 FLOOR_S = 20.0
 FLOOR_GIB = 4.0
 
@@ -32,8 +35,9 @@ t0 = time.perf_counter()
 import pandas as pd
 from regenmap.features.build import build_features
 t_import = time.perf_counter() - t0
+from regenmap.pipelines.featurize import read_observations_dir
 t0 = time.perf_counter()
-obs = pd.read_parquet(sys.argv[1])
+obs = read_observations_dir(__import__("pathlib").Path(sys.argv[1])).table
 t_read = time.perf_counter() - t0
 rss_read = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 t0 = time.perf_counter()
@@ -66,16 +70,21 @@ def main() -> None:
     ap.add_argument("--composite", nargs="+", default=["mean"])
     ap.add_argument("--smoothing", nargs="+", default=["none"])
     ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--tiles", type=int, default=16)
     args = ap.parse_args()
 
     from regenmap.features.synthetic import synthetic_observations
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "observations.parquet"
+        path = Path(tmp) / "observations"
+        path.mkdir()
         t0 = time.perf_counter()
         obs, _ = synthetic_observations(args.fields, n_obs=args.obs, seed=0,
                                         indices=("ndvi", "evi", "ndti", "bsi"))
-        obs.to_parquet(path)
+        # one file per tile, as the extract stage writes them (fields sorted, 16 tiles)
+        bounds = np.linspace(0, len(obs), args.tiles + 1).astype(int) // args.obs * args.obs
+        for k in range(args.tiles):
+            obs.iloc[bounds[k]:bounds[k + 1]].to_parquet(path / f"tile={k}.parquet")
         n_rows = len(obs)
         del obs
         print(f"generated {n_rows:,} rows ({args.fields:,} fields x {args.obs} obs x 4 indices) "

@@ -96,9 +96,21 @@ def read_observations_dir(folder: Path) -> _Loaded:
     if not files:
         raise InputError("no Parquet file in the observations folder: run `regenmap extract` "
                          "first", path=folder)
-    parts = [_read_table(f) for f in files]
-    table = pd.concat([p for p in parts if len(p.columns)], ignore_index=True) if parts else \
-        pd.DataFrame()
+    tables = []
+    for f in files:
+        try:
+            tables.append(pq.read_table(f))
+        except (OSError, pa.ArrowException) as err:
+            raise InputError(f"cannot read the observations table: {err}", path=f) from None
+    try:
+        combined = pa.concat_tables(tables, promote_options="permissive")
+    except pa.ArrowException as err:
+        raise InputError(f"the observation files do not share one schema: {err}",
+                         path=folder) from None
+    # Arrow concatenation is zero-copy; converting with self_destruct frees each column
+    # as soon as it is in pandas, so the peak stays near one copy of the table.
+    table = combined.to_pandas(self_destruct=True, split_blocks=True, ignore_metadata=True)
+    del combined, tables
     return _Loaded(table, [str(f) for f in files])
 
 

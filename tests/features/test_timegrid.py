@@ -141,3 +141,12 @@ def test_xarray_view_is_field_by_time() -> None:
 def test_missing_columns_raise_input_error() -> None:
     with pytest.raises(InputError, match="time"):
         regularize(pd.DataFrame({"field_id": ["a"], "ndvi_mean": [0.2]}))
+
+
+def test_integer_and_missing_field_ids_become_strings() -> None:
+    obs = obs_table([("x", "2023-01-02", 1.0, 0.2), ("x", "2023-01-12", 1.0, 0.3),
+                     ("x", "2023-01-22", 1.0, 0.4)])
+    obs["field_id"] = pd.array([10, 2, None], dtype="Int64")
+    g = regularize(obs)
+    assert g.field_ids.tolist() == ["10", "2", "None"]
+    assert g.n_rows.tolist() == [1, 1, 1]
