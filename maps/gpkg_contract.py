@@ -46,6 +46,7 @@ from regenmap.schema import (
     GPKG_SCHEMA,
     N_OBS,
     PREDICTIONS_SCHEMA,
+    TIME,
     VALID_FRACTION,
     FieldStatus,
     class_column,
@@ -256,9 +257,13 @@ def _output_chunk(fields: gpd.GeoDataFrame, predictions: pd.DataFrame, index: pd
     return out
 
 
-def _time_range(run_info: Mapping[str, Any]) -> tuple[str | None, str | None]:
+def _time_range(run_info: Mapping[str, Any], observations: pd.DataFrame | None = None
+                ) -> tuple[str | None, str | None]:
     tr = run_info.get("time_range")
     if tr is None:
+        if observations is not None and TIME in observations.columns and len(observations):
+            times = pd.to_datetime(observations[TIME])
+            return times.min().isoformat(), times.max().isoformat()
         return None, None
     if isinstance(tr, Mapping):
         start, end = tr.get("start"), tr.get("end")
@@ -276,10 +281,10 @@ def _jsonable(value: Any) -> str:
 def _run_rows(*, run_info: Mapping[str, Any], targets: Mapping[str, Sequence[str]],
               models: Mapping[str, str], counts: Mapping[str, Counter[str]],
               areas: Mapping[str, Counter[str]], n_fields: int, crs: str,
-              has_observations: bool, orphans: int) -> list[tuple[str, str, str]]:
+              observations: pd.DataFrame | None, orphans: int) -> list[tuple[str, str, str]]:
     config = run_info.get("config")
     versions = dict(run_info.get("versions") or package_versions())
-    start, end = _time_range(run_info)
+    start, end = _time_range(run_info, observations)
     rows: list[tuple[str, str, str]] = [
         ("schema", "gpkg_schema", GPKG_SCHEMA),
         ("schema", "predictions_schema", PREDICTIONS_SCHEMA),
@@ -291,7 +296,7 @@ def _run_rows(*, run_info: Mapping[str, Any], targets: Mapping[str, Sequence[str
         ("run", "config", _jsonable(config if config is not None else {})),
         ("run", "crs", crs),
         ("run", "n_fields", str(n_fields)),
-        ("run", "has_observations", str(has_observations).lower()),
+        ("run", "has_observations", str(observations is not None).lower()),
         ("run", "predictions_without_field", str(orphans)),
         ("time_range", "start", start or ""),
         ("time_range", "end", end or ""),
@@ -419,6 +424,11 @@ def write_results(path: str | Path, fields: gpd.GeoDataFrame, predictions: pd.Da
         reserved |= {*target_columns(t, cs), *_optional_target_columns(t)}
     _check_fields(fields, passthrough, reserved)
     models = _models(run_info)
+    for t in targets:  # model ids recorded in the predictions, when the run info has none
+        if t not in models and model_column(t) in predictions.columns:
+            ids = predictions[model_column(t)].dropna().astype(str).unique()
+            if len(ids):
+                models[t] = ", ".join(sorted(ids)[:5])
     optional = [c for t in targets for c in _optional_target_columns(t)
                 if c in predictions.columns]
     optional += [c for c in (N_OBS, VALID_FRACTION) if c in predictions.columns]
@@ -453,7 +463,7 @@ def write_results(path: str | Path, fields: gpd.GeoDataFrame, predictions: pd.Da
                               description=f"regenmap per-field practices ({GPKG_SCHEMA})")
         rows = _run_rows(run_info=run_info, targets=targets, models=models, counts=counts,
                          areas=areas, n_fields=n, crs=str(out_crs),
-                         has_observations=observations is not None, orphans=orphans)
+                         observations=observations, orphans=orphans)
         run = pd.DataFrame(rows, columns=["section", "key", "value"]).astype(object)
         gpkg.write_chunks(tmp, [run], layer=RUN_TABLE,
                           description=f"regenmap run provenance ({GPKG_SCHEMA})")

@@ -84,8 +84,8 @@ def _png(fig: Figure) -> str:
     return f'<img alt="plot" src="data:image/png;base64,{data}">'
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+def _table(header: Sequence[str] | None, rows: Sequence[Sequence[Any]]) -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in header or [])
     body = []
     for row in rows:
         cells = []
@@ -93,7 +93,8 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
             is_num = isinstance(v, int | float | np.integer | np.floating)
             cells.append(f'<td class="n">{_e(v)}</td>' if is_num else f"<td>{v}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+    head_row = f"<tr>{head}</tr>" if head else ""
+    return f"<table>{head_row}{''.join(body)}</table>"
 
 
 def _link(target: Path, base: Path, text: str) -> str:
@@ -124,7 +125,7 @@ def _provenance(run: Mapping[str, Mapping[str, str]], run_info: Mapping[str, Any
     counts = run.get("input_counts", {})
     counts_html = _table(["count", "value"], [(_e(k), _e(v)) for k, v in counts.items()]) \
         if counts else ""
-    return ("<h2>Inputs and provenance</h2>" + _table(["", ""], rows) + "<h3>Inputs</h3>"
+    return ("<h2>Inputs and provenance</h2>" + _table(None, rows) + "<h3>Inputs</h3>"
             + inputs_html + counts_html + f'<p class="muted">Versions: {vers}</p>'
             + f"<details><summary>Configuration</summary><pre>{_e(config)}</pre></details>")
 
@@ -255,8 +256,9 @@ def _warnings(frame: pd.DataFrame, targets: Mapping[str, Sequence[str]],
             if isinstance(items, Mapping):
                 if "warning" in items or "drifted" in items:
                     items = [items]
-                else:
-                    items = [{"warning": f"{k}: {v}"} if isinstance(v, str) else v
+                else:  # {target: drift report or sentence}
+                    items = [{"warning": f"{k}: {v.get('warning')}" if v.get("warning")
+                              else None} if isinstance(v, Mapping) else {"warning": f"{k}: {v}"}
                              for k, v in items.items()]
             for item in items or []:
                 text = item.get("warning") if isinstance(item, Mapping) else item
@@ -299,13 +301,48 @@ def _flatten(value: Any, prefix: str = "") -> list[tuple[str, str]]:
     return [(prefix, str(value))]
 
 
+def _metrics_table(summary: Mapping[str, Any]) -> str:
+    """Table of the ``overall`` metrics with their ``ci95`` intervals, when present."""
+    overall = summary.get("overall")
+    if not isinstance(overall, Mapping):
+        return ""
+    ci = summary.get("ci95") if isinstance(summary.get("ci95"), Mapping) else {}
+    rows = []
+    for k, v in overall.items():
+        value = f"{v:.3f}" if isinstance(v, float) else str(v)
+        lo_hi = ci.get(k) if ci else None
+        interval = (f"{lo_hi[0]:.3f} - {lo_hi[1]:.3f}"
+                    if isinstance(lo_hi, list | tuple) and len(lo_hi) == 2 else "")
+        rows.append((_e(k), _e(value), _e(interval)))
+    notes = [str(n) for n in summary.get("notes") or []]
+    worst = summary.get("worst_group")
+    if isinstance(worst, Mapping) and worst.get("group") is not None:
+        acc = worst.get("accuracy")
+        acc_text = f"{acc:.3f}" if isinstance(acc, float) else str(acc)
+        notes.append(f"weakest {worst.get('factor', 'group')}: {worst.get('group')} "
+                     f"(accuracy {acc_text}, n={worst.get('n')})")
+    text = "".join(f'<p class="muted">{_e(n)}</p>' for n in notes)
+    return _table(["metric", "value", "95 % interval"], rows) + text
+
+
 def _evaluation_section(evaluation: Mapping[str, Any] | None) -> str:
     if not evaluation:
         return ('<h2>Evaluation</h2><p class="muted">No evaluation summary was given; see the '
                 "model card for the model's validated accuracy.</p>")
+    parts = ["<h2>Evaluation</h2>"]
+    for key, value in evaluation.items():
+        if key in ("drift", "warnings"):
+            continue
+        table = _metrics_table(value) if isinstance(value, Mapping) else ""
+        if table:
+            strategy = value.get("strategy")
+            how = f" ({_e(strategy)} cross-validation)" if strategy else ""
+            parts.append(f"<h3>{_e(key)}{how}</h3>{table}")
     rows = [(_e(k), _e(v)) for k, v in _flatten(evaluation)
             if not k.startswith(("drift", "warnings"))]
-    return "<h2>Evaluation</h2>" + _table(["metric", "value"], rows[:300])
+    parts.append("<details><summary>All evaluation figures</summary>"
+                 + _table(["metric", "value"], rows[:500]) + "</details>")
+    return "".join(parts)
 
 
 def _threshold(run_info: Mapping[str, Any], run: Mapping[str, Mapping[str, str]]) -> float | None:
@@ -405,7 +442,8 @@ def write_report(out_dir: str | Path, *, gpkg_path: str | Path, run_info: Mappin
         parts.append(_series_section(observations, examples[t], t, cs))
     parts.append(_evaluation_section(evaluation))
     if model_card is not None:
-        parts.append(f"<h2>Model card</h2><p>{_link(Path(model_card), d, str(model_card))}: "
+        rel = Path(os.path.relpath(Path(model_card), d)).as_posix()
+        parts.append(f"<h2>Model card</h2><p>{_link(Path(model_card), d, rel)}: "
                      "what the model was trained on, its validated accuracy per region and "
                      "field size, and its known weaknesses.</p>")
     page = ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"

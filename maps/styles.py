@@ -34,8 +34,24 @@ NO_CONFIDENCE_COLOUR = "#DDDDDD"
 OUTLINE_COLOUR = "#333333"
 
 
+#: Colours of well-known practice classes, so a map reads the same in every run:
+#: regenerative practices green, intermediate yellow, conventional / bare red
+#: (Tol's bright green and red differ strongly in lightness, so they stay
+#: distinct with red-green colour blindness).
+KNOWN_CLASS_COLOURS: dict[str, str] = {
+    "no_till": "#228833", "cover_crop": "#228833", "cover": "#228833",
+    "permanent_cover": "#66CCEE", "permanent": "#66CCEE",
+    "reduced_till": "#CCBB44", "reduced": "#CCBB44", "min_till": "#CCBB44",
+    "conventional_till": "#EE6677", "conventional": "#EE6677", "bare": "#EE6677",
+}
+
+
 def class_colours(classes: Sequence[str]) -> dict[str, str]:
-    """Map each class to a colour-blind-safe hex colour, in the order given.
+    """Map each class to a colour-blind-safe hex colour.
+
+    Well-known practice names (:data:`KNOWN_CLASS_COLOURS`, case-insensitive)
+    keep their colour; the other classes take the unused colours of Tol's
+    bright then muted schemes, in the order given.
 
     Parameters
     ----------
@@ -45,10 +61,20 @@ def class_colours(classes: Sequence[str]) -> dict[str, str]:
     Returns
     -------
     dict[str, str]
-        ``{class: "#RRGGBB"}``; colours repeat only beyond 15 classes.
+        ``{class: "#RRGGBB"}``, distinct for up to 15 classes.
     """
-    palette = TOL_BRIGHT + TOL_MUTED
-    return {c: palette[i % len(palette)] for i, c in enumerate(classes)}
+    out: dict[str, str] = {}
+    for c in classes:
+        known = KNOWN_CLASS_COLOURS.get(c.lower())
+        if known is not None and known not in out.values():
+            out[c] = known
+    free = [p for p in TOL_BRIGHT + TOL_MUTED if p not in out.values()]
+    i = 0
+    for c in classes:
+        if c not in out:
+            out[c] = free[i % len(free)] if free else OTHER_COLOUR
+            i += 1
+    return {c: out[c] for c in classes}
 
 
 def class_label(class_name: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,23 +14,30 @@ from regenmap.maps.gpkg_contract import write_results
 from regenmap.maps.render import render_maps
 from regenmap.maps.report import write_report
 
+from .conftest import RUN_INFO, TARGETS, make_observations, make_results
+
 DRIFT = {"warning": "3 of 20 features differ strongly from the training data: ndti_min "
                     "(PSI 0.41)", "drifted": ["ndti_min"]}
 
 
-def test_report_sections_and_numbers(tmp_path, make_results, make_observations, targets,
-                                     run_info):
+@pytest.fixture(scope="module")
+def report(tmp_path_factory) -> Path:
+    """A report on 20 fields with observations, maps, a model card, drift and evaluation."""
+    tmp = tmp_path_factory.mktemp("report")
     fields, preds = make_results(20)
-    obs = make_observations(fields)
-    run_info["drift"] = DRIFT
-    gpkg = write_results(tmp_path / "practices.gpkg", fields, preds, targets=targets,
-                         run_info=run_info, observations=obs)
-    render_maps(gpkg, tmp_path / "maps")
-    card = tmp_path / "model" / "tillage" / "model_card.html"
+    info = {**RUN_INFO, "drift": DRIFT}
+    gpkg = write_results(tmp / "practices.gpkg", fields, preds, targets=TARGETS,
+                         run_info=info, observations=make_observations(fields))
+    render_maps(gpkg, tmp / "maps", targets=["tillage"])
+    card = tmp / "model" / "tillage" / "model_card.html"
     card.parent.mkdir(parents=True)
     card.write_text("<h1>card</h1>")
-    out = write_report(tmp_path, gpkg_path=gpkg, run_info=run_info, model_card=card,
-                       evaluation={"tillage": {"accuracy": 0.8125, "f1_macro": 0.77}})
+    return write_report(tmp, gpkg_path=gpkg, run_info=info, model_card=card,
+                        evaluation={"tillage": {"accuracy": 0.8125, "f1_macro": 0.77}})
+
+
+def test_report_sections_and_numbers(report):
+    out = report
     html = out.read_text()
     assert out.name == "report.html"
     # self-contained: plots are data URIs, nothing is fetched
@@ -71,12 +79,8 @@ def test_report_on_empty_results(tmp_path, make_results, targets):
 
 
 @pytest.mark.browser
-def test_report_renders_in_chromium(tmp_path, make_results, make_observations, targets,
-                                    run_info, chromium):
-    fields, preds = make_results(20)
-    gpkg = write_results(tmp_path / "practices.gpkg", fields, preds, targets=targets,
-                         run_info=run_info, observations=make_observations(fields))
-    out = write_report(tmp_path, gpkg_path=gpkg, run_info=run_info)
+def test_report_renders_in_chromium(tmp_path, report, chromium):
+    out = report
     shot = tmp_path / "report.png"
     subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu",
                     "--disable-background-networking", "--disable-component-update",
