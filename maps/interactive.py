@@ -152,6 +152,8 @@ def html_map(frame: gpd.GeoDataFrame, targets: Mapping[str, Sequence[str]], out:
     root.header.add_child(folium.Element(js), name="leaflet_js_inline", index=1)
     root.header.add_child(folium.Element(f"<title>{html.escape(title)}</title>"))
     ids = wgs[FIELD_ID].astype(str).to_numpy(dtype=object)
+    # Thin outlines when there are many fields, or at regional zoom they hide the fills.
+    weight = 1.0 if len(wgs) <= 2000 else 0.25
     for n_t, (t, classes) in enumerate(targets.items()):
         palette = class_colours(classes)
         shown = shown_classes(wgs, t)
@@ -176,7 +178,7 @@ def html_map(frame: gpd.GeoDataFrame, targets: Mapping[str, Sequence[str]], out:
             folium.GeoJson(
                 data, name=f"{t}: {kind}",
                 style_function=lambda f, key=key: {"fillColor": f["properties"][key],
-                                                   "color": OUTLINE_COLOUR, "weight": 1,
+                                                   "color": OUTLINE_COLOUR, "weight": weight,
                                                    "fillOpacity": 0.85},
                 highlight_function=lambda f: {"weight": 2.5, "color": "#000000"},
                 popup=folium.GeoJsonPopup(
