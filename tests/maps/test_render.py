@@ -151,3 +151,21 @@ def test_html_popup_shows_class_confidence_status_reason(tmp_path, rendered, chr
     assert "confidence 0.9" in words
     assert "status ok" in words
     assert "why ndti drop 0.12; 9 clear observations" in words
+
+
+def test_render_and_report_refuse_a_read_only_folder(tmp_path, gpkg):
+    from regenmap.maps.report import write_report
+
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        with pytest.raises(OutputError, match="read-only"):
+            render_maps(gpkg, ro)
+        with pytest.raises(OutputError, match="read-only"):
+            render_maps(gpkg, ro / "maps")  # cannot be created either
+        with pytest.raises(OutputError, match="read-only"):
+            write_report(ro, gpkg_path=gpkg, run_info={})
+        assert list(ro.iterdir()) == []
+    finally:
+        ro.chmod(0o755)
