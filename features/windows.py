@@ -2,8 +2,9 @@
 
 - ``fallow``: from the harvest (EOS) of the field's main cycle of the year to
   the emergence (SOS) of its next cash crop: the next cycle whose peak reaches
-  ``cash_peak_ratio`` of the main peak (a weaker green-up in between is a cover
-  crop or weeds, and belongs to the window). Without such a cycle in the data the
+  ``cash_peak_ratio`` of the main peak at least ``min_cash_interval_days`` after
+  it (a weaker or earlier green-up in between is a cover crop, volunteers or a
+  second-season crop, and belongs to the window). Without such a cycle in the data the
   window ends ``max_window_days`` after harvest or at the end of the data.
   Tillage shows here in residue (NDTI, BSI); cover crops as green (NDVI, EVI).
 - ``fallow56``: the first 56 days after harvest (the window published
@@ -39,7 +40,11 @@ class WindowOptions:
     soil_ndvi
         NDVI of bare soil, the zero line of the green-cover integrals.
     cash_peak_ratio
-        The next cash crop is the next cycle whose peak is at least this share of the main peak.
+        The next cash crop is the next cycle whose peak is at least this share of the main peak
+        and comes at least ``min_cash_interval_days`` after it.
+    min_cash_interval_days
+        Green-ups peaking sooner than this after the main peak are inter-crop cover
+        (cover crops, volunteers, a second-season millet), not the next cash crop.
     max_window_days
         Length of the fallow window when no next cash crop is in the data.
     early_days
@@ -51,6 +56,7 @@ class WindowOptions:
     green_ndvi: float = 0.4
     soil_ndvi: float = 0.2
     cash_peak_ratio: float = 0.8
+    min_cash_interval_days: float = 200.0
     max_window_days: float = 330.0
     early_days: float = 56.0
 
@@ -193,8 +199,8 @@ def fallow_bounds(cycles: Cycles, main: np.ndarray, n_fields: int, data_end: flo
         main_of = main[rows]
         ok = main_of >= 0
         mo = np.clip(main_of, 0, None)
-        cand = ok & (cycles.pos > cycles.pos[mo]) & (cycles.peak >= opts.cash_peak_ratio
-                                                     * cycles.peak[mo])
+        cand = ok & (cycles.pos >= cycles.pos[mo] + opts.min_cash_interval_days)
+        cand &= cycles.peak >= opts.cash_peak_ratio * cycles.peak[mo]
         cand &= np.isfinite(cycles.sos) & (cycles.sos > start[rows])
         np.minimum.at(nxt, rows[cand], cycles.sos[cand])
     closed = np.isfinite(nxt)
