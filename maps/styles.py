@@ -112,7 +112,11 @@ def _fill_symbol(parent: ET.Element, name: str, colour: str) -> None:
                                          "locked": "0", "pass": "0"})
     opts = ET.SubElement(layer, "Option", {"type": "Map"})
     props = {"color": _rgba(colour), "outline_color": _rgba(OUTLINE_COLOUR),
-             "outline_style": "solid", "outline_width": "0.2", "outline_width_unit": "MM",
+             # Outlines 1.5 m wide on the ground (any CRS): crisp when zoomed in to fields,
+             # vanishing at regional scale where millions of mm-wide outlines would
+             # paint the whole map grey.
+             "outline_style": "solid", "outline_width": "1.5",
+             "outline_width_unit": "RenderMetersInMapUnits",
              "style": "solid", "joinstyle": "bevel"}
     for key, value in props.items():
         ET.SubElement(opts, "Option", {"name": key, "value": value, "type": "QString"})
