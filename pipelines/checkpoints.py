@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -86,26 +87,46 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _lock_owner(lock: Path) -> tuple[int, str]:
+    """Pid and host name recorded for ``lock`` (0 and "" if unreadable)."""
+    try:
+        pid = int(lock.read_text().strip() or 0)
+    except (OSError, ValueError):
+        pid = 0
+    try:
+        host = lock.with_name(lock.name + ".host").read_text().strip()
+    except OSError:
+        host = ""
+    return pid, host
+
+
 @contextmanager
 def run_lock(out_dir: Path) -> Iterator[Path]:
     """Hold an exclusive lock on ``out_dir`` for the duration of a run.
 
-    A lock left by a process that no longer exists (a killed run) is taken over.
+    The lock file holds the owner's pid, and ``lock.host`` its host name, so that
+    runs on several machines sharing a file system do not take over each other's
+    lock. A lock left on this host by a process that no longer exists (a killed
+    run) is taken over.
 
     Raises
     ------
     LockError
-        If a live process holds the lock.
+        If a live process holds the lock, or a process on another host does.
     """
     lock = _state_dir(out_dir) / "lock"
+    host_file = lock.with_name("lock.host")
+    here = socket.gethostname()
     for _ in range(2):
         try:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         except FileExistsError:
-            try:
-                pid = int(lock.read_text().strip() or 0)
-            except (OSError, ValueError):
-                pid = 0
+            pid, host = _lock_owner(lock)
+            if host and host != here:
+                raise LockError(
+                    f"another regenmap run (pid {pid} on host {host}) is writing to {out_dir}. "
+                    f"Wait for it to finish, or if it is dead, delete {lock}."
+                ) from None
             if pid and _pid_alive(pid) and pid != os.getpid():
                 raise LockError(
                     f"another regenmap run (pid {pid}) is writing to {out_dir}. Wait for it to "
@@ -115,8 +136,10 @@ def run_lock(out_dir: Path) -> Iterator[Path]:
             continue
         with os.fdopen(fd, "w") as fh:
             fh.write(str(os.getpid()))
+        host_file.write_text(here)
         break
     try:
         yield lock
     finally:
+        host_file.unlink(missing_ok=True)
         lock.unlink(missing_ok=True)

@@ -210,3 +210,19 @@ def test_profile_comes_from_argument_then_environment(monkeypatch: pytest.Monkey
     assert chosen_profile(ClusterConfig()) == "slurm"
     assert chosen_profile(ClusterConfig(), "pbs") == "pbs"
     assert os.environ[PROFILE_ENV] == "slurm"
+
+
+def test_lock_of_a_run_on_another_host_is_not_taken_over(tmp_path: Path) -> None:
+    from regenmap.errors import LockError
+    from regenmap.pipelines.checkpoints import run_lock
+
+    state = tmp_path / ".regenmap"
+    state.mkdir()
+    (state / "lock").write_text("999999")  # no such pid here; it may live on the other host
+    (state / "lock.host").write_text("some-other-node")
+    with pytest.raises(LockError, match="pid 999999 on host some-other-node"), run_lock(tmp_path):
+        pass
+    (state / "lock.host").unlink()
+    with run_lock(tmp_path) as held:  # same host and a dead pid: a killed run, taken over
+        assert held.read_text() == str(os.getpid())
+    assert not (state / "lock").exists() and not (state / "lock.host").exists()
