@@ -159,12 +159,14 @@ def html_map(frame: gpd.GeoDataFrame, targets: Mapping[str, Sequence[str]], out:
         shown = shown_classes(wgs, t)
         conf = wgs[confidence_column(t)].to_numpy(dtype="float64")
         cls = wgs[class_column(t)].to_numpy(dtype=object)
+        # folium's popups insert values as HTML: escape text that came from input files.
         props: dict[str, Any] = {
-            "field_id": ids,
-            "class": [None if c is None or c != c else str(c) for c in cls],
+            "field_id": [html.escape(i) for i in ids],
+            "class": [None if c is None or c != c else html.escape(str(c)) for c in cls],
             "confidence": [round(float(v), 3) if np.isfinite(v) else None for v in conf],
-            "status": wgs[status_column(t)].astype(str).to_numpy(dtype=object),
-            "why": [None if w is None or w != w else str(w) for w in wgs[reason_column(t)]],
+            "status": [html.escape(str(v)) for v in wgs[status_column(t)]],
+            "why": [None if w is None or w != w else html.escape(str(w))
+                    for w in wgs[reason_column(t)]],
             "fill": [palette.get(c, OTHER_COLOUR) if c is not None else OTHER_COLOUR
                      for c in shown],
             "conf_fill": confidence_colours(conf).tolist(),

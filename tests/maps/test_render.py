@@ -169,3 +169,15 @@ def test_render_and_report_refuse_a_read_only_folder(tmp_path, gpkg):
         assert list(ro.iterdir()) == []
     finally:
         ro.chmod(0o755)
+
+
+def test_html_escapes_text_from_input_files(tmp_path, make_results, targets):
+    fields, preds = make_results(3)
+    evil = "<img src=x onerror=alert(1)>"
+    fields.loc[0, "field_id"] = preds.loc[0, "field_id"] = evil
+    preds.loc[2, "tillage_why"] = "<script>alert(2)</script>"
+    gpkg = write_results(tmp_path / "p.gpkg", fields, preds, targets=targets, run_info={})
+    html = render_maps(gpkg, tmp_path / "m", targets=["tillage"])[-1].read_text()
+    assert evil not in html and "<script>alert(2)" not in html
+    # escaped, then JSON-encoded by folium (& -> \u0026)
+    assert "\\u0026lt;img src=x onerror=alert(1)\\u0026gt;" in html
