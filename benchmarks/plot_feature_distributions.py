@@ -8,7 +8,7 @@
 2. Builds the features table and plots, per class of each target, the
    distributions of the practice-window features -> docs/img/feature_distributions.png.
 3. Ablation: held-out macro-F1 of LightGBM with all features vs without the
-   practice-window features (``fallow_*``, ``fallow56_*``, ``cover_*``), with
+   practice-window features (``fallow_*``, ``fallow56_*``, ``precrop_*``, ``cover_*``), with
    GroupKFold over the simulated regions (whole regions held out). Printed.
 """
 
@@ -30,7 +30,9 @@ PLOTS = {
     "winter_cover": ["fallow_ndvi_integral", "fallow_green_days", "fallow_ndvi_greenup",
                      "cover_longest_bare_days"],
 }
-WINDOW_PREFIXES = ("fallow_", "fallow56_", "cover_")
+WINDOW_PREFIXES = ("fallow_", "fallow56_", "precrop_", "cover_")
+CLASS_ORDER = {"tillage": ("conventional", "reduced", "no_till"),
+               "winter_cover": ("bare", "cover_crop")}
 
 
 def simulated_observations(work: Path, size: str, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -82,7 +84,9 @@ def plot(table: pd.DataFrame, path: Path, title: str) -> None:
     units = feature_dictionary().set_index("name")["unit"]
     fig, axes = plt.subplots(2, 4, figsize=(16, 7.5), constrained_layout=True)
     for row, (target, names) in enumerate(PLOTS.items()):
-        classes = sorted(table[target].dropna().unique())
+        present = set(table[target].dropna().unique())
+        classes = [c for c in CLASS_ORDER.get(target, ()) if c in present] + \
+            sorted(present - set(CLASS_ORDER.get(target, ())))
         for ax, name in zip(axes[row], names, strict=True):
             data = [table.loc[table[target] == c, name].dropna().to_numpy() for c in classes]
             parts = ax.violinplot([d if d.size else np.array([np.nan]) for d in data],
@@ -120,9 +124,9 @@ def ablation(table: pd.DataFrame, feature_names: list[str], seed: int) -> pd.Dat
             pred = np.full(codes.shape, -1)
             fold_f1 = []
             for train, test in GroupKFold(n_splits=n_splits).split(table, codes, groups):
-                model = lgb.LGBMClassifier(n_estimators=300, learning_rate=0.05, num_leaves=15,
+                model = lgb.LGBMClassifier(n_estimators=200, learning_rate=0.05, num_leaves=15,
                                            min_child_samples=10, subsample=0.8, subsample_freq=1,
-                                           colsample_bytree=0.8, random_state=seed, n_jobs=2,
+                                           colsample_bytree=0.8, random_state=seed, n_jobs=1,
                                            verbose=-1)
                 model.fit(table.iloc[train][cols], codes[train])
                 pred[test] = model.predict(table.iloc[test][cols])

@@ -159,8 +159,9 @@ def features_from_grid(grid: TimeGrid, *, year_start: str = "01-01", year: int |
     cols.update(phenology.compute(cycles, first, second, count, yr[0]))
 
     start, end, closed = windows.fallow_bounds(cycles, first, n, float(grid.edges_days[-1]), opts)
+    pre_start, pre_end = windows.precrop_bounds(cycles, first, n, float(grid.edges_days[0]), opts)
     cols.update(windows.compute(grid.values, grid.composites, counts, grid.t_days, width, yr,
-                                start, end, closed, opts))
+                                start, end, closed, pre_start, pre_end, opts))
     cols.update(seasonal.compute(grid.values, grid.t_days, yr, seasons))
 
     names = [s.name for s in feature_specs()]

@@ -25,7 +25,8 @@ class FeatureSpec:
     window
         Time window: ``year``, ``s1``..``s4`` (quarters of the agricultural year),
         ``cycle`` (main growing cycle), ``cycle2``, ``fallow`` (harvest to next emergence),
-        ``fallow56`` (56 days after harvest) or ``all`` (every observation).
+        ``fallow56`` (56 days after harvest), ``precrop`` (previous harvest to emergence
+        of the main crop) or ``all`` (every observation).
     """
 
     name: str

@@ -9,6 +9,9 @@
   Tillage shows here in residue (NDTI, BSI); cover crops as green (NDVI, EVI).
 - ``fallow56``: the first 56 days after harvest (the window published
   cover-crop systems use).
+- ``precrop``: from the previous cash crop's harvest (or the start of the data,
+  at most ``max_window_days`` back) to the main crop's emergence: the winter
+  before a spring crop, where its cover crop or its seedbed tillage shows.
 - ``year``: permanent cover has no bare period in the year.
 
 Windows are absolute times, so a season across the year boundary (southern
@@ -63,7 +66,7 @@ class WindowOptions:
 
 def specs() -> list[FeatureSpec]:
     """Return the practice-window feature columns, in output order."""
-    F, E, Y = "fallow", "fallow56", "year"
+    F, E, P, Y = "fallow", "fallow56", "precrop", "year"
     return [
         FeatureSpec("fallow_start_day", "days", "Start of the fallow window: harvest (EOS) of the "
                     "main cycle, days since the start of the agricultural year.", "ndvi", F),
@@ -101,6 +104,20 @@ def specs() -> list[FeatureSpec]:
                     "days after harvest.", "ndvi", E),
         FeatureSpec("fallow56_ndti_min", "1", "Minimum NDTI in the 56 days after harvest.",
                     "ndti", E),
+        FeatureSpec("precrop_length_days", "days", "Length of the pre-crop window: harvest of "
+                    "the previous cash crop (or the start of the data, at most max_window_days "
+                    "back) to emergence (SOS) of the main cycle.", "ndvi", P),
+        FeatureSpec("precrop_n_obs", "count", "Valid observations inside the pre-crop window.",
+                    "ndvi", P),
+        FeatureSpec("precrop_ndvi_integral", "NDVI*days", "Integral of NDVI above soil_ndvi over "
+                    "the pre-crop window (winter cover before a spring crop).", "ndvi", P),
+        FeatureSpec("precrop_ndvi_max", "1", "Maximum NDVI in the pre-crop window.", "ndvi", P),
+        FeatureSpec("precrop_green_days", "days", "Days of the pre-crop window with NDVI above "
+                    "green_ndvi.", "ndvi", P),
+        FeatureSpec("precrop_ndti_min", "1", "Minimum NDTI in the pre-crop window (seedbed "
+                    "preparation buries residue).", "ndti", P),
+        FeatureSpec("precrop_bare_share", "1", "Share of observations in the pre-crop window "
+                    "that are bare soil (NDVI below bare_ndvi and BSI above bare_bsi).", "bsi", P),
         FeatureSpec("cover_longest_bare_days", "days", "Longest run of the agricultural year with "
                     "NDVI below bare_ndvi (0 for permanent cover).", "ndvi", Y),
         FeatureSpec("cover_bare_days", "days", "Days of the agricultural year with NDVI below "
@@ -210,10 +227,52 @@ def fallow_bounds(cycles: Cycles, main: np.ndarray, n_fields: int, data_end: flo
     return start, end, closed
 
 
+def precrop_bounds(cycles: Cycles, main: np.ndarray, n_fields: int, data_start: float,
+                   opts: WindowOptions) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end of each field's pre-crop window, days since grid origin.
+
+    The window ends at the main cycle's SOS and starts at the EOS of the previous
+    cash crop (a cycle peaking at least ``min_cash_interval_days`` before the main
+    peak and reaching ``cash_peak_ratio`` of it), else ``max_window_days`` before the
+    SOS or the start of the data, whichever is later.
+
+    Returns
+    -------
+    start, end
+        ``(n_fields,)`` float64; NaN where the main cycle has no SOS.
+    """
+    has = main >= 0
+    m = np.clip(main, 0, None)
+    end = np.where(has, cycles.sos[m] if cycles.sos.size else np.nan, np.nan)
+    prev = np.full(n_fields, -np.inf)
+    if cycles.row.size:
+        rows = cycles.row
+        main_of = main[rows]
+        mo = np.clip(main_of, 0, None)
+        cand = (main_of >= 0) & (cycles.pos <= cycles.pos[mo] - opts.min_cash_interval_days)
+        cand &= cycles.peak >= opts.cash_peak_ratio * cycles.peak[mo]
+        cand &= np.isfinite(cycles.eos) & (cycles.eos < end[rows])
+        np.maximum.at(prev, rows[cand], cycles.eos[cand])
+    start = np.maximum(np.maximum(prev, end - opts.max_window_days), data_start)
+    return np.where(np.isfinite(end), start, np.nan), end
+
+
+def _bare_share(c_ndvi: np.ndarray | None, c_bsi: np.ndarray | None, win: np.ndarray,
+                opts: WindowOptions) -> np.ndarray:
+    """Share of observed cells in ``win`` that are bare soil (NaN without BSI or observations)."""
+    if c_ndvi is None or c_bsi is None or not np.isfinite(c_bsi).any():
+        return np.full(win.shape[0], np.nan)
+    seen = win & np.isfinite(c_ndvi) & np.isfinite(c_bsi)
+    bare = seen & (c_ndvi < opts.bare_ndvi) & (c_bsi > opts.bare_bsi)
+    n_seen = seen.sum(axis=1)
+    return np.where(n_seen > 0, bare.sum(axis=1) / np.maximum(n_seen, 1), np.nan)
+
+
 def compute(values: dict[str, np.ndarray], composites: dict[str, np.ndarray],
             counts: np.ndarray, t_days: np.ndarray, width: np.ndarray,
             year: tuple[float, float], start: np.ndarray, end: np.ndarray,
-            closed: np.ndarray, opts: WindowOptions) -> dict[str, np.ndarray]:
+            closed: np.ndarray, pre_start: np.ndarray, pre_end: np.ndarray,
+            opts: WindowOptions) -> dict[str, np.ndarray]:
     """Compute the practice-window features.
 
     Parameters
@@ -230,6 +289,8 @@ def compute(values: dict[str, np.ndarray], composites: dict[str, np.ndarray],
         ``(start, end)`` of the agricultural year, days since origin.
     start, end, closed
         Fallow window per field, from :func:`fallow_bounds`.
+    pre_start, pre_end
+        Pre-crop window per field, from :func:`precrop_bounds`.
     opts
         Thresholds.
 
@@ -259,14 +320,8 @@ def compute(values: dict[str, np.ndarray], composites: dict[str, np.ndarray],
         return np.where(ok.any(axis=1), r, np.nan)
 
     c_ndvi, c_bsi = composites.get("ndvi"), composites.get("bsi")
-    if c_ndvi is not None and c_bsi is not None and np.isfinite(c_bsi).any():
-        seen = win & np.isfinite(c_ndvi) & np.isfinite(c_bsi)
-        bare = seen & (c_ndvi < opts.bare_ndvi) & (c_bsi > opts.bare_bsi)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            bare_share = bare.sum(axis=1) / seen.sum(axis=1)
-        bare_share = np.where(seen.any(axis=1), bare_share, np.nan)
-    else:
-        bare_share = np.full(start.shape, np.nan)
+    pre = (tc >= pre_start[:, None]) & (tc < pre_end[:, None])
+    has_pre = np.isfinite(pre_end)
 
     y_mask = np.broadcast_to((t_days >= year[0]) & (t_days < year[1]), win.shape)
     yn = _masked(ndvi, y_mask)
@@ -284,7 +339,7 @@ def compute(values: dict[str, np.ndarray], composites: dict[str, np.ndarray],
         "fallow_ndti_drop": _drop_before_min(_masked(ndti, win)),
         "fallow_ndti_mean": _nanreduce(_masked(ndti, win), "mean"),
         "fallow_bsi_max": _nanreduce(_masked(bsi, win), "max"),
-        "fallow_bare_share": bare_share,
+        "fallow_bare_share": _bare_share(c_ndvi, c_bsi, win, opts),
         "fallow_ndvi_mean": _nanreduce(_masked(ndvi, win), "mean"),
         "fallow_ndvi_max": _nanreduce(_masked(ndvi, win), "max"),
         "fallow_ndvi_greenup": _rise_after_min(_masked(ndvi, win)),
@@ -295,6 +350,13 @@ def compute(values: dict[str, np.ndarray], composites: dict[str, np.ndarray],
         "fallow56_ndvi_max": _nanreduce(_masked(ndvi, early), "max"),
         "fallow56_green_days": days(ndvi, early, opts.green_ndvi),
         "fallow56_ndti_min": _nanreduce(_masked(ndti, early), "min"),
+        "precrop_length_days": np.where(has_pre, pre_end - pre_start, np.nan),
+        "precrop_n_obs": np.where(has_pre, (counts * pre).sum(axis=1), np.nan),
+        "precrop_ndvi_integral": integral(ndvi, pre, opts.soil_ndvi),
+        "precrop_ndvi_max": _nanreduce(_masked(ndvi, pre), "max"),
+        "precrop_green_days": days(ndvi, pre, opts.green_ndvi),
+        "precrop_ndti_min": _nanreduce(_masked(ndti, pre), "min"),
+        "precrop_bare_share": _bare_share(c_ndvi, c_bsi, pre, opts),
         "cover_longest_bare_days": np.where(has_year, longest_run_days(bare_cells, width), np.nan),
         "cover_bare_days": np.where(has_year, (bare_cells * w).sum(axis=1), np.nan),
         "cover_green_share": np.where(

@@ -39,7 +39,7 @@ def test_table_contract_matches_the_dictionary(small: tuple[pd.DataFrame, pd.Dat
     assert d["name"].is_unique
     assert (d["unit"].str.len() > 0).all() and (d["description"].str.len() > 20).all()
     assert set(d["window"]) <= {"all", "year", "s1", "s2", "s3", "s4", "cycle", "cycle2",
-                                "fallow", "fallow56"}
+                                "fallow", "fallow56", "precrop"}
     assert f.attrs["features"]["schema"] == FEATURES_SCHEMA
     assert f.attrs["features"]["year"] == 2023
 
