@@ -92,3 +92,38 @@ def test_reprojected_non_ascii_output_in_qgis(tmp_path, make_results, qgis_pytho
     assert facts["crs"] == "EPSG:3035"
     assert [c["value"] for c in facts["style_at_open"]["categories"]] == ["pflug",
                                                                           "direktsaat_ü", ""]
+
+
+REAL_FIELDS = (Path(__file__).resolve().parents[3] / "shared" / "data" / "lem_west_bahia_fields"
+               / "fields_monthly_landuse.gpkg")
+
+
+def test_real_fields_west_bahia(tmp_path, qgis_python):
+    """100 real fields (EPSG:4326, centre pivots, 3-577 ha; LEM dataset, CC-BY-4.0)."""
+    if not REAL_FIELDS.is_file():
+        pytest.skip(f"real sample data not found at {REAL_FIELDS}")
+    import numpy as np
+    import pandas as pd
+    import pyogrio
+
+    fields = pyogrio.read_dataframe(REAL_FIELDS)
+    fields["field_id"] = fields["id"].astype(str)
+    # A winter-cover-like label from the real June 2020 land use (second-season crop or not).
+    june = fields["Jun_2020"].astype(str)
+    cover = june.isin(["Brachiaria", "Millet", "Sorghum"]).to_numpy()
+    preds = pd.DataFrame({
+        "field_id": fields["field_id"], "winter_cover": np.where(cover, "cover_crop", "bare"),
+        "winter_cover_conf": 0.9, "winter_cover_status": "ok", "winter_cover_why": "June: " + june,
+        "winter_cover_p_cover_crop": np.where(cover, 0.9, 0.1),
+        "winter_cover_p_bare": np.where(cover, 0.1, 0.9)})
+    targets = {"winter_cover": ["cover_crop", "bare"]}
+    out = write_results(tmp_path / "bahia.gpkg", fields[["field_id", "area_ha", "geometry"]],
+                        preds, targets=targets, run_info={"inputs": [str(REAL_FIELDS)]})
+    code, facts, log = _check(qgis_python, out, tmp_path, "--png", str(tmp_path / "bahia.png"),
+                              "--expect-renderer", "categorizedSymbol")
+    assert code == 0, log
+    assert facts["feature_count"] == 100 and facts["crs"] == "EPSG:4326"
+    drawn = facts["render"]["top_colours"]
+    # 37 fields with a second-season crop in June 2020 (Brachiaria 15, Millet 12, Sorghum 10)
+    assert int(cover.sum()) == 37
+    assert "#228833" in drawn and "#ee6677" in drawn
