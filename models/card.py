@@ -263,10 +263,14 @@ def card_blocks(model: TrainedModel, report: dict[str, Any], plots: dict[str, Pa
     sizes = report["disaggregated"]["factors"].get("size_class", {})
     small = sizes.get("<2 ha")
     if small and small["accuracy"] is not None:
+        gap = small["accuracy"] - ov["accuracy"]
+        verdict = ("errors fall disproportionately on small fields, often smallholders'"
+                   if gap < -0.02 else
+                   "no disadvantage for small fields is visible in this evaluation")
         b.append(Block("p", f"Small fields (<2 ha, {small['n']} held out) reach accuracy "
-                            f"{small['accuracy']:.3f} versus {ov['accuracy']:.3f} overall: "
-                            "errors fall disproportionately on smallholders if this gap is "
-                            "negative."))
+                            f"{small['accuracy']:.3f} (95 % interval "
+                            f"{_ci(small['accuracy_ci'])}) versus {ov['accuracy']:.3f} overall "
+                            f"({gap:+.3f}): {verdict}."))
     else:
         b.append(Block("p", "No field under 2 ha was evaluated: the model's behaviour on "
                             "smallholders' fields is unknown."))
