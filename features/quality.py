@@ -22,7 +22,7 @@ def specs() -> list[FeatureSpec]:
         FeatureSpec("obs_n_sensors", "count", "Distinct sensors among the kept observations.",
                     "", "all"),
         FeatureSpec("obs_longest_gap_days", "days", "Longest time without a valid observation in "
-                    "the agricultural year, year edges included (grid-cell resolution).",
+                    "the agricultural year, year start and end included.",
                     "ndvi", "year"),
         FeatureSpec("obs_year_share", "1", "Share of the year's grid cells holding at least one "
                     "valid observation.", "ndvi", "year"),
@@ -74,9 +74,44 @@ def longest_gap_days(observed: np.ndarray, t_days: np.ndarray, year: tuple[float
     return np.where(obs.any(axis=1), out, span)
 
 
+def longest_gap_exact(obs_field: np.ndarray, obs_t: np.ndarray, n_fields: int,
+                      year: tuple[float, float]) -> np.ndarray:
+    """Longest interval without an observation in ``year``, year start and end included.
+
+    Parameters
+    ----------
+    obs_field, obs_t
+        ``(n_obs,)`` field row and time (days) of every valid observation, sorted by
+        field then time.
+    n_fields
+        Number of fields.
+    year
+        ``(start, end)`` days.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n_fields,)`` float64 days; the whole year for a field without observation in it.
+    """
+    span = year[1] - year[0]
+    out = np.full(n_fields, span)
+    inside = (obs_t >= year[0]) & (obs_t < year[1])
+    f, t = obs_field[inside], obs_t[inside]
+    if f.size == 0:
+        return out
+    starts = np.flatnonzero(np.r_[True, f[1:] != f[:-1]])
+    ends = np.r_[starts[1:], f.size] - 1
+    gaps = np.r_[0.0, np.diff(t)]
+    gaps[starts] = t[starts] - year[0]
+    longest = np.maximum.reduceat(gaps, starts)
+    out[f[starts]] = np.maximum(longest, year[1] - t[ends])
+    return out
+
+
 def compute(*, n_rows: np.ndarray, n_dropped: np.ndarray, n_sensors: np.ndarray,
             counts: np.ndarray, filled: np.ndarray, ndti: np.ndarray | None,
-            t_days: np.ndarray, year: tuple[float, float], max_gap_days: float
+            t_days: np.ndarray, year: tuple[float, float], max_gap_days: float,
+            obs_field: np.ndarray | None = None, obs_t: np.ndarray | None = None
             ) -> dict[str, np.ndarray]:
     """Compute the observation-quality columns.
 
@@ -96,6 +131,9 @@ def compute(*, n_rows: np.ndarray, n_dropped: np.ndarray, n_sensors: np.ndarray,
         ``(start, end)`` of the agricultural year.
     max_gap_days
         Gap-filling limit, the threshold of ``flag_long_gap``.
+    obs_field, obs_t
+        Valid observations (see :func:`longest_gap_exact`); when given the longest gap
+        is exact, otherwise it is measured between grid cells.
 
     Returns
     -------
@@ -105,7 +143,10 @@ def compute(*, n_rows: np.ndarray, n_dropped: np.ndarray, n_sensors: np.ndarray,
     cols = (t_days >= year[0]) & (t_days < year[1])
     k = max(int(cols.sum()), 1)
     n_valid = counts[:, cols].sum(axis=1)
-    gap = longest_gap_days(counts > 0, t_days, year)
+    if obs_field is not None and obs_t is not None:
+        gap = longest_gap_exact(obs_field, obs_t, n_rows.shape[0], year)
+    else:
+        gap = longest_gap_days(counts > 0, t_days, year)
     has_ndti = (np.zeros(n_rows.shape, dtype=bool) if ndti is None
                 else np.isfinite(ndti[:, cols]).any(axis=1))
     out = {

@@ -64,6 +64,9 @@ class TimeGrid:
         ``(n_fields,)`` int64 distinct sensors among the kept rows of each field.
     options
         The options the grid was built with (recorded in provenance).
+    obs_field, obs_t_days
+        ``(n_obs,)`` field row and time (days since ``origin``) of every kept observation
+        with at least one index value, repeats removed, sorted by field then time.
     """
 
     field_ids: np.ndarray
@@ -78,6 +81,8 @@ class TimeGrid:
     n_dropped: np.ndarray
     n_sensors: np.ndarray
     options: dict[str, object] = field(default_factory=dict)
+    obs_field: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    obs_t_days: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     @property
     def n_fields(self) -> int:
@@ -535,6 +540,7 @@ def regularize(observations: pd.DataFrame, *, indices: Sequence[str] | None = No
             sel = _select_max(key_all[ok], ndvi[ok], size)
             pick = np.where(sel >= 0, rows[np.clip(sel, 0, None)], -1)
 
+    any_value = np.zeros(len(observations), dtype=bool)
     values: dict[str, np.ndarray] = {}
     composites: dict[str, np.ndarray] = {}
     counts: dict[str, np.ndarray] = {}
@@ -551,6 +557,7 @@ def regularize(observations: pd.DataFrame, *, indices: Sequence[str] | None = No
             counts[index] = np.zeros((n_fields, T), dtype=np.int16)
             continue
         ok = keep & np.isfinite(v) & ~repeat
+        any_value |= ok
         key = key_all[ok]
         cnt = np.bincount(key, minlength=size)
         if composite == "mean":
@@ -572,6 +579,9 @@ def regularize(observations: pd.DataFrame, *, indices: Sequence[str] | None = No
         composites[index] = comp2
         counts[index] = np.minimum(cnt, np.iinfo(np.int16).max).astype(np.int16).reshape(n_fields, T)
 
+    sel = pair[any_value]
+    order_obs = np.arange(sel.size) if sel.size < 2 or (np.diff(sel) >= 0).all() else \
+        np.argsort(sel, kind="stable")
     options: dict[str, object] = {
         "stat": stat, "step_days": step_days, "min_valid_fraction": min_valid_fraction,
         "max_gap_days": max_gap_days, "year_start": year_start, "composite": composite,
@@ -580,7 +590,8 @@ def regularize(observations: pd.DataFrame, *, indices: Sequence[str] | None = No
     }
     return TimeGrid(field_ids=field_ids, times=times, t_days=t_days, edges_days=edges,
                     origin=origin, values=values, composites=composites, counts=counts,
-                    n_rows=n_rows, n_dropped=n_dropped, n_sensors=n_sensors, options=options)
+                    n_rows=n_rows, n_dropped=n_dropped, n_sensors=n_sensors, options=options,
+                    obs_field=codes[any_value][order_obs], obs_t_days=rel[any_value][order_obs])
 
 
 def to_xarray(grid: TimeGrid, *, which: Literal["values", "composites"] = "values"

@@ -133,3 +133,14 @@ def test_steps_and_smoothing_options_run(small: tuple[pd.DataFrame, pd.DataFrame
         m = f.merge(truth, on="field_id")
         tol = 31 if step == "monthly" else max(step, 10)
         assert ((m["phen_sos_day"] - m["sos"]).abs() <= tol + 5).mean() > 0.8, (step, smoothing)
+
+
+def test_longest_gap_is_exact_with_year_edges() -> None:
+    days = [10, 20, 100, 110, 300]
+    obs = pd.DataFrame({"field_id": "g",
+                        "time": pd.Timestamp("2023-01-01") + pd.to_timedelta(days, unit="D"),
+                        "valid_fraction": np.float32(1), "ndvi_mean": np.float32(0.5)})
+    f = build(obs)
+    # gaps: 10 from the year start, 80 between day 20 and 100, 190 to day 300, 65 to the year end
+    assert f["obs_longest_gap_days"].item() == pytest.approx(190)
+    assert f["flag_long_gap"].item() == 1
