@@ -28,6 +28,9 @@ from regenmap.schema import (
     status_column,
 )
 
+#: Fields explained per TreeSHAP call (memory ~ chunk x classes x features x 8 bytes).
+_EXPLAIN_CHUNK = 5000
+
 STATUS_COLUMN = STATUS
 REASON_COLUMN = REASON
 
@@ -126,8 +129,12 @@ def predict_target(model: TrainedModel, features: pd.DataFrame, *,
 
     texts = np.full(n, "", dtype=object)
     if explain and live.any():
-        contrib = contributions(model.booster, fm.values[live], k)
-        texts[live] = why_texts(contrib, pred[live], model.feature_names, top=top_features)
+        rows = np.flatnonzero(live)
+        # Contributions are (rows, classes, features + 1) float64: chunk to bound memory.
+        for start in range(0, len(rows), _EXPLAIN_CHUNK):
+            sel = rows[start:start + _EXPLAIN_CHUNK]
+            contrib = contributions(model.booster, fm.values[sel], k)
+            texts[sel] = why_texts(contrib, pred[sel], model.feature_names, top=top_features)
     low = live & (conf < confidence_threshold)
     far = live & ~low & (ood > ood_threshold)
     for i in np.flatnonzero(low):
