@@ -281,7 +281,8 @@ def _jsonable(value: Any) -> str:
 def _run_rows(*, run_info: Mapping[str, Any], targets: Mapping[str, Sequence[str]],
               models: Mapping[str, str], counts: Mapping[str, Counter[str]],
               areas: Mapping[str, Counter[str]], n_fields: int, crs: str,
-              observations: pd.DataFrame | None, orphans: int) -> list[tuple[str, str, str]]:
+              observations: pd.DataFrame | None, has_table: bool, orphans: int
+              ) -> list[tuple[str, str, str]]:
     config = run_info.get("config")
     versions = dict(run_info.get("versions") or package_versions())
     start, end = _time_range(run_info, observations)
@@ -296,7 +297,7 @@ def _run_rows(*, run_info: Mapping[str, Any], targets: Mapping[str, Sequence[str
         ("run", "config", _jsonable(config if config is not None else {})),
         ("run", "crs", crs),
         ("run", "n_fields", str(n_fields)),
-        ("run", "has_observations", str(observations is not None).lower()),
+        ("run", "has_observations", str(has_table).lower()),
         ("run", "predictions_without_field", str(orphans)),
         ("time_range", "start", start or ""),
         ("time_range", "end", end or ""),
@@ -361,7 +362,8 @@ def write_results(path: str | Path, fields: gpd.GeoDataFrame, predictions: pd.Da
                   targets: Mapping[str, Sequence[str]], run_info: Mapping[str, Any],
                   observations: pd.DataFrame | None = None, crs: str | None = None,
                   passthrough: Sequence[str] = (), geoparquet: bool = False,
-                  overwrite: bool = False, chunk_rows: int = CHUNK_ROWS) -> Path:
+                  overwrite: bool = False, store_observations: bool = True,
+                  chunk_rows: int = CHUNK_ROWS) -> Path:
     """Write the results GeoPackage atomically, styled for QGIS.
 
     Parameters
@@ -398,6 +400,9 @@ def write_results(path: str | Path, fields: gpd.GeoDataFrame, predictions: pd.Da
         Also write ``<path stem>.parquet`` (GeoParquet 1.0, WKB) beside it.
     overwrite
         Replace an existing file that regenmap did not write.
+    store_observations
+        Store ``observations`` as a table in the GeoPackage (they still give
+        ``n_obs`` and ``valid_fraction`` when False; for very large runs).
     chunk_rows
         Rows per append (bounds memory for millions of fields).
 
@@ -463,12 +468,14 @@ def write_results(path: str | Path, fields: gpd.GeoDataFrame, predictions: pd.Da
                               description=f"regenmap per-field practices ({GPKG_SCHEMA})")
         rows = _run_rows(run_info=run_info, targets=targets, models=models, counts=counts,
                          areas=areas, n_fields=n, crs=str(out_crs),
-                         observations=observations, orphans=orphans)
+                         observations=observations,
+                         has_table=observations is not None and store_observations,
+                         orphans=orphans)
         run = pd.DataFrame(rows, columns=["section", "key", "value"]).astype(object)
         gpkg.write_chunks(tmp, [run], layer=RUN_TABLE,
                           description=f"regenmap run provenance ({GPKG_SCHEMA})")
         tables = [FIELDS_LAYER, RUN_TABLE]
-        if observations is not None:
+        if observations is not None and store_observations:
             gpkg.write_chunks(tmp, _chunks(_observations_frame(observations), chunk_rows * 4),
                               layer=OBSERVATIONS_TABLE,
                               description="regenmap per-field observations (time series)")

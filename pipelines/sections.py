@@ -231,6 +231,9 @@ class OutputsConfig(StrictModel):
         Also write the ``fields`` layer as GeoParquet beside the GeoPackage (same stem, ``.parquet``).
     overwrite
         Replace an existing output file that regenmap did not write (refused by default).
+    observations
+        Store the per-field time series as the ``observations`` table of the GeoPackage
+        (turn off for very large runs; ``n_obs`` and ``valid_fraction`` are written either way).
     """
 
     gpkg: str = Field(default="practices.gpkg", pattern=r"^[^/\\]+\.gpkg$")
@@ -239,6 +242,7 @@ class OutputsConfig(StrictModel):
     maps: bool = True
     geoparquet: bool = False
     overwrite: bool = False
+    observations: bool = True
 
     @field_validator("crs")
     @classmethod

@@ -348,3 +348,16 @@ def test_gdal_geopackage_validator(tmp_path, make_results, make_observations, ta
                               capture_output=True, text=True, timeout=120,
                               env={**os.environ, "PYTHONPATH": ""})
         assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_observations_can_stay_out_of_the_gpkg(tmp_path, make_results, make_observations,
+                                               targets):
+    fields, preds = make_results(3)
+    out = write_results(tmp_path / "p.gpkg", fields, preds, targets=targets, run_info={},
+                        observations=make_observations(fields), store_observations=False)
+    assert "observations" not in gpd.list_layers(out)["name"].tolist()
+    assert read_results(out)["n_obs"].tolist() == [9, 9, 9]
+    run = read_run(out)
+    assert run["run"]["has_observations"] == "false"
+    # the time range still comes from the observations: 12 acquisitions every 30 days
+    assert run["time_range"] == {"start": "2024-01-10T00:00:00", "end": "2024-12-05T00:00:00"}
