@@ -236,15 +236,16 @@ def build_landscape(rng: np.random.Generator, *, bounds: tuple[float, float, flo
     network = shapely.union_all(roads + tracks)
     blocks = [b for b in shapely.get_parts(area_box.difference(network.buffer(1.5)))
               if b.area > MIN_FIELD_HA * _M2_PER_HA]
-    usable = sum(b.area for b in blocks)
-    # merging removes ~10 % of cells; small fields are lost to the minimum size
-    mean_area = usable / (target_fields * 1.12)
+    # log-normal mean field area per block, scaled so the cell count meets the target
+    # (merging and the minimum size then remove ~10 %)
+    areas = np.asarray([b.area for b in blocks])
+    spread = np.exp(rng.normal(0.0, 0.8, areas.size))
+    block_means = spread * float(np.sum(areas / spread)) / (target_fields * 1.1)
     cells: list[BaseGeometry] = []
     owner: list[int] = []
     for k, block in enumerate(blocks):
-        block_mean = mean_area * float(np.exp(rng.normal(0.32, 0.8)))
-        part = _block_cells(rng, block, block_mean)
-        part = _merge_neighbours(rng, part, 0.2, 0.75 * MAX_FIELD_HA * _M2_PER_HA)
+        part = _block_cells(rng, block, float(block_means[k]))
+        part = _merge_neighbours(rng, part, 0.1, 0.75 * MAX_FIELD_HA * _M2_PER_HA)
         cells.extend(part)
         owner.extend([k] * len(part))
     cell_arr = _warp_geoms(np.asarray(cells, dtype=object), rng, 8.0)

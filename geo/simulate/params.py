@@ -133,8 +133,8 @@ class SizeSpec:
     width_px, height_px
         Grid of the 10 m bands (even numbers so the 20 m grid nests exactly).
     target_fields
-        Number of fields asked of the landscape generator (it returns roughly 90 % of
-        this in the large size, where more small fields fall below 0.5 ha).
+        Number of cells asked of the landscape generator; merging and the 0.5 ha
+        minimum leave about 90 % of them as fields.
     n_regions_x, n_regions_y
         Spatial blocks used as hold-out regions.
     block_m
@@ -157,9 +157,9 @@ class SizeSpec:
 
 SIZES: Final[dict[str, SizeSpec]] = {
     "tiny": SizeSpec(192, 192, 70, 2, 2, 700.0, 4, 192),
-    "small": SizeSpec(384, 384, 320, 2, 2, 900.0, 4, 384),
-    "medium": SizeSpec(1280, 1280, 2100, 3, 2, 1300.0, 4, 256),
-    "large": SizeSpec(5120, 5120, 22500, 3, 2, 1500.0, 4, 128),
+    "small": SizeSpec(384, 384, 340, 2, 2, 900.0, 4, 384),
+    "medium": SizeSpec(1280, 1280, 2170, 3, 2, 1300.0, 4, 256),
+    "large": SizeSpec(5120, 5120, 21700, 3, 2, 1500.0, 4, 256),
 }
 
 #: Acquisitions per year by default (one every 5 days, Sentinel-2A and 2B together).

@@ -27,7 +27,6 @@ from typing import Any
 
 import numpy as np
 import rasterio.features
-import scipy.sparse as sp
 import shapely
 from affine import Affine
 from numpy.typing import NDArray
@@ -178,15 +177,37 @@ def pixel_cover(layers: Sequence[tuple[Sequence[BaseGeometry], Sequence[int]]], 
     return PixelCover(labels=labels, counts=counts, n_sub=s * s)
 
 
-def mixing_matrix(cover: PixelCover, rows: slice, n_labels: int) -> sp.csr_matrix:
-    """Sparse (pixels, labels) matrix of area fractions of the 10 m rows ``rows``."""
-    lab = cover.labels[rows].reshape(-1, TOP_K)
+def mix_abundances(cover: PixelCover, rows: slice, abundance: NDArray[np.float32]
+                   ) -> NDArray[np.float32]:
+    """Area-weighted endmember abundances of the pixels of the 10 m rows ``rows``.
+
+    Parameters
+    ----------
+    cover
+        Pixel cover of the whole grid.
+    rows
+        Rows of the chunk.
+    abundance
+        (n_labels, n_endmembers) abundances of every label on one date.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 (n_endmembers, rows * cols), band-first so each endmember is contiguous.
+    """
+    lab = cover.labels[rows].reshape(-1, TOP_K).astype(np.intp).T
     cnt = cover.counts[rows].reshape(-1, TOP_K).astype(np.float32)
-    frac = cnt / cnt.sum(axis=1, keepdims=True)
-    n = lab.shape[0]
-    indptr = np.arange(0, n * TOP_K + 1, TOP_K, dtype=np.int64)
-    return sp.csr_matrix((frac.ravel(), lab.astype(np.int32).ravel(), indptr),
-                         shape=(n, n_labels))
+    frac = (cnt / cnt.sum(axis=1, keepdims=True)).T
+    table = np.ascontiguousarray(abundance.T, dtype=np.float32)
+    out = np.empty((table.shape[0], lab.shape[1]), dtype=np.float32)
+    mixed = np.flatnonzero(frac[0] < 1.0)  # most pixels hold one label
+    for m in range(table.shape[0]):
+        out[m] = table[m].take(lab[0])
+        acc = out[m, mixed] * frac[0, mixed]
+        for k in range(1, TOP_K):
+            acc += table[m].take(lab[k, mixed]) * frac[k, mixed]
+        out[m, mixed] = acc
+    return out
 
 
 @dataclass(frozen=True)
@@ -225,21 +246,18 @@ def _block_mean(a: NDArray[np.floating]) -> NDArray[np.float32]:
     return np.asarray(s * 0.25, dtype=np.float32)
 
 
-def render_chunk(mixing: sp.csr_matrix, texture: NDArray[np.floating],
-                 abundance: NDArray[np.float32], sky: Sky, xs: NDArray[np.float64],
-                 ys: NDArray[np.float64], rng: np.random.Generator
+def render_chunk(ab: NDArray[np.float32], texture: NDArray[np.floating], sky: Sky,
+                 xs: NDArray[np.float64], ys: NDArray[np.float64], rng: np.random.Generator
                  ) -> dict[str, NDArray[np.uint16]]:
     """Digital numbers of all bands and SCL for one chunk of rows of one acquisition.
 
     Parameters
     ----------
-    mixing
-        (rows * cols, n_labels) area fractions of the chunk's pixels, from
-        :func:`mixing_matrix` (rows even in number).
+    ab
+        (n_endmembers, rows * cols) abundances of the chunk's pixels from
+        :func:`mix_abundances` (rows even in number); modified in place.
     texture
         (3, rows, cols) multipliers of the gv, npv and soil abundances.
-    abundance
-        (n_labels, n_endmembers) endmember abundances of every label on this date.
     sky
         Atmosphere of this date.
     xs, ys
@@ -254,7 +272,6 @@ def render_chunk(mixing: sp.csr_matrix, texture: NDArray[np.floating],
     """
     rows, cols = ys.size, xs.size
     # band-first layout: every per-band array below is contiguous
-    ab = np.ascontiguousarray((mixing @ abundance).T, dtype=np.float32)  # (endmembers, pixels)
     tex = texture.reshape(3, -1)
     ab[EM_GV : EM_SOIL + 1] *= tex  # gv, npv, soil are the first three
     ab[EM_CALC] *= tex[2]

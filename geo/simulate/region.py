@@ -25,7 +25,6 @@ import numpy as np
 import pandas as pd
 import pyogrio
 import rasterio
-import scipy.sparse as sp
 import shapely
 from affine import Affine
 from numpy.typing import NDArray
@@ -59,7 +58,7 @@ from regenmap.geo.simulate.practices import TARGETS, assign_labels, assign_regio
 from regenmap.geo.simulate.raster import (
     PixelCover,
     Texture,
-    mixing_matrix,
+    mix_abundances,
     pixel_cover,
     render_chunk,
 )
@@ -70,8 +69,6 @@ SIMULATION_SCHEMA = "regenmap.simulation/1"
 _STREAMS = ("landscape", "labels", "phenology", "texture", "sky", "noise")
 #: Sensing times (UTC) of the two relative orbits that image the tile, alternating.
 _SENSING_TIMES = ("104629", "105031")
-#: Grids up to this many 10 m pixels keep their mixing matrices in memory (~32 B/pixel).
-_CACHE_MAX_PIXELS = 4_000_000
 _N_THREADS = 2
 
 
@@ -142,44 +139,24 @@ def _scene_profile(width: int, height: int, transform: Affine) -> dict[str, Any]
             "zlevel": 1}
 
 
-@dataclass(frozen=True)
-class _Chunks:
-    """Row chunks of the 10 m grid with their static inputs (cached when small)."""
-
-    cover: PixelCover
-    texture: NDArray[np.float16]
-    n_labels: int
-    chunk_rows: int
-    cache: dict[int, sp.csr_matrix]
-
-    def rows(self) -> list[slice]:
-        h = self.texture.shape[1]
-        return [slice(r0, min(h, r0 + self.chunk_rows)) for r0 in range(0, h, self.chunk_rows)]
-
-    def mixing(self, k: int, rows: slice) -> sp.csr_matrix:
-        if k in self.cache:
-            return self.cache[k]
-        return mixing_matrix(self.cover, rows, self.n_labels)
+def _chunk_rows(spec: SizeSpec) -> list[slice]:
+    h = spec.height_px
+    return [slice(r0, min(h, r0 + spec.chunk_rows)) for r0 in range(0, h, spec.chunk_rows)]
 
 
-def _prepare_chunks(cover: PixelCover, texture: Texture, transform: Affine, spec: SizeSpec,
-                    n_labels: int) -> _Chunks:
+def _texture_grid(texture: Texture, transform: Affine, spec: SizeSpec) -> NDArray[np.float16]:
+    """Within-field multipliers of the whole grid, (3, rows, cols) float16 (2 B a value)."""
     xs = transform.c + (np.arange(spec.width_px) + 0.5) * transform.a
     tex = np.empty((3, spec.height_px, spec.width_px), dtype=np.float16)
-    chunks = _Chunks(cover=cover, texture=tex, n_labels=n_labels, chunk_rows=spec.chunk_rows,
-                     cache={})
-    cache_all = spec.width_px * spec.height_px <= _CACHE_MAX_PIXELS
-    for k, rows in enumerate(chunks.rows()):
+    for rows in _chunk_rows(spec):
         ys = transform.f + (np.arange(rows.start, rows.stop) + 0.5) * transform.e
         tex[:, rows] = texture.multipliers(xs, ys)
-        if cache_all:
-            chunks.cache[k] = mixing_matrix(cover, rows, n_labels)
-    return chunks
+    return tex
 
 
 def _write_acquisition(scenes_dir: Path, when: str, spec: SizeSpec, transform: Affine,
-                       chunks: _Chunks, abundance: NDArray[np.float32], sky: Sky,
-                       noise_seed: list[int]) -> None:
+                       cover: PixelCover, texture: NDArray[np.float16],
+                       abundance: NDArray[np.float32], sky: Sky, noise_seed: list[int]) -> None:
     """Render one acquisition chunk by chunk into its seven band files."""
     w, h = spec.width_px, spec.height_px
     bands = ("B02", "B03", "B04", "B08", "B11", "B12", "SCL")
@@ -194,11 +171,11 @@ def _write_acquisition(scenes_dir: Path, when: str, spec: SizeSpec, transform: A
                                   transform if is10 else t20)
             files[b] = rasterio.open(tmps[b], "w", **prof)
         xs = transform.c + (np.arange(w) + 0.5) * transform.a
-        for k, rows in enumerate(chunks.rows()):
+        for k, rows in enumerate(_chunk_rows(spec)):
             ys = transform.f + (np.arange(rows.start, rows.stop) + 0.5) * transform.e
             rng = np.random.default_rng([*noise_seed, k])
-            out = render_chunk(chunks.mixing(k, rows), chunks.texture[:, rows], abundance, sky,
-                               xs, ys, rng)
+            ab = mix_abundances(cover, rows, abundance)
+            out = render_chunk(ab, texture[:, rows], sky, xs, ys, rng)
             for b, arr in out.items():
                 is10 = b in ("B02", "B03", "B04", "B08")
                 row = rows.start if is10 else rows.start // 2
@@ -346,7 +323,7 @@ def simulate_region(out_dir: str | Path, *,
                                            height_m=height_m, scale_m=250.0, octaves=3)
                         for _ in range(3)))
 
-    chunks = _prepare_chunks(cover, texture, transform, spec, abundance.shape[1])
+    tex = _texture_grid(texture, transform, spec)
     sky_seeds = streams["sky"].spawn(n)
     noise_seeds = streams["noise"].spawn(n)
 
@@ -356,7 +333,7 @@ def simulate_region(out_dir: str | Path, *,
         sky = draw_sky(np.random.default_rng(sky_seeds[i]), doy=float(doy[i]),
                        wetness=float(wetness[i]), bounds=bounds)
         noise_seed = [int(x) for x in noise_seeds[i].generate_state(2)]
-        _write_acquisition(scenes_dir, when, spec, transform, chunks, abundance[i], sky,
+        _write_acquisition(scenes_dir, when, spec, transform, cover, tex, abundance[i], sky,
                            noise_seed)
         return {"datetime": when, "doy": int(doy[i]), "cloud_cover": round(sky.cloud_cover, 3),
                 "cirrus": sky.cirrus is not None, "swath_edge": sky.swath_edge is not None,

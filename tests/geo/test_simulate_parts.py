@@ -16,7 +16,7 @@ from regenmap.geo.simulate.noise import SmoothNoise
 from regenmap.geo.simulate.params import FIRST_FIELD_LABEL, LABEL_GRASS, SPECTRA_DRY
 from regenmap.geo.simulate.phenology import abundance_table, air_temperature_c, field_fractions
 from regenmap.geo.simulate.raster import (
-    mixing_matrix,
+    mix_abundances,
     pixel_cover,
     render_chunk,
     scene_classification,
@@ -52,6 +52,20 @@ def test_pixel_cover_gives_area_fractions_of_edge_pixels() -> None:
                          [0.25, 0.5, 0.5, 0.25]])
     np.testing.assert_allclose(frac, expected)
     np.testing.assert_allclose(cover.fractions.sum(axis=2), 1.0)
+
+
+def test_mixed_pixel_abundances_are_area_weighted() -> None:
+    transform = Affine(10.0, 0.0, 0.0, 0.0, -10.0, 20.0)
+    field = shapely.box(5.0, 0.0, 20.0, 20.0)  # covers half of column 0, all of column 1
+    cover = pixel_cover([([field], [FIRST_FIELD_LABEL])], transform=transform, width=2,
+                        height=2, supersample=4, fill=LABEL_GRASS, chunk_rows=2,
+                        dtype=np.uint16)
+    abundance = np.zeros((FIRST_FIELD_LABEL + 1, 3), dtype=np.float32)
+    abundance[LABEL_GRASS] = [1.0, 0.0, 0.0]
+    abundance[FIRST_FIELD_LABEL] = [0.0, 0.2, 0.8]
+    ab = mix_abundances(cover, slice(0, 2), abundance).reshape(3, 2, 2)
+    np.testing.assert_allclose(ab[:, :, 0], [[0.5, 0.5], [0.1, 0.1], [0.4, 0.4]], atol=1e-6)
+    np.testing.assert_allclose(ab[:, :, 1], [[0.0, 0.0], [0.2, 0.2], [0.8, 0.8]], atol=1e-6)
 
 
 def test_l2a_digital_numbers_use_the_baseline_04_offset() -> None:
@@ -105,8 +119,8 @@ def test_swath_edge_is_a_tilted_line_and_makes_nodata() -> None:
                          np.zeros(0))[0]
     xs10 = np.arange(5.0, 1000.0, 10.0)
     ys10 = np.arange(995.0, 0.0, -10.0)
-    dn = render_chunk(mixing_matrix(cover, slice(0, 100), ab.shape[0]),
-                      np.ones((3, 100, 100), np.float32), ab, sky, xs10, ys10,
+    dn = render_chunk(mix_abundances(cover, slice(0, 100), ab),
+                      np.ones((3, 100, 100), np.float32), sky, xs10, ys10,
                       np.random.default_rng(1))
     nodata20 = dn["SCL"] == 0
     np.testing.assert_array_equal(nodata20, out)
