@@ -9,9 +9,11 @@ Two numba passes, no float rasters:
 
 1. a kernel generated for the set of indices (their formulas inlined) counts
    pixels per field and writes each valid field pixel's index values straight
-   into a per-field contiguous buffer (CSR layout);
-2. a fixed kernel reduces each field's segment (sorting it only when a quantile
-   is asked for).
+   into a per-field contiguous buffer (CSR layout). Bands and the quality mask
+   stay at their native resolution: a row and a column index map take each
+   window pixel to its source pixel (nearest rule), so 20 m bands are never
+   materialised on the 10 m grid, and the mask is decoded through a lookup table;
+2. a fixed kernel reduces each field's segment (quantiles by quickselect, no sort).
 
 A pixel is *valid* when the mask keeps it and every band the indices need has
 data there (not nodata, not NaN). An index value that is not finite (division
@@ -53,17 +55,43 @@ class BandInput:
     Attributes
     ----------
     data
-        (height, width) raw values as decoded (uint16, float32...).
+        2-D raw values as decoded (uint16, float32...), on the window or at native resolution.
     scale, offset
         reflectance = data * scale + offset.
     nodata
         Raw value meaning "no data", or None (NaN always means no data).
+    rows, cols
+        int64 maps from window row/column to ``data`` row/column (nearest rule); None when
+        ``data`` is already on the window.
     """
 
     data: np.ndarray
     scale: float = 1.0
     offset: float = 0.0
     nodata: float | None = None
+    rows: np.ndarray | None = None
+    cols: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class MaskInput:
+    """Quality band of one acquisition on the tile window.
+
+    Attributes
+    ----------
+    data
+        2-D integer codes (SCL classes, QA_PIXEL bits...), native resolution.
+    keep
+        (n,) bool lookup: ``keep[code]`` is True where the pixel is usable; codes beyond
+        the table are dropped.
+    rows, cols
+        Index maps as in :class:`BandInput`.
+    """
+
+    data: np.ndarray
+    keep: np.ndarray
+    rows: np.ndarray | None = None
+    cols: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -92,8 +120,8 @@ def quantile_name(q: float) -> str:
 
 
 def zonal_stats(fields: FieldRaster, bands: dict[str, BandInput], indices: Sequence[SpectralIndex],
-                *, mask_valid: np.ndarray | None = None, percentiles: Sequence[float] = (50.0,),
-                ) -> ZonalResult:
+                *, mask_valid: np.ndarray | None = None, mask: MaskInput | None = None,
+                percentiles: Sequence[float] = (50.0,)) -> ZonalResult:
     """Compute per-field statistics of ``indices`` for one acquisition.
 
     Parameters
@@ -106,7 +134,10 @@ def zonal_stats(fields: FieldRaster, bands: dict[str, BandInput], indices: Seque
     indices
         Indices to compute.
     mask_valid
-        (height, width) bool or uint8, True where the quality mask keeps the pixel; all kept if None.
+        (height, width) bool, True where the pixel is usable (a decoded mask on the window).
+    mask
+        Undecoded quality band with its lookup table (instead of ``mask_valid``); all pixels
+        are kept when both are None.
     percentiles
         Quantiles in percent (0-100) to compute; 50 is reported as ``median``.
 
@@ -116,24 +147,31 @@ def zonal_stats(fields: FieldRaster, bands: dict[str, BandInput], indices: Seque
     """
     shape = fields.grid.shape
     used, formulas = _plan(bands, indices)
-    for name in used:
-        if bands[name].data.shape != shape:
-            raise ValueError(f"band {name} has shape {bands[name].data.shape}, window is {shape}")
-    mvalid = (np.ones(shape, np.uint8) if mask_valid is None
-              else np.ascontiguousarray(mask_valid, dtype=np.uint8))
+    if mask is None:
+        mask = (MaskInput(np.ones((1, 1), np.uint8), np.array([False, True]),
+                          np.zeros(shape[0], np.int64),
+                          np.zeros(shape[1], np.int64)) if mask_valid is None
+                else MaskInput(np.asarray(mask_valid, dtype=np.uint8), np.array([False, True])))
     params = np.array([[bands[n].scale, bands[n].offset,
                         np.nan if bands[n].nodata is None else bands[n].nodata] for n in used],
                       dtype=np.float64).reshape(len(used), 3)
     kernel = _kernel(tuple(used), tuple(formulas))
-    arrays = tuple(np.ascontiguousarray(bands[n].data).ravel() for n in used)
-    n_pixels, n_valid, offsets, vals = kernel(
-        np.ascontiguousarray(fields.ids).ravel(), fields.pair_pix, fields.pair_fid,
-        fields.n_fields, mvalid.ravel(), params, *arrays)
+    args: list[np.ndarray] = []
+    for name in used:
+        b = bands[name]
+        args += [np.ascontiguousarray(b.data), *_maps(name, b.data, b.rows, b.cols, shape)]
+    mrows, mcols = _maps("mask", mask.data, mask.rows, mask.cols, shape)
+    offsets = fields.offsets
+    n_valid, count, acc, vals = kernel(
+        np.ascontiguousarray(fields.ids), fields.pair_pix, fields.pair_fid, offsets,
+        np.ascontiguousarray(mask.data), mrows, mcols, np.ascontiguousarray(mask.keep, np.bool_),
+        params, *args)
     qs = np.asarray(sorted(set(float(q) for q in percentiles)), dtype=np.float64)
     n_idx = len(indices)
     base = np.full((len(BASE_STATS), n_idx, fields.n_fields), np.nan, dtype=np.float32)
     quant = np.full((len(qs), n_idx, fields.n_fields), np.nan, dtype=np.float32)
-    _segment_stats(offsets, vals, qs, base, quant)
+    _reduce(offsets, count, acc, vals, qs, base, quant)
+    n_pixels = np.diff(offsets)
     stats: dict[tuple[str, str], np.ndarray] = {}
     for k, idx in enumerate(indices):
         for s, name in enumerate(BASE_STATS):
@@ -141,6 +179,22 @@ def zonal_stats(fields: FieldRaster, bands: dict[str, BandInput], indices: Seque
         for j, q in enumerate(qs):
             stats[(idx.name, quantile_name(q))] = quant[j, k]
     return ZonalResult(n_pixels=n_pixels, n_valid=n_valid, stats=stats)
+
+
+def _maps(name: str, data: np.ndarray, rows: np.ndarray | None, cols: np.ndarray | None,
+          shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column index maps of one input (identity when it is on the window)."""
+    if rows is None or cols is None:
+        if data.shape != shape:
+            raise ValueError(f"{name} has shape {data.shape} but the window is {shape}; "
+                             "give its index maps")
+        return np.arange(shape[0], dtype=np.int64), np.arange(shape[1], dtype=np.int64)
+    if rows.shape != (shape[0],) or cols.shape != (shape[1],):
+        raise ValueError(f"{name}: index maps do not match the window {shape}")
+    if rows.size and (rows.min() < 0 or rows.max() >= data.shape[0] or cols.min() < 0
+                      or cols.max() >= data.shape[1]):
+        raise ValueError(f"{name}: index maps point outside the data")
+    return np.ascontiguousarray(rows, np.int64), np.ascontiguousarray(cols, np.int64)
 
 
 def _plan(bands: dict[str, BandInput], indices: Sequence[SpectralIndex]
@@ -175,66 +229,74 @@ def _substitute(formula: str, name: str, value: str) -> str:
 @functools.cache
 def _kernel(used: tuple[str, ...], formulas: tuple[str, ...]) -> Any:
     """Generate and compile the fused count + index + scatter kernel for one index set."""
-    args = ", ".join(f"b{j}" for j in range(len(used)))
-    checks = "\n".join(
-        f"        v = b{j}[i]\n        if v != v or v == params[{j}, 2]:\n            ok = False"
-        for j in range(len(used)))
-    loads = "\n".join(
-        f"    {name} = np.float64(b{j}[i]) * params[{j}, 0] + params[{j}, 1]"
-        for j, name in enumerate(used))
-    puts = "\n".join(
-        f"    x = {f}\n    vals[{k}, p] = x if np.isfinite(x) else np.nan"
-        for k, f in enumerate(formulas))
+    args = ", ".join(f"b{j}, r{j}, c{j}" for j in range(len(used)))
+
+    def check(indent: str) -> str:
+        # sets ok: the mask keeps the pixel and every band has data there
+        lines = ["code = mask[rm, mc[c]]",
+                 "ok = code >= 0 and code < keep.shape[0] and keep[code]"]
+        for j in range(len(used)):
+            lines += ["if ok:", f"    v{j} = b{j}[rr{j}, c{j}[c]]",
+                      f"    ok = not (v{j} != v{j} or v{j} == params[{j}, 2])"]
+        return "\n".join(indent + x for x in lines)
+
+    def put(indent: str) -> str:
+        lines = [f"{name} = np.float64(v{j}) * params[{j}, 0] + params[{j}, 1]"
+                 for j, name in enumerate(used)]
+        for k, f in enumerate(formulas):
+            lines += [f"x = {f}", "if np.isfinite(x):",
+                      f"    vals[{k}, offsets[f] + count[{k}, f]] = x",
+                      f"    count[{k}, f] += 1",
+                      f"    acc[0, {k}, f] += x",
+                      f"    acc[1, {k}, f] += x * x",
+                      f"    acc[2, {k}, f] = min(acc[2, {k}, f], x)",
+                      f"    acc[3, {k}, f] = max(acc[3, {k}, f], x)"]
+        return "\n".join(indent + x for x in lines)
+
+    def rows(indent: str) -> str:
+        # source rows of window row r, hoisted out of the column loop
+        return "\n".join(indent + x for x in
+                         ["rm = mr[r]", *(f"rr{j} = r{j}[r]" for j in range(len(used)))])
+
+    # One pass over the window; everything inlined textually (calling helper
+    # functions with many array arguments per pixel costs reference counting).
+    # Field f's values go to vals[k, offsets[f]:offsets[f] + count[k, f]] (offsets from
+    # the pixel counts, fixed per tile); sums, squares, min and max accumulate on the way.
     src = f"""import numba
 import numpy as np
 
-
-@numba.njit(error_model="numpy", inline="always", cache=True)
-def put(vals, p, i, params, {args}):
-{loads or '    pass'}
-{puts or '    pass'}
+# Generated by regenmap.features.zonal for bands {used} and indices {list(formulas)}.
 
 
 @numba.njit(error_model="numpy", nogil=True, cache=True)
-def kernel(ids, pair_pix, pair_fid, n_fields, mvalid, params, {args}):
-    npix = ids.shape[0]
-    n_pixels = np.zeros(n_fields, np.int64)
+def kernel(ids, pair_pix, pair_fid, offsets, mask, mr, mc, keep, params, {args}):
+    h, w = ids.shape
+    n_fields = offsets.shape[0] - 1
     n_valid = np.zeros(n_fields, np.int64)
-    valid = np.zeros(npix, np.uint8)
-    for i in range(npix):
-        f = ids[i]
-        ok = mvalid[i] != 0
-{checks}
-        if ok:
-            valid[i] = 1
-        if f >= 0:
-            n_pixels[f] += 1
-            if ok:
-                n_valid[f] += 1
-    for k in range(pair_pix.shape[0]):
-        f = pair_fid[k]
-        n_pixels[f] += 1
-        if valid[pair_pix[k]] != 0:
-            n_valid[f] += 1
-    offsets = np.zeros(n_fields + 1, np.int64)
-    for f in range(n_fields):
-        offsets[f + 1] = offsets[f] + n_valid[f]
+    count = np.zeros(({len(formulas)}, n_fields), np.int64)
+    acc = np.zeros((4, {len(formulas)}, n_fields), np.float64)
+    acc[2] = np.inf
+    acc[3] = -np.inf
     vals = np.empty(({len(formulas)}, offsets[n_fields]), np.float32)
-    pos = offsets[:n_fields].copy()
-    for i in range(npix):
-        f = ids[i]
-        if f >= 0 and valid[i] != 0:
-            p = pos[f]
-            pos[f] = p + 1
-            put(vals, p, i, params, {args})
-    for k in range(pair_pix.shape[0]):
-        i = pair_pix[k]
-        if valid[i] != 0:
-            f = pair_fid[k]
-            p = pos[f]
-            pos[f] = p + 1
-            put(vals, p, i, params, {args})
-    return n_pixels, n_valid, offsets, vals
+    for r in range(h):
+{rows(" " * 8)}
+        for c in range(w):
+            f = ids[r, c]
+            if f >= 0:
+{check(" " * 16)}
+                if ok:
+                    n_valid[f] += 1
+{put(" " * 20)}
+    for q in range(pair_pix.shape[0]):
+        r = pair_pix[q] // w
+        c = pair_pix[q] % w
+        f = pair_fid[q]
+{rows(" " * 8)}
+{check(" " * 8)}
+        if ok:
+            n_valid[f] += 1
+{put(" " * 12)}
+    return n_valid, count, acc, vals
 """
     return _load_kernel(src)
 
@@ -282,46 +344,63 @@ def _load_kernel_locked(src: str) -> Any:
     return module.kernel
 
 
+@numba.njit(nogil=True, cache=True)
+def _select(a: np.ndarray, k: int, lo: int, hi: int) -> None:  # pragma: no cover - numba
+    """Reorder ``a[lo:hi+1]`` in place so that ``a[k]`` is its k-th smallest value (Hoare)."""
+    while hi > lo:
+        mid = (lo + hi) // 2
+        x, y, z = a[lo], a[mid], a[hi]
+        pivot = max(min(x, y), min(max(x, y), z))  # median of three
+        i, j = lo, hi
+        while i <= j:
+            while a[i] < pivot:
+                i += 1
+            while a[j] > pivot:
+                j -= 1
+            if i <= j:
+                a[i], a[j] = a[j], a[i]
+                i += 1
+                j -= 1
+        if k <= j:
+            hi = j
+        elif k >= i:
+            lo = i
+        else:
+            return
+
+
 @numba.njit(parallel=True, nogil=True, cache=True)
-def _segment_stats(offsets: np.ndarray, vals: np.ndarray, qs: np.ndarray,
-                   base: np.ndarray, quant: np.ndarray) -> None:  # pragma: no cover - numba
+def _reduce(offsets: np.ndarray, count: np.ndarray, acc: np.ndarray, vals: np.ndarray,
+            qs: np.ndarray, base: np.ndarray, quant: np.ndarray) -> None:  # pragma: no cover
+    """Turn the kernel's sums into statistics; quantiles by selection in each segment."""
     n_idx = vals.shape[0]
     n_fields = offsets.shape[0] - 1
     nq = qs.shape[0]
     for f in numba.prange(n_fields):
         a = offsets[f]
-        b = offsets[f + 1]
-        buf = np.empty(b - a, np.float64)
         for k in range(n_idx):
-            m = 0
-            total = 0.0
-            lo = np.inf
-            hi = -np.inf
-            for j in range(a, b):
-                v = vals[k, j]
-                if v == v:
-                    buf[m] = v
-                    m += 1
-                    total += v
-                    lo = min(lo, v)
-                    hi = max(hi, v)
+            m = count[k, f]
             base[4, k, f] = m
             if m == 0:
                 continue
-            mean = total / m
-            ss = 0.0
-            for j in range(m):
-                d = buf[j] - mean
-                ss += d * d
+            mean = acc[0, k, f] / m
             base[0, k, f] = mean
-            base[1, k, f] = np.sqrt(ss / m)
-            base[2, k, f] = lo
-            base[3, k, f] = hi
-            if nq > 0:
-                s = np.sort(buf[:m])
-                for t in range(nq):
-                    pos = qs[t] / 100.0 * (m - 1)
-                    i0 = int(np.floor(pos))
-                    i1 = min(i0 + 1, m - 1)
-                    w = pos - i0
-                    quant[t, k, f] = s[i0] * (1.0 - w) + s[i1] * w
+            base[1, k, f] = np.sqrt(max(acc[1, k, f] / m - mean * mean, 0.0))
+            base[2, k, f] = acc[2, k, f]
+            base[3, k, f] = acc[3, k, f]
+            seg = vals[k, a:a + m]
+            # quantiles in increasing order: each selection only looks right of the last
+            start = 0
+            for t in range(nq):
+                pos = qs[t] / 100.0 * (m - 1)
+                i0 = int(np.floor(pos))
+                w = pos - i0
+                _select(seg, i0, start, m - 1)
+                v0 = np.float64(seg[i0])
+                v1 = v0
+                if w > 0 and i0 + 1 < m:
+                    v1 = np.float64(seg[i0 + 1])
+                    for j in range(i0 + 2, m):
+                        v1 = min(v1, np.float64(seg[j]))
+                quant[t, k, f] = v0 * (1.0 - w) + v1 * w
+                start = i0

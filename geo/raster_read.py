@@ -76,6 +76,53 @@ def read_asset(asset: Asset, target: GridSpec, *, threads: int = 1) -> np.ndarra
     return out
 
 
+def read_native(asset: Asset, target: GridSpec, *, threads: int = 1, fill: float | None = None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Read the part of ``asset`` under ``target`` at its own resolution, with index maps.
+
+    Cheaper than :func:`read_asset` for coarser bands: nothing is replicated; the
+    caller looks up ``data[rows[r], cols[c]]`` for target pixel (r, c).
+
+    Parameters
+    ----------
+    asset, target, threads
+        As in :func:`read_asset`.
+    fill
+        Value for target pixels outside the raster; the band's nodata (NaN for float
+        bands) if None. Integer data without nodata become float32 with NaN there.
+
+    Returns
+    -------
+    data
+        2-D raw values of the covering window, plus one extra row and column holding
+        ``fill`` when part of the target lies outside the raster.
+    rows, cols
+        int64 (target.height,) and (target.width,) indices into ``data``.
+    """
+    src = asset.grid
+    if not src.same_crs(target):
+        raise CRSError(f"band {asset.band} is in {src.crs}, not in the acquisition's CRS "
+                       f"{target.crs}", path=asset.href)
+    window = src.window_of_bounds(target.bounds)
+    if window.width == 0 or window.height == 0:
+        value = fill if fill is not None else asset.nodata
+        return (np.full((1, 1), np.nan if value is None else value, dtype=np.float32),
+                np.zeros(target.height, np.int64), np.zeros(target.width, np.int64))
+    data = _read_window(asset, window, threads)
+    rows, cols = index_map(target, src.window_grid(window))
+    if (rows >= 0).all() and (cols >= 0).all():
+        return data, rows, cols
+    value = fill if fill is not None else asset.nodata
+    if value is None or (np.issubdtype(data.dtype, np.integer)
+                         and not np.can_cast(np.min_scalar_type(value), data.dtype)):
+        data = data.astype(np.float32 if value is None else np.int32)
+        value = np.nan if value is None else value
+    data = np.pad(data, ((0, 1), (0, 1)), constant_values=value)
+    rows[rows < 0] = data.shape[0] - 1
+    cols[cols < 0] = data.shape[1] - 1
+    return data, rows, cols
+
+
 def _read_window(asset: Asset, window: Window, threads: int) -> np.ndarray:
     try:
         with rasterio.Env(GDAL_NUM_THREADS=str(threads)), rasterio.open(asset.href) as ds:

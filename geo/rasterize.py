@@ -10,6 +10,7 @@ The result is built once per tile and grid and reused for every acquisition.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,11 +43,19 @@ class FieldRaster:
     pair_fid: np.ndarray
     n_fields: int
 
-    @property
+    @functools.cached_property
     def n_pixels(self) -> np.ndarray:
         """(n_fields,) int64 count of pixels of each field."""
-        counts = np.bincount(self.ids.ravel()[self.ids.ravel() >= 0], minlength=self.n_fields)
+        flat = self.ids.ravel()
+        counts = np.bincount(flat[flat >= 0], minlength=self.n_fields)
         return counts + np.bincount(self.pair_fid, minlength=self.n_fields)
+
+    @functools.cached_property
+    def offsets(self) -> np.ndarray:
+        """(n_fields + 1,) int64 start of each field's pixels in a per-field buffer (CSR)."""
+        out = np.zeros(self.n_fields + 1, dtype=np.int64)
+        np.cumsum(self.n_pixels, out=out[1:])
+        return out
 
 
 def inner_buffer(geoms: np.ndarray, distance: float) -> np.ndarray:

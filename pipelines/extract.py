@@ -37,11 +37,11 @@ from regenmap.errors import (
     RegenmapError,
 )
 from regenmap.features.indices import SpectralIndex, resolve_indices
-from regenmap.features.zonal import BandInput, quantile_name, zonal_stats
+from regenmap.features.zonal import BandInput, MaskInput, quantile_name, zonal_stats
 from regenmap.geo.catalog import Acquisition, SceneProblem, scan_band_files
 from regenmap.geo.fields import AREA_HA, REASON, STATUS, read_fields
 from regenmap.geo.grid import GridSpec
-from regenmap.geo.raster_read import RESAMPLING_RULE, read_asset
+from regenmap.geo.raster_read import RESAMPLING_RULE, read_native
 from regenmap.geo.rasterize import FieldRaster, rasterize_fields
 from regenmap.geo.sensors import SensorProfile
 from regenmap.pipelines.tiling import Tile, TilePlan, plan_tiles, reference_grid
@@ -303,34 +303,31 @@ def extract_acquisition(fields: TileFields, tile_raster: TileRaster, acq: Acquis
                 raise MissingBandError(f"acquisition {acq.id}: {problem.reason}")
             problems.append(problem)
     bands: dict[str, BandInput] = {}
-    mask_valid = None
+    mask = None
     try:
         for name in needed_bands(acq, spec.indices):
             asset = acq.assets[name]
-            bands[name] = BandInput(read_asset(asset, window, threads=spec.threads),
-                                    asset.scale, asset.offset, asset.nodata)
+            data, rows, cols = read_native(asset, window, threads=spec.threads)
+            bands[name] = BandInput(data, asset.scale, asset.offset, asset.nodata, rows, cols)
         if acq.mask is not None and acq.mask_spec is not None:
-            raw = read_asset(acq.mask, window, threads=spec.threads)
-            lut = acq.mask_spec.valid_lookup()
-            if np.issubdtype(raw.dtype, np.floating):  # outside the mask raster: drop
-                mask_valid = np.zeros(raw.shape, bool)
-                ok = np.isfinite(raw)
-                mask_valid[ok] = lut[raw[ok].astype(np.int64)]
-            else:
-                mask_valid = lut[raw]
+            # outside the quality raster: code -1, which the lookup drops
+            data, rows, cols = read_native(acq.mask, window, threads=spec.threads, fill=-1)
+            if np.issubdtype(data.dtype, np.floating):
+                data = np.where(np.isfinite(data), data, -1).astype(np.int32)
+            mask = MaskInput(data, acq.mask_spec.valid_lookup(), rows, cols)
     except RegenmapError as err:
         if spec.on_error == "fail":
             raise
         return None, [SceneProblem(acq.id, getattr(err, "path", "") or "",
                                    f"tile {fields.tile_id}: {err}")]
-    result = zonal_stats(tile_raster.raster, bands, spec.indices, mask_valid=mask_valid,
+    result = zonal_stats(tile_raster.raster, bands, spec.indices, mask=mask,
                          percentiles=spec.quantiles())
     n_pix = result.n_pixels.astype(np.int32)
     n_val = result.n_valid.astype(np.int32)
     with np.errstate(invalid="ignore", divide="ignore"):
         frac = np.where(n_pix > 0, n_val / np.maximum(n_pix, 1), np.nan).astype(np.float32)
     enough = n_val >= spec.min_pixels
-    data: dict[str, Any] = {
+    table: dict[str, Any] = {
         FIELD_ID: fields.field_ids[members],
         TIME: np.full(len(members), np.datetime64(acq.time, "ns")),
         SENSOR: acq.sensor,
@@ -343,8 +340,8 @@ def extract_acquisition(fields: TileFields, tile_raster: TileRaster, acq: Acquis
     for idx in spec.indices:
         for s in spec.stat_names():
             values = result.stats[(idx.name, s)].astype(np.float32)
-            data[stat_column(idx.name, s)] = np.where(enough, values, np.float32(np.nan))
-    return pd.DataFrame(data), problems
+            table[stat_column(idx.name, s)] = np.where(enough, values, np.float32(np.nan))
+    return pd.DataFrame(table), problems
 
 
 def write_tile(path: Path, parts: list[tuple[pd.DataFrame | None, list[SceneProblem]]],
