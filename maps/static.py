@@ -109,9 +109,10 @@ def add_scale_bar(ax: Axes) -> None:
 
 
 def add_north_arrow(ax: Axes) -> None:
-    """Draw a north arrow in the upper right (grid north of the projected CRS)."""
-    ax.annotate("N", xy=(0.95, 0.95), xytext=(0.95, 0.84), xycoords="axes fraction",
+    """Draw a north arrow right of the map, under the legend (grid north of the CRS)."""
+    ax.annotate("N", xy=(1.07, 0.2), xytext=(1.07, 0.06), xycoords="axes fraction",
                 ha="center", va="center", fontsize=11, fontweight="bold", zorder=6,
+                annotation_clip=False,
                 arrowprops={"facecolor": "black", "width": 4, "headwidth": 11,
                             "headlength": 10})
 
@@ -145,10 +146,10 @@ def _finish(fig: Figure, ax: Axes, frame: gpd.GeoDataFrame, title: str, out: Pat
             legend_title: str) -> Path:
     if not frame.empty:
         minx, miny, maxx, maxy = frame.total_bounds
-        # Room below for the scale bar and above for the north arrow.
+        # Room below for the scale bar.
         span = max(maxx - minx, maxy - miny, 1.0)
         ax.set_xlim(minx - 0.04 * span, maxx + 0.04 * span)
-        ax.set_ylim(miny - 0.14 * span, maxy + 0.16 * span)
+        ax.set_ylim(miny - 0.14 * span, maxy + 0.04 * span)
     ax.set_aspect("equal")
     ax.set_title(title, fontsize=12)
     ax.set_xticks([])
