@@ -240,8 +240,11 @@ def card_blocks(model: TrainedModel, report: dict[str, Any], plots: dict[str, Pa
     b.append(Block("img", plots.get("coverage"), "coverage vs accuracy"))
     b.append(Block("h3", "What drives the predictions"))
     top = sorted(model.importance.items(), key=lambda kv: -kv[1])[:10]
-    b.append(Block("table", [["feature", "mean |contribution| (log-odds)"],
-                             *[[k, f"{v:.3f}"] for k, v in top]]))
+    meaning = _feature_meanings()
+    b.append(Block("table", [["feature", "mean |contribution| (log-odds)", "unit", "meaning"],
+                             *[[k, f"{v:.3f}", *meaning.get(k, ("", "(not in the feature "
+                                                                 "dictionary)"))]
+                               for k, v in top]]))
     b.append(Block("img", plots.get("importance"), "global importance"))
 
     b.append(Block("h2", "Ethical considerations"))
@@ -290,6 +293,16 @@ def card_blocks(model: TrainedModel, report: dict[str, Any], plots: dict[str, Pa
     ]
     b.append(Block("ul", rec))
     return b
+
+
+def _feature_meanings() -> dict[str, tuple[str, str]]:
+    """Feature name -> (unit, description) from regenmap's feature dictionary."""
+    try:
+        from regenmap.features.dictionary import feature_dictionary
+    except ImportError:  # pragma: no cover - features layer absent
+        return {}
+    table = feature_dictionary()
+    return {str(r.name): (str(r.unit), str(r.description)) for r in table.itertuples()}
 
 
 def render_markdown(blocks: list[Block], *, base: Path | None = None) -> str:
