@@ -34,6 +34,7 @@ from typing import Any, Final
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 
 from regenmap import __version__
 from regenmap.errors import CRSError, FieldError, OutputError, SchemaError
@@ -250,7 +251,8 @@ def _output_chunk(fields: gpd.GeoDataFrame, predictions: pd.DataFrame, index: pd
         cols[N_OBS] = np.asarray(pd.to_numeric(pd.Series(cols[N_OBS])).fillna(0), dtype="int32")
     if VALID_FRACTION in cols:
         cols[VALID_FRACTION] = np.asarray(cols[VALID_FRACTION], dtype="float64")
-    out = gpd.GeoDataFrame(cols, geometry=geom.to_numpy(), crs=fields.crs)
+    # 2D only: a 3D polygon would not fit the MultiPolygon layer type.
+    out = gpd.GeoDataFrame(cols, geometry=shapely.force_2d(geom.to_numpy()), crs=fields.crs)
     out.index = pd.RangeIndex(len(out))
     if crs is not None:
         out = out.to_crs(crs)

@@ -128,6 +128,9 @@ def _draw_raster(ax: Axes, frame: gpd.GeoDataFrame, colours: Sequence[str]) -> N
     from rasterio.features import rasterize
     from rasterio.transform import from_bounds
 
+    keep = ~(frame.geometry.isna() | frame.geometry.is_empty).to_numpy()
+    frame = frame[keep]
+    colours = [c for c, k in zip(colours, keep, strict=True) if k]
     minx, miny, maxx, maxy = frame.total_bounds
     width = int(FIGSIZE_IN[0] * DPI * 1.5)
     height = max(1, int(width * (maxy - miny) / max(maxx - minx, 1e-9)))

@@ -361,3 +361,19 @@ def test_observations_can_stay_out_of_the_gpkg(tmp_path, make_results, make_obse
     assert run["run"]["has_observations"] == "false"
     # the time range still comes from the observations: 12 acquisitions every 30 days
     assert run["time_range"] == {"start": "2024-01-10T00:00:00", "end": "2024-12-05T00:00:00"}
+
+
+def test_null_and_3d_geometries_are_kept(tmp_path, make_results, targets):
+    from regenmap.maps.render import render_maps
+
+    fields, preds = make_results(4)
+    geoms = fields.geometry.to_numpy()
+    geoms[1] = None
+    geoms[2] = shapely.force_3d(geoms[2], 12.0)
+    fields = fields.set_geometry(gpd.GeoSeries(geoms, crs=fields.crs))
+    out = write_results(tmp_path / "p.gpkg", fields, preds, targets=targets, run_info={})
+    got = read_results(out)
+    assert len(got) == 4 and got.geometry.isna().tolist() == [False, True, False, False]
+    assert not got.geometry.has_z.any()
+    assert np.isnan(got["area_ha"].iloc[1])  # unknown, not 0
+    assert len(render_maps(out, tmp_path / "m", targets=["tillage"])) == 3
