@@ -126,7 +126,7 @@ def _draw(ax: Axes, frame: gpd.GeoDataFrame, colours: Sequence[str]) -> None:
 
 def _draw_raster(ax: Axes, frame: gpd.GeoDataFrame, colours: Sequence[str]) -> None:
     from rasterio.features import rasterize
-    from rasterio.transform import from_bounds
+    from rasterio.transform import Affine
 
     keep = ~(frame.geometry.isna() | frame.geometry.is_empty).to_numpy()
     frame = frame[keep]
@@ -138,7 +138,8 @@ def _draw_raster(ax: Axes, frame: gpd.GeoDataFrame, colours: Sequence[str]) -> N
     index = {c: i + 1 for i, c in enumerate(palette)}
     values = np.fromiter((index[c] for c in colours), dtype="uint8", count=len(colours))
     img = rasterize(zip(frame.geometry.to_numpy(), values, strict=True), out_shape=(height, width),
-                    transform=from_bounds(minx, miny, maxx, maxy, width, height), fill=0,
+                    transform=Affine((maxx - minx) / width, 0.0, minx,
+                                     0.0, -(maxy - miny) / height, maxy), fill=0,
                     dtype="uint8")
     cmap = ListedColormap([(1, 1, 1, 0), *(to_rgba(c) for c in palette)])
     ax.imshow(img, extent=(minx, maxx, miny, maxy), cmap=cmap, vmin=0, vmax=len(palette),

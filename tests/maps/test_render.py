@@ -181,3 +181,15 @@ def test_html_escapes_text_from_input_files(tmp_path, make_results, targets):
     assert evil not in html and "<script>alert(2)" not in html
     # escaped, then JSON-encoded by folium (& -> \u0026)
     assert "\\u0026lt;img src=x onerror=alert(1)\\u0026gt;" in html
+
+
+def test_rasterised_drawing_for_many_fields(tmp_path, gpkg, targets, monkeypatch):
+    from regenmap.maps import static
+
+    monkeypatch.setattr(static, "RASTERIZE_ABOVE", 5)  # 20 fields take the raster path
+    paths = render_maps(gpkg, tmp_path / "r", targets=["tillage"])
+    img = imread(paths[0])
+    counts = {c: _pixels_of(img, colour) for c, colour in class_colours(targets["tillage"]).items()}
+    assert min(counts.values()) > 1000
+    assert max(counts.values()) < 1.1 * min(counts.values())
+    assert _pixels_of(img, OTHER_COLOUR) == pytest.approx(np.mean(list(counts.values())), rel=0.15)
