@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -50,9 +51,15 @@ def predict(config: RunConfig | str | Path) -> dict[str, Path]:
     run_info = stamp(schema=GPKG_SCHEMA, config=cfg.model_dump(mode="json"),
                      inputs=[str(cfg.fields.path), str(cfg.scenes.path if cfg.scenes else cfg.observations)])
     run_info["name"] = cfg.name
+    run_info["config"] = cfg.model_dump(mode="json")
+    drift = _read_json(out_dir / "drift.json")
+    if drift is not None:
+        run_info["drift"] = drift.get("drift", drift)
     gpkg = write_results(out_dir / cfg.outputs.gpkg, fields, predictions, targets=targets,
                          run_info=run_info, observations=observations, crs=cfg.outputs.crs,
-                         passthrough=cfg.outputs.passthrough)
+                         passthrough=cfg.outputs.passthrough, geoparquet=cfg.outputs.geoparquet,
+                         overwrite=cfg.outputs.overwrite,
+                         store_observations=cfg.outputs.observations)
     outputs: dict[str, Path] = {"predictions": predictions_path, "gpkg": gpkg}
     if cfg.outputs.maps:
         maps_dir = out_dir / "maps"
@@ -60,9 +67,18 @@ def predict(config: RunConfig | str | Path) -> dict[str, Path]:
             outputs[path.stem] = path
         card = out_dir / "model" / cfg.model.targets[0] / "model_card.html"
         outputs["report"] = write_report(out_dir, gpkg_path=gpkg, run_info=run_info,
+                                         evaluation=_read_json(out_dir / "evaluation" / "summary.json"),
                                          model_card=card if card.is_file() else None,
                                          observations=observations)
     return outputs
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    """Read a JSON artifact of an earlier stage, or ``None`` if that stage did not write it."""
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return data if isinstance(data, dict) else None
 
 
 def _targets_and_classes(cfg: RunConfig, predictions: pd.DataFrame) -> dict[str, list[str]]:
