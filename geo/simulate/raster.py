@@ -177,36 +177,62 @@ def pixel_cover(layers: Sequence[tuple[Sequence[BaseGeometry], Sequence[int]]], 
     return PixelCover(labels=labels, counts=counts, n_sub=s * s)
 
 
-def mix_abundances(cover: PixelCover, rows: slice, abundance: NDArray[np.float32]
-                   ) -> NDArray[np.float32]:
-    """Area-weighted endmember abundances of the pixels of the 10 m rows ``rows``.
+@dataclass(frozen=True)
+class ChunkMix:
+    """Compact pixel cover of one chunk of rows, ready for per-date mixing.
+
+    Attributes
+    ----------
+    main
+        (pixels,) int32 label of every pixel's largest share.
+    mixed
+        (n_mixed,) int32 indices of the pixels holding more than one label.
+    labels
+        (TOP_K, n_mixed) int32 labels of the mixed pixels.
+    fractions
+        (TOP_K, n_mixed) float32 area fractions of the mixed pixels.
+    """
+
+    main: NDArray[np.int32]
+    mixed: NDArray[np.int32]
+    labels: NDArray[np.int32]
+    fractions: NDArray[np.float32]
+
+
+def chunk_mix(cover: PixelCover, rows: slice) -> ChunkMix:
+    """Extract the :class:`ChunkMix` of the 10 m rows ``rows`` from a pixel cover."""
+    lab = cover.labels[rows].reshape(-1, TOP_K)
+    cnt = cover.counts[rows].reshape(-1, TOP_K).astype(np.float32)
+    mixed = np.flatnonzero(cnt[:, 1] > 0).astype(np.int32)  # most pixels hold one label
+    frac = cnt[mixed] / cnt[mixed].sum(axis=1, keepdims=True)
+    return ChunkMix(main=lab[:, 0].astype(np.int32), mixed=mixed,
+                    labels=np.ascontiguousarray(lab[mixed].T, dtype=np.int32),
+                    fractions=np.ascontiguousarray(frac.T, dtype=np.float32))
+
+
+def mix_abundances(mix: ChunkMix, abundance: NDArray[np.float32]) -> NDArray[np.float32]:
+    """Area-weighted endmember abundances of the pixels of one chunk.
 
     Parameters
     ----------
-    cover
-        Pixel cover of the whole grid.
-    rows
-        Rows of the chunk.
+    mix
+        The chunk's pixel cover.
     abundance
         (n_labels, n_endmembers) abundances of every label on one date.
 
     Returns
     -------
     numpy.ndarray
-        float32 (n_endmembers, rows * cols), band-first so each endmember is contiguous.
+        float32 (n_endmembers, pixels), band-first so each endmember is contiguous.
     """
-    lab = cover.labels[rows].reshape(-1, TOP_K).astype(np.intp).T
-    cnt = cover.counts[rows].reshape(-1, TOP_K).astype(np.float32)
-    frac = (cnt / cnt.sum(axis=1, keepdims=True)).T
     table = np.ascontiguousarray(abundance.T, dtype=np.float32)
-    out = np.empty((table.shape[0], lab.shape[1]), dtype=np.float32)
-    mixed = np.flatnonzero(frac[0] < 1.0)  # most pixels hold one label
+    out = np.empty((table.shape[0], mix.main.size), dtype=np.float32)
     for m in range(table.shape[0]):
-        out[m] = table[m].take(lab[0])
-        acc = out[m, mixed] * frac[0, mixed]
+        np.take(table[m], mix.main, out=out[m])
+        acc = table[m].take(mix.labels[0]) * mix.fractions[0]
         for k in range(1, TOP_K):
-            acc += table[m].take(lab[k, mixed]) * frac[k, mixed]
-        out[m, mixed] = acc
+            acc += table[m].take(mix.labels[k]) * mix.fractions[k]
+        out[m, mix.mixed] = acc
     return out
 
 

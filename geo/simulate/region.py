@@ -56,8 +56,9 @@ from regenmap.geo.simulate.params import (
 from regenmap.geo.simulate.phenology import abundance_table, field_fractions, moisture_index
 from regenmap.geo.simulate.practices import TARGETS, assign_labels, assign_regions
 from regenmap.geo.simulate.raster import (
-    PixelCover,
+    ChunkMix,
     Texture,
+    chunk_mix,
     mix_abundances,
     pixel_cover,
     render_chunk,
@@ -155,7 +156,7 @@ def _texture_grid(texture: Texture, transform: Affine, spec: SizeSpec) -> NDArra
 
 
 def _write_acquisition(scenes_dir: Path, when: str, spec: SizeSpec, transform: Affine,
-                       cover: PixelCover, texture: NDArray[np.float16],
+                       mixes: list[ChunkMix], texture: NDArray[np.float16],
                        abundance: NDArray[np.float32], sky: Sky, noise_seed: list[int]) -> None:
     """Render one acquisition chunk by chunk into its seven band files."""
     w, h = spec.width_px, spec.height_px
@@ -174,7 +175,7 @@ def _write_acquisition(scenes_dir: Path, when: str, spec: SizeSpec, transform: A
         for k, rows in enumerate(_chunk_rows(spec)):
             ys = transform.f + (np.arange(rows.start, rows.stop) + 0.5) * transform.e
             rng = np.random.default_rng([*noise_seed, k])
-            ab = mix_abundances(cover, rows, abundance)
+            ab = mix_abundances(mixes[k], abundance)
             out = render_chunk(ab, texture[:, rows], sky, xs, ys, rng)
             for b, arr in out.items():
                 is10 = b in ("B02", "B03", "B04", "B08")
@@ -318,6 +319,8 @@ def simulate_region(out_dir: str | Path, *,
                         height=spec.height_px, supersample=spec.supersample, fill=LABEL_GRASS,
                         chunk_rows=spec.chunk_rows, dtype=label_dtype)
     del land, fields  # geometries are not needed any more: keep the large size's memory low
+    mixes = [chunk_mix(cover, rows) for rows in _chunk_rows(spec)]
+    del cover
     tex_rng = rngs["texture"]
     texture = Texture(*(SmoothNoise.create(tex_rng, x0=bounds[0], y0=bounds[3], width_m=width_m,
                                            height_m=height_m, scale_m=250.0, octaves=3)
@@ -333,7 +336,7 @@ def simulate_region(out_dir: str | Path, *,
         sky = draw_sky(np.random.default_rng(sky_seeds[i]), doy=float(doy[i]),
                        wetness=float(wetness[i]), bounds=bounds)
         noise_seed = [int(x) for x in noise_seeds[i].generate_state(2)]
-        _write_acquisition(scenes_dir, when, spec, transform, cover, tex, abundance[i], sky,
+        _write_acquisition(scenes_dir, when, spec, transform, mixes, tex, abundance[i], sky,
                            noise_seed)
         return {"datetime": when, "doy": int(doy[i]), "cloud_cover": round(sky.cloud_cover, 3),
                 "cirrus": sky.cirrus is not None, "swath_edge": sky.swath_edge is not None,

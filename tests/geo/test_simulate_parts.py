@@ -16,6 +16,7 @@ from regenmap.geo.simulate.noise import SmoothNoise
 from regenmap.geo.simulate.params import FIRST_FIELD_LABEL, LABEL_GRASS, SPECTRA_DRY
 from regenmap.geo.simulate.phenology import abundance_table, air_temperature_c, field_fractions
 from regenmap.geo.simulate.raster import (
+    chunk_mix,
     mix_abundances,
     pixel_cover,
     render_chunk,
@@ -63,7 +64,7 @@ def test_mixed_pixel_abundances_are_area_weighted() -> None:
     abundance = np.zeros((FIRST_FIELD_LABEL + 1, 3), dtype=np.float32)
     abundance[LABEL_GRASS] = [1.0, 0.0, 0.0]
     abundance[FIRST_FIELD_LABEL] = [0.0, 0.2, 0.8]
-    ab = mix_abundances(cover, slice(0, 2), abundance).reshape(3, 2, 2)
+    ab = mix_abundances(chunk_mix(cover, slice(0, 2)), abundance).reshape(3, 2, 2)
     np.testing.assert_allclose(ab[:, :, 0], [[0.5, 0.5], [0.1, 0.1], [0.4, 0.4]], atol=1e-6)
     np.testing.assert_allclose(ab[:, :, 1], [[0.0, 0.0], [0.2, 0.2], [0.8, 0.8]], atol=1e-6)
 
@@ -119,7 +120,7 @@ def test_swath_edge_is_a_tilted_line_and_makes_nodata() -> None:
                          np.zeros(0))[0]
     xs10 = np.arange(5.0, 1000.0, 10.0)
     ys10 = np.arange(995.0, 0.0, -10.0)
-    dn = render_chunk(mix_abundances(cover, slice(0, 100), ab),
+    dn = render_chunk(mix_abundances(chunk_mix(cover, slice(0, 100)), ab),
                       np.ones((3, 100, 100), np.float32), sky, xs10, ys10,
                       np.random.default_rng(1))
     nodata20 = dn["SCL"] == 0
