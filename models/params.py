@@ -16,7 +16,7 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "learning_rate": 0.1,
     "num_leaves": 31,
     "min_data_in_leaf": 20,
-    "feature_fraction": 0.8,
+    "feature_fraction": 0.5,
     "bagging_fraction": 0.8,
     "bagging_freq": 1,
     "lambda_l2": 1.0,
