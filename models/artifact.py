@@ -272,5 +272,9 @@ def model_info(directory: str | Path) -> dict[str, Any]:
                      if k in ("n_fields", "n_labelled", "n_unlabelled", "class_counts",
                               "n_groups", "early_stopping")},
         "metrics": overall,
+        "ci95": metrics.get("ci95"),
+        "worst_group": metrics.get("worst_group"),
+        "operating_point": metrics.get("operating_point"),
+        "evaluation": {k: metrics.get(k) for k in ("strategy", "n_folds", "notes")},
         "provenance": meta.get("provenance", {}),
     }

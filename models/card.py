@@ -290,6 +290,8 @@ def card_blocks(model: TrainedModel, report: dict[str, Any], plots: dict[str, Pa
         "means the new data differ from the training data and the figures above may not hold.",
         "Re-evaluate after adding labels from new regions; group-level intervals are wide "
         "when a group has few labelled fields.",
+        "Labels predicted for the training fields themselves are in-sample and look more "
+        "confident than they are; the held-out figures above are the ones to quote.",
     ]
     b.append(Block("ul", rec))
     return b
