@@ -7,7 +7,8 @@ YAML path), reads ``out_dir/features.parquet`` and the labelled fields, calls
 - ``train``    -> ``out_dir/model/<target>/`` (booster.txt, metadata.json,
   reference.json, cv_predictions.parquet)
 - ``evaluate`` -> ``out_dir/evaluation/<target>.json`` + PNG plots, and the model
-  cards ``model_card.md`` / ``model_card.html`` in each model directory
+  cards ``model_card.md`` / ``model_card.html`` in each model directory (in
+  ``out_dir/evaluation/<target>/`` for a model given by ``model.path``)
 - ``predict_table`` -> ``out_dir/predictions.parquet`` and ``out_dir/drift.json``
 """
 
@@ -348,7 +349,9 @@ def evaluate(config: RunConfig | str | Path) -> Path:
         plots = write_plots(report, model, out_dir)
         report["plots"] = {k: p.name for k, p in plots.items()}
         write_json(out_dir / f"{target}.json", report)
-        write_model_card(model, report, plots, directory)
+        # A model given by model.path is an input: its card goes to the evaluation folder.
+        card_dir = directory if cfg.model.path is None else out_dir / target
+        write_model_card(model, report, plots, card_dir)
         summary[target] = _summary_metrics(report)
     write_json(out_dir / "summary.json", summary)
     return out_dir
