@@ -3,7 +3,11 @@
 Usage (from the repository root)::
 
     python benchmarks/bench_extract.py gen            # data under benchmarks/_data/extract (~1 GB)
-    python benchmarks/bench_extract.py all            # every case, each in its own process
+    python benchmarks/bench_extract.py all --acquisitions 10 --fields 20000 --extra-tiles 2048
+    BENCH_EXTRACT_DATA=extract_small python benchmarks/bench_extract.py gen --size 2500 \
+        --fields 500 5000 25000                      # the scaled-down grid of the scaling table
+    BENCH_EXTRACT_DATA=extract_small python benchmarks/bench_extract.py all --no-peers \
+        --base-fields 5000 --fields 500 5000 25000 --acquisitions 10 40 80
     python benchmarks/bench_extract.py case NAME ...  # one case (used by ``all``), prints RESULT {json}
 
 The data: one Sentinel-2 L2A-like tile of SIZE x SIZE pixels at 10 m (EPSG:32631), band files
@@ -32,7 +36,7 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent
-DATA = ROOT / "_data" / "extract"
+DATA = ROOT / "_data" / os.environ.get("BENCH_EXTRACT_DATA", "extract")
 RESULTS = ROOT / "results"
 N_POOL = 10
 BANDS_10 = ("B04", "B08")
@@ -139,6 +143,31 @@ def gen(args: argparse.Namespace) -> None:
                 link = folder / s2_band_name("31UFQ", new, band, res)
                 if not link.exists():
                     link.symlink_to(pool / s2_band_name("31UFQ", when, band, res))
+    # warm-up inputs: one acquisition cropped to 256 x 256 px, the fields inside it
+    from regenmap.geo.grid import GridSpec
+
+    warm = DATA / "scenes_warm"
+    warm.mkdir(exist_ok=True)
+    first = datetime(2023, 1, 2, 10, 46, 29)
+    for band in BANDS_10 + BANDS_20:
+        res = 10 if band in BANDS_10 else 20
+        src = pool / s2_band_name("31UFQ", first, band, res)
+        dst = warm / src.name
+        if not dst.exists():
+            n = 256 * 10 // res
+            with rasterio.open(src) as ds:
+                data = ds.read(1, window=((0, n), (0, n)))
+                prof = {**ds.profile, "width": n, "height": n, "blockxsize": 128,
+                        "blockysize": 128}
+            with rasterio.open(dst, "w", **prof) as out:
+                out.write(data, 1)
+    small = GridSpec(g.crs, g.transform, 256, 256)
+    import geopandas as gpd
+    import shapely
+
+    f = gpd.read_file(DATA / f"fields_{max(args.fields)}.gpkg").to_crs(g.crs)
+    inside = f[f.within(shapely.box(*small.bounds))]
+    inside.to_crs("EPSG:4326").to_file(DATA / "fields_warm.gpkg")
     (DATA / "size.json").write_text(json.dumps({"size": size}))
 
 
@@ -193,12 +222,15 @@ def case_regenmap(workers: int, n_acq: int, n_fields: int, tile_size_px: int) ->
     opts = {"indices": INDICES, "stats": STATS, "tile_size_px": tile_size_px}
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                       dashboard_address=":0") as cluster, Client(cluster) as client:
-        # warm-up: load the (disk-cached) numba kernels in every worker
+        # warm-up: load the (disk-cached) numba kernels in every worker (one small
+        # acquisition, a few fields in one corner)
         warm = parse_config({"out_dir": str(work / "warm"),
-                             "fields": {"path": str(DATA / "fields_2000.gpkg")},
-                             "scenes": {"path": str(DATA / "scenes_10")},
-                             "extract": {**opts, "tile_size_px": 256}}, base_dir=work)
-        extract(warm, client=client)
+                             "fields": {"path": str(DATA / "fields_warm.gpkg")},
+                             "scenes": {"path": str(DATA / "scenes_warm")},
+                             "extract": opts}, base_dir=work)
+        for _ in range(workers):
+            shutil.rmtree(work / "warm", ignore_errors=True)
+            extract(warm, client=client)
         cfg = parse_config({"out_dir": str(work / "out"),
                             "fields": {"path": str(DATA / f"fields_{n_fields}.gpkg")},
                             "scenes": {"path": str(DATA / f"scenes_{n_acq}")},
@@ -300,85 +332,103 @@ def load_avg() -> str:
 
 def run_all(args: argparse.Namespace) -> None:
     size = json.loads((DATA / "size.json").read_text())["size"]
-    tile = args.tile
+    tile, nf = args.tile, args.base_fields
     log: list[dict[str, Any]] = []
     t0 = time.time()
     for _ in range(args.repeat):
         log.append(run_case("floor", 1, 10))
+        log.append(run_case("regenmap", 1, 10, nf, tile))
         log.append(run_case("floor", 2, 10))
-        log.append(run_case("regenmap", 1, 10, 20000, tile))
-        log.append(run_case("regenmap", 2, 10, 20000, tile))
-    log.append(run_case("rasterstats", 20000))
-    log.append(run_case("exactextract", 20000))
+        log.append(run_case("regenmap", 2, 10, nf, tile))
+    if args.peers:
+        log.append(run_case("rasterstats", nf))
+        log.append(run_case("exactextract", nf))
+    for extra_tile in args.extra_tiles:
+        log.append(run_case("regenmap", 2, 10, nf, extra_tile))
     for n_acq in args.acquisitions:
-        log.append(run_case("floor", 2, n_acq))
-        log.append(run_case("regenmap", 2, n_acq, 20000, tile))
+        if n_acq != 10:
+            log.append(run_case("floor", 2, n_acq))
+            log.append(run_case("regenmap", 2, n_acq, nf, tile))
     for n in args.fields:
-        if n != 20000:
+        if n != nf:
             log.append(run_case("regenmap", 2, 10, n, tile))
-    (RESULTS / "extract_runs.jsonl").parent.mkdir(parents=True, exist_ok=True)
-    with (RESULTS / "extract_runs.jsonl").open("w") as fh:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    name = DATA.name
+    with (RESULTS / f"{name}_runs.jsonl").open("w") as fh:
         for r in log:
             fh.write(json.dumps(r) + "\n")
-    report(log, size, tile, time.time() - t0)
+    report(log, size, tile, nf, time.time() - t0, RESULTS / f"{name}.md")
 
 
-def report(log: list[dict[str, Any]], size: int, tile: int, elapsed: float) -> None:
+def report(log: list[dict[str, Any]], size: int, tile: int, nf: int, elapsed: float,
+           out: Path) -> None:
     def med(case: str, *params: int, key: str = "per_acq_s") -> float:
         vals = [r[key] for r in log if r["case"] == case and tuple(r["params"]) == params]
         return float(np.median(vals)) if vals else float("nan")
 
     floor1, floor2 = med("floor", 1, 10), med("floor", 2, 10)
-    ours1, ours2 = med("regenmap", 1, 10, 20000, tile), med("regenmap", 2, 10, 20000, tile)
-    rs, ee = med("rasterstats", 20000), med("exactextract", 20000)
+    ours1, ours2 = med("regenmap", 1, 10, nf, tile), med("regenmap", 2, 10, nf, tile)
+    rs, ee = med("rasterstats", nf), med("exactextract", nf)
     acqs = sorted({r["params"][1] for r in log if r["case"] == "regenmap"
-                   and r["params"][0] == 2 and r["params"][2] == 20000})
+                   and r["params"][0] == 2 and r["params"][2] == nf and r["params"][3] == tile})
     marg = ""
     if len(acqs) >= 2:
         a0, a1 = acqs[0], acqs[-1]
-        w0 = med("regenmap", 2, a0, 20000, tile, key="wall_s")
-        w1 = med("regenmap", 2, a1, 20000, tile, key="wall_s")
+        w0 = med("regenmap", 2, a0, nf, tile, key="wall_s")
+        w1 = med("regenmap", 2, a1, nf, tile, key="wall_s")
         f0 = med("floor", 2, a0, key="wall_s")
         f1 = med("floor", 2, a1, key="wall_s")
-        marg = (f"\nMarginal cost per acquisition (difference of the {a0}- and {a1}-acquisition runs, "
-                f"which cancels the one-off per-run costs: fields, catalog, id rasters, status): "
-                f"regenmap {(w1 - w0) / (a1 - a0):.3f} s vs floor {(f1 - f0) / (a1 - a0):.3f} s "
-                f"= {((w1 - w0) / (f1 - f0)):.2f}x the floor (2 workers).\n")
+        marg = (f"\nMarginal cost per acquisition (difference of the {a0}- and {a1}-acquisition "
+                "runs, which cancels the one-off per-run costs: fields, catalog, id rasters, "
+                f"status): regenmap {(w1 - w0) / (a1 - a0):.3f} s vs floor "
+                f"{(f1 - f0) / (a1 - a0):.3f} s = {((w1 - w0) / (f1 - f0)):.2f}x the floor "
+                "(2 workers).\n")
+    peak = "worker_peak_mib"
     lines = [
-        "# Extraction benchmark (benchmarks/bench_extract.py)", "",
-        f"Tile {size} x {size} px (10 m; B04, B08 at 10 m, B11, B12, SCL at 20 m; uint16 DEFLATE "
-        f"512 blocks), fields = Voronoi partition in EPSG:4326, indices {', '.join(INDICES)}, "
-        f"stats {', '.join(STATS)}, tile_size_px {tile}. Machine: {os.cpu_count()} cores, "
-        f"shared with other engineers (load average at the end {load_avg()}); "
-        f"run took {elapsed / 60:.1f} min. Medians of the repeats; each case in its own process.",
-        "", "## Per acquisition, 20,000 fields, 10 acquisitions", "",
-        "| method | workers x threads | s per acquisition | x floor (same cores) | peak RSS per worker MiB |",
+        f"# Extraction benchmark ({DATA.name}; benchmarks/bench_extract.py)", "",
+        f"Tile {size} x {size} px (10 m; B04, B08 at 10 m, B11, B12, SCL at 20 m; uint16 "
+        f"DEFLATE 512 blocks), {nf} fields (Voronoi partition, EPSG:4326), indices "
+        f"{', '.join(INDICES)}, stats {', '.join(STATS)}, tile_size_px {tile}. Machine: "
+        f"{os.cpu_count()} cores shared with other engineers' jobs (load average at the end "
+        f"{load_avg()}); the run took {elapsed / 60:.1f} min. Each case in its own process; "
+        "cases run one after the other, so the load drifts between them.",
+        "", f"## Per acquisition, {nf} fields, 10 acquisitions", "",
+        "| method | workers x threads | s per acquisition | x floor (same cores) "
+        "| peak RSS per worker MiB |",
         "|---|---|---|---|---|",
-        f"| raw rasterio read+decode of the same 5 band files (floor) | 1 x 1 | {floor1:.3f} | 1.00 | |",
+        f"| raw rasterio read+decode of the same 5 band files (floor) | 1 x 1 | {floor1:.3f} "
+        "| 1.00 | |",
         f"| raw rasterio read+decode (floor) | 2 x 1 | {floor2:.3f} | 1.00 | |",
-        f"| regenmap extract (end to end, incl. one-off costs / 10) | 1 x 1 | {ours1:.3f} | "
-        f"{ours1 / floor1:.2f} | {med('regenmap', 1, 10, 20000, tile, key='worker_peak_mib'):.0f} |",
-        f"| regenmap extract (end to end, incl. one-off costs / 10) | 2 x 1 | {ours2:.3f} | "
-        f"{ours2 / floor2:.2f} | {med('regenmap', 2, 10, 20000, tile, key='worker_peak_mib'):.0f} |",
-        f"| rasterstats (read + numpy indices + zonal_stats) | 1 x 1 | {rs:.3f} | {rs / floor1:.2f} | |",
-        f"| exactextract (read + numpy indices + exact_extract) | 1 x 1 | {ee:.3f} | {ee / floor1:.2f} | |",
-        "", f"regenmap (1 worker) is {rs / ours1:.1f}x faster than rasterstats and {ee / ours1:.1f}x "
-        "faster than exactextract per acquisition on the same core.", marg,
-        "## Scaling (2 workers x 1 thread)", "",
-        "| acquisitions | fields | regenmap wall s | s per acquisition | floor s per acquisition"
-        " | x floor | peak RSS per worker MiB | rows |",
-        "|---|---|---|---|---|---|---|---|"]
+        f"| regenmap extract, end to end / 10 | 1 x 1 | {ours1:.3f} | {ours1 / floor1:.2f} | "
+        f"{med('regenmap', 1, 10, nf, tile, key=peak):.0f} |",
+        f"| regenmap extract, end to end / 10 | 2 x 1 | {ours2:.3f} | {ours2 / floor2:.2f} | "
+        f"{med('regenmap', 2, 10, nf, tile, key=peak):.0f} |"]
     for r in log:
-        if r["case"] != "regenmap" or r["params"][0] != 2:
+        if r["case"] == "regenmap" and r["params"][3] != tile:
+            lines.append(f"| regenmap, tile_size_px {r['params'][3]} | 2 x 1 | {r['per_acq_s']:.3f} "
+                         f"| {r['per_acq_s'] / floor2:.2f} | {r[peak]:.0f} |")
+    if not np.isnan(rs):
+        lines += [
+            f"| rasterstats (read + numpy indices + zonal_stats) | 1 x 1 | {rs:.3f} | "
+            f"{rs / floor1:.2f} | |",
+            f"| exactextract (read + numpy indices + exact_extract) | 1 x 1 | {ee:.3f} | "
+            f"{ee / floor1:.2f} | |",
+            "", f"regenmap (1 worker) is {rs / ours1:.1f}x faster than rasterstats and "
+            f"{ee / ours1:.1f}x faster than exactextract per acquisition on one core."]
+    lines += [marg, "## Scaling (2 workers x 1 thread)", "",
+              "| acquisitions | fields | regenmap wall s | s per acquisition "
+              "| floor s per acquisition | x floor | peak RSS per worker MiB | rows |",
+              "|---|---|---|---|---|---|---|---|"]
+    for r in log:
+        if r["case"] != "regenmap" or r["params"][0] != 2 or r["params"][3] != tile:
             continue
         _, n_acq, n_f, _ = r["params"]
-        fl = med("floor", 2, n_acq) if n_acq != 10 else floor2
+        fl = med("floor", 2, n_acq)
         lines.append(f"| {n_acq} | {n_f} | {r['wall_s']:.1f} | {r['per_acq_s']:.3f} | {fl:.3f} | "
-                     f"{r['per_acq_s'] / fl:.2f} | {r['worker_peak_mib']:.0f} | {r['rows']} |")
-    lines += ["", f"1 vs 2 workers (10 acquisitions, 20,000 fields): {ours1 * 10:.1f} s vs "
+                     f"{r['per_acq_s'] / fl:.2f} | {r[peak]:.0f} | {r['rows']} |")
+    lines += ["", f"1 vs 2 workers (10 acquisitions, {nf} fields): {ours1 * 10:.1f} s vs "
               f"{ours2 * 10:.1f} s ({ours1 / ours2:.2f}x).", ""]
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "extract.md").write_text("\n".join(lines))
+    out.write_text("\n".join(lines))
     print("\n".join(lines))
 
 
@@ -390,8 +440,11 @@ def main() -> None:
     g.add_argument("--fields", type=int, nargs="+", default=[2000, 20000, 100000])
     g.add_argument("--acquisitions", type=int, nargs="+", default=[10, 40, 80])
     a = sub.add_parser("all")
-    a.add_argument("--repeat", type=int, default=2)
-    a.add_argument("--tile", type=int, default=2048)
+    a.add_argument("--repeat", type=int, default=1)
+    a.add_argument("--tile", type=int, default=5120)
+    a.add_argument("--extra-tiles", type=int, nargs="*", default=[])
+    a.add_argument("--base-fields", type=int, default=20000)
+    a.add_argument("--no-peers", dest="peers", action="store_false")
     a.add_argument("--fields", type=int, nargs="+", default=[2000, 20000, 100000])
     a.add_argument("--acquisitions", type=int, nargs="+", default=[10, 40, 80])
     c = sub.add_parser("case")

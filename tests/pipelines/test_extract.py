@@ -15,7 +15,7 @@ import shapely
 from affine import Affine
 from distributed import Client
 
-from regenmap.errors import ConfigError, FieldError, InputError
+from regenmap.errors import ConfigError, FieldError, InputError, MissingBandError
 from regenmap.geo.grid import GridSpec
 from regenmap.geo.scene_writer import reflectance_to_dn, write_raster, write_s2_scene
 from regenmap.pipelines.config import RunConfig, parse_config
@@ -178,3 +178,29 @@ def test_too_small_and_invalid_geometry_recorded(tmp_path: Path, client: Client)
     assert status.loc["empty", "status"] == "error"
     obs = read_obs(out)
     assert obs.loc[obs.field_id == "tiny", stat_column("NDVI", "mean")].isna().all()
+
+
+def test_missing_band_file_in_one_acquisition(tmp_path: Path, client: Client) -> None:
+    cfg = make_config(tmp_path, standard_fields())
+    next((tmp_path / "scenes").glob("*20230420*_B11_20m.tif")).unlink()
+    out = extract(cfg, client=client)
+    obs = read_obs(out).set_index(["field_id", "time"])
+    b1 = obs.loc[("b", pd.Timestamp(DATES[1]))]
+    assert np.isnan(b1[stat_column("NDTI", "mean")]) and np.isnan(b1[stat_column("BSI", "mean")])
+    assert b1[stat_column("NDVI", "mean")] == pytest.approx(0.6, abs=1e-6)
+    scenes = pd.read_parquet(tmp_path / "out" / "scenes_status.parquet")
+    assert scenes["reason"].str.contains(r"NDTI needs band\(s\) \['swir16'\]").any()
+    failing = cfg.model_copy(update={"extract": cfg.extract.model_copy(update={"on_error": "fail"}),
+                                     "out_dir": tmp_path / "out2"})
+    with pytest.raises(MissingBandError, match="swir16"):
+        extract(failing, client=client)
+
+
+def test_extract_starts_its_own_cluster_from_a_yaml_path(tmp_path: Path) -> None:
+    make_config(tmp_path, standard_fields())
+    (tmp_path / "run.yaml").write_text(
+        "out_dir: out\nfields: {path: fields.gpkg}\nscenes: {path: scenes}\n"
+        "extract: {indices: [NDVI], tile_size_px: 64}\n"
+        "cluster: {n_workers: 1, processes: false}\n")
+    out = extract(tmp_path / "run.yaml")
+    assert len(read_obs(out)) == 4

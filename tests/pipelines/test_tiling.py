@@ -52,7 +52,7 @@ def stats_by_tile(fields: gpd.GeoDataFrame, tile_size_px: int) -> dict[str, tupl
     return out
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(boxes, min_size=1, max_size=25), st.integers(16, 80))
 def test_every_field_in_one_tile_and_stats_independent_of_tiling(
         specs: list[tuple[float, float, float, float]], tile_size_px: int) -> None:
