@@ -24,8 +24,11 @@ through one calendar year (northern-hemisphere temperate, northern France):
   thermal time above 4 degC with a climatological temperature curve (full cover after
   ~450 degree-days), so covers sown after early October stay thin. Spring-crop fields
   that had a cover the previous autumn carry it until it is terminated in Jan-March.
-* bare fields may get weed and volunteer regrowth until the next pass, and half of
-  the early-harvested bare fields are sown to the next winter cereal in October.
+* cover crops fail (10-35 % cover) on 15 % of fields, and a third of the previous
+  autumn's covers were frost-killed in January-February; bare fields get weed and
+  volunteer regrowth until the next pass (dense volunteer cereal, 25-45 % cover, on a
+  fifth of them), and half of the early-harvested bare fields are sown to the next
+  winter cereal in October.
 
 Sources for the calendars: Arvalis / ITB crop calendars for northern France and
 Belgium; Sentinel-2 NDVI profiles in Veloso et al. 2017 (Remote Sensing of
@@ -213,8 +216,12 @@ def field_fractions(rng: np.random.Generator, doy: NDArray[np.float64],
                                  "reduced": _u(rng, (0.2, 0.4), n),
                                  "no_till": _u(rng, (0.4, 0.7), n)})
     # last autumn's cover on spring-crop fields, terminated before sowing
-    prev_cover = np.where(cover & ~winter, _u(rng, (0.3, 0.7), n), 0.0)
-    term = np.where(prev_cover > 0, np.minimum(_u(rng, (25.0, 80.0), n), sowing - 10.0), np.nan)
+    prev_cover = np.where(cover & ~winter, _u(rng, (0.15, 0.65), n), 0.0)
+    # a third of last autumn's covers were frost-killed (mustard) in January-February
+    frost_killed = rng.random(n) < 0.33
+    term = np.where(prev_cover > 0, np.minimum(np.where(frost_killed, _u(rng, (10.0, 45.0), n),
+                                                        _u(rng, (25.0, 80.0), n)), sowing - 10.0),
+                    np.nan)
     seedbed = _practice_pick(tillage, {"conventional": _u(rng, (0.2, 0.5), n),
                                        "reduced": _u(rng, (0.5, 0.75), n),
                                        "no_till": _u(rng, (0.85, 0.95), n)})
@@ -230,14 +237,17 @@ def field_fractions(rng: np.random.Generator, doy: NDArray[np.float64],
     plough = np.where(autumn_plough, harvest + _u(rng, (25, 70), n), np.nan)
     plough_keep = _u(rng, (0.03, 0.15), n)
     cover_sowing = np.where(cover, first_pass + _u(rng, (1, 7), n), np.nan)
-    cover_max = _u(rng, (0.5, 0.9), n)
+    # 15 % of cover crops establish poorly (dry seedbed, slugs)
+    cover_max = np.where(rng.random(n) < 0.15, _u(rng, (0.1, 0.35), n), _u(rng, (0.5, 0.9), n))
     next_crop = ~cover & (harvest < 250) & (rng.random(n) < 0.5)
     next_sowing = np.where(next_crop, _u(rng, (275, 305), n), np.nan)
     next_keep = _practice_pick(tillage, {"conventional": _u(rng, (0.5, 0.8), n),
                                          "reduced": _u(rng, (0.6, 0.85), n),
                                          "no_till": _u(rng, (0.85, 0.95), n)})
     next_max = _u(rng, (0.12, 0.3), n)
-    weed_max = np.where(cover, 0.0, _u(rng, (0.02, 0.15), n))
+    # volunteers and weeds; dense volunteer cereal on a fifth of bare fields
+    weed_max = np.where(cover, 0.0, np.where(rng.random(n) < 0.2, _u(rng, (0.25, 0.45), n),
+                                             _u(rng, (0.02, 0.15), n)))
     weed_end = np.where(conv, np.fmin(first_pass, plough), np.where(red, first_pass,
                         harvest + _u(rng, (40, 80), n)))
 
