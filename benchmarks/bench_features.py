@@ -31,6 +31,21 @@ FLOOR_GIB = 4.0
 
 _CHILD = r"""
 import json, resource, sys, time, warnings
+
+
+def peak_gib():
+    # VmHWM belongs to this process image; ru_maxrss would carry the parent's peak over
+    # fork + exec on Linux (resource usage is preserved across execve).
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 2**20
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
 t0 = time.perf_counter()
 import pandas as pd
 from regenmap.features.build import build_features
@@ -39,7 +54,7 @@ from regenmap.pipelines.featurize import read_observations_dir
 t0 = time.perf_counter()
 obs = read_observations_dir(__import__("pathlib").Path(sys.argv[1])).table
 t_read = time.perf_counter() - t0
-rss_read = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+rss_read = peak_gib()
 ru0 = resource.getrusage(resource.RUSAGE_SELF)
 t0 = time.perf_counter()
 with warnings.catch_warnings():
@@ -51,7 +66,7 @@ cpu_build = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
 print(json.dumps({"rows": len(obs), "fields": len(f), "features": f.shape[1] - 1,
                   "import_s": t_import, "read_s": t_read, "build_s": t_build, "build_cpu_s": cpu_build,
                   "rss_after_read_gib": rss_read,
-                  "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}))
+                  "peak_rss_gib": peak_gib()}))
 """
 
 

@@ -184,9 +184,24 @@ def _composite_mean(key: np.ndarray, v: np.ndarray, w: np.ndarray, size: int) ->
     return out
 
 
+def _order_by_key_then_value(key: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Permutation sorting rows by integer ``key``, then by finite value ``v``.
+
+    One float64 argsort of ``key + 0.5 * (v scaled to [0, 1])`` instead of a lexsort
+    (several times faster); values closer than ~1e-9 of their range may tie, which
+    cannot change a median or maximum by more than that.
+    """
+    if v.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    lo, hi = float(v.min()), float(v.max())
+    if key.max(initial=0) >= 2**40 or hi == lo:
+        return np.lexsort((v, key))
+    return np.argsort(key + 0.5 * (v - lo) / (hi - lo), kind="stable")
+
+
 def _composite_median(key: np.ndarray, v: np.ndarray, size: int
                       ) -> tuple[np.ndarray, np.ndarray]:
-    order = np.lexsort((v, key))
+    order = _order_by_key_then_value(key, v)
     ks, vs = key[order], v[order]
     cnt = np.bincount(ks, minlength=size)
     starts = np.concatenate(([0], np.cumsum(cnt)[:-1]))
@@ -200,7 +215,7 @@ def _composite_median(key: np.ndarray, v: np.ndarray, size: int
 
 def _select_max(key: np.ndarray, score: np.ndarray, size: int) -> np.ndarray:
     """Return, per key, the row (position in ``key``) of the largest ``score``; -1 if none."""
-    order = np.lexsort((score, key))
+    order = _order_by_key_then_value(key, score)
     ks = key[order]
     last = np.ones(ks.shape[0], dtype=bool)
     last[:-1] = ks[1:] != ks[:-1]
