@@ -76,9 +76,15 @@ def test_all_nan_table() -> None:
     obs = pd.DataFrame({"field_id": ["a", "b"], "time": pd.to_datetime(["2023-01-01"] * 2),
                         "valid_fraction": np.float32(1), "ndvi_mean": np.float32(np.nan)})
     f = build(obs)
-    assert f.shape[0] == 2
-    assert f.drop(columns=["field_id"]).filter(regex="^(phen_|ndvi_|fallow_)").isna().all().all() \
-        or (f["phen_n_cycles"] == 0).all()
+    assert f["field_id"].tolist() == ["a", "b"]
+    known = {"obs_n_rows": 1, "obs_n_dropped": 0, "obs_n_valid": 0, "obs_n_sensors": 1,
+             "obs_year_share": 0, "obs_filled_share": 0, "flag_few_obs": 1, "flag_long_gap": 1,
+             "flag_no_ndti": 1, "phen_n_cycles": 0}
+    for name, value in known.items():
+        assert (f[name] == value).all(), name
+    assert (f["obs_longest_gap_days"] >= 365).all()
+    rest = [c for c in f.columns[1:] if c not in known and c != "obs_longest_gap_days"]
+    assert f[rest].isna().all().all()
 
 
 def test_no_swir_sensor_warns_once_and_keeps_ndvi_features(
