@@ -165,8 +165,11 @@ def read_field_table(cfg: RunConfig) -> FieldTable:
     if geo is not None and geo.crs is not None and len(geo):
         projected = geo.to_crs(geo.estimate_utm_crs()) if geo.crs.is_geographic else geo
         projected = projected.set_index(FIELD_ID)
-    if AREA_HA not in table.columns and projected is not None:
-        table[AREA_HA] = projected.geometry.area / 1e4
+    if AREA_HA not in table.columns and geo is not None and geo.crs is not None:
+        # Same rule as regenmap.geo.fields: planar area, equal-area CRS when geographic.
+        ea = geo.to_crs("EPSG:6933") if geo.crs.is_geographic else geo
+        table[AREA_HA] = pd.Series(ea.geometry.area.to_numpy() / 1e4,
+                                   index=ea[FIELD_ID].to_numpy())
     group: pd.Series | None = None
     group_name = mc.group_column or BLOCK_GROUP
     if mc.group_column and mc.group_column in table.columns:

@@ -143,3 +143,22 @@ def test_labels_file_without_the_group_column_falls_back_to_blocks(tmp_path, run
     assert meta["training"]["group_column"] == "spatial_block"
     assert any("group column 'basin' not in the labels" in n for n in meta["metrics"]["notes"])
     assert meta["training"]["label_source"].endswith("labels.csv")
+
+
+def test_geographic_fields_get_areas_and_metre_blocks(tmp_path, run_dir):
+    import geopandas as gpd
+
+    from regenmap.pipelines.modelling import read_field_table
+
+    cfg = run_dir(tmp_path, n=60, extra_yaml="  block_size_m: 20000\n")
+    gdf = gpd.read_file(tmp_path / "fields.gpkg", layer="fields", engine="pyogrio")
+    area = gdf.set_index("field_id")["area_ha"]
+    gdf.drop(columns=["area_ha"]).to_crs("EPSG:4326").to_file(
+        tmp_path / "fields.gpkg", layer="fields", engine="pyogrio")
+    cfg.write_text(cfg.read_text().replace("group_column: region", "group_column: null"))
+    ft = read_field_table(load_config(cfg))
+    # squares of known area (planar in EPSG:32633, whose scale there is ~1.0025, hence 1 %)
+    np.testing.assert_allclose(ft.table["area_ha"], area.loc[ft.table.index], rtol=1e-2)
+    assert ft.group_name == "spatial_block"
+    # the synthetic regions are 20 km apart in x, so 20 km blocks recover about 6 groups
+    assert 6 <= ft.group.nunique() <= 12
