@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -87,8 +88,26 @@ def by_field(path: Path) -> pd.DataFrame:
     return pd.read_parquet(path).sort_values(FIELD_ID).reset_index(drop=True)
 
 
+def describe_difference(a: pd.DataFrame, b: pd.DataFrame) -> str:
+    """Where two observation tables differ: rows, acquisitions and the largest gap."""
+    if a.shape != b.shape or not a[[FIELD_ID, TIME]].equals(b[[FIELD_ID, TIME]]):
+        return f"different rows: {a.shape} vs {b.shape}"
+    num = a.select_dtypes("number").columns
+    va, vb = a[num].to_numpy(float), b[num].to_numpy(float)
+    bad = ~((va == vb) | (np.isnan(va) & np.isnan(vb)))
+    rows = bad.any(axis=1)
+    gap = np.nanmax(np.abs(va - vb)[bad]) if bad.any() else 0.0
+    return (f"{int(rows.sum())} row(s) differ, columns {list(num[bad.any(axis=0)])}, "
+            f"acquisitions {sorted(set(a.loc[rows, 'acquisition_id']))[:5]}, "
+            f"fields {sorted(set(a.loc[rows, FIELD_ID]))[:5]}, largest gap {gap:.3g}")
+
+
 def assert_same_outputs(out: Path, ref: Path, *, predictions: bool = True) -> None:
-    pd.testing.assert_frame_equal(observations(out), observations(ref), check_exact=True)
+    got, want = observations(out), observations(ref)
+    if not got.equals(want):
+        raise AssertionError(f"observations differ from the reference: "
+                             f"{describe_difference(got, want)}")
+    pd.testing.assert_frame_equal(got, want, check_exact=True)
     pd.testing.assert_frame_equal(by_field(out / "features.parquet"),
                                   by_field(ref / "features.parquet"), check_exact=True)
     if predictions:
