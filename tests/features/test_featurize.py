@@ -13,6 +13,7 @@ import yaml
 from regenmap.errors import InputError
 from regenmap.features.build import feature_dictionary
 from regenmap.features.synthetic import synthetic_observations
+from regenmap.features.timegrid import MissingIndexWarning
 from regenmap.pipelines.config import load_config, parse_config
 from regenmap.pipelines.featurize import features, read_provenance
 from regenmap.schema import FEATURES_SCHEMA
@@ -62,8 +63,10 @@ def test_user_index_table_without_swir_from_yaml(tmp_path: Path) -> None:
     (tmp_path / "run.yaml").write_text(yaml.safe_dump({
         "out_dir": "o", "fields": {"path": "f.gpkg"}, "observations": "ndvi.parquet",
         "features": {"step_days": 16, "composite": "median"}}))
-    with pytest.warns(UserWarning, match="'ndti'"):
+    with pytest.warns(MissingIndexWarning) as caught:
         path = features(tmp_path / "run.yaml")
+    missing = sorted(str(w.message).split("'")[1] for w in caught)
+    assert missing == ["bsi", "ndti"]
     f = pd.read_parquet(path)
     assert f["ndvi_max_year"].item() == pytest.approx(0.8, abs=0.02)
     assert f["flag_no_ndti"].item() == 1
