@@ -243,6 +243,11 @@ def test_killed_run_resumes_without_recomputing_and_gives_identical_outputs(
         assert (st.st_ino, st.st_mtime_ns) == (ino, mtime), f"{name} was recomputed"
     total_tiles = len(tile_files(out))
     assert total_tiles > len(kept)
+    progress = [json.loads(line) for line in log2.splitlines()
+                if line.startswith("{") and '"progress"' in line]
+    # The resumed extraction planned only the missing tiles (x every acquisition).
+    assert progress[-1]["total"] == (total_tiles - len(kept)) * N_DATES, progress[-1]
+    assert progress[-1]["tiles"] == f"{total_tiles - len(kept)}/{total_tiles - len(kept)}"
 
     # 3. Start again: extract and features are skipped, the rest completes.
     third = subprocess.run(cmd, capture_output=True, text=True, timeout=DEADLINE_S)
