@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from regenmap.errors import ConfigError
+from regenmap.errors import ConfigError, InputError
 from regenmap.features import phenology, quality, seasonal, windows
 from regenmap.features.spec import FEATURE_INDICES, FeatureSpec
 from regenmap.features.timegrid import (
@@ -17,6 +17,7 @@ from regenmap.features.timegrid import (
     Smoothing,
     Step,
     TimeGrid,
+    available_indices,
     parse_year_start,
     regularize,
     smooth,
@@ -112,12 +113,27 @@ def build_features(observations: pd.DataFrame, *, step_days: Step = 10,
         float32 columns named as in :func:`feature_dictionary`. Fields without a
         usable observation keep their row, with NaN features. ``attrs["features"]``
         holds the options and the chosen year.
+
+    Raises
+    ------
+    InputError
+        If ``field_id`` or ``time`` is missing, or no ``<index>_<stat>`` column of a
+        known index (NDVI, EVI, NDTI, BSI, NDMI) is present.
+    ConfigError
+        For an invalid option value.
     """
     if isinstance(step_days, bool) or (step_days != "monthly" and not isinstance(step_days, int)):
         raise ConfigError(f"features.step_days={step_days!r}: use whole days or 'monthly'")
     if max_gap_days < 0:
         raise ConfigError(f"features.max_gap_days={max_gap_days}: use a value >= 0")
     opts = window_options or windows.WindowOptions()
+    present = available_indices(observations, stat)
+    if not set(present) & set(FEATURE_INDICES):
+        stats = sorted({str(c).rsplit("_", 1)[1] for c in observations.columns
+                        if "_" in str(c) and str(c).split("_", 1)[0] in FEATURE_INDICES})
+        hint = f" Statistics present: {', '.join(stats)} (set features.stat)." if stats else ""
+        raise InputError(f"the observations table has no '<index>_{stat}' column for any of "
+                         f"{', '.join(FEATURE_INDICES)}.{hint}")
     grid = regularize(observations, indices=FEATURE_INDICES, stat=stat, step_days=step_days,
                       min_valid_fraction=min_valid_fraction, max_gap_days=max_gap_days,
                       year_start=year_start, composite=composite, smoothing=smoothing,

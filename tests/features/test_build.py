@@ -150,3 +150,12 @@ def test_longest_gap_is_exact_with_year_edges() -> None:
     # gaps: 10 from the year start, 80 between day 20 and 100, 190 to day 300, 65 to the year end
     assert f["obs_longest_gap_days"].item() == pytest.approx(190)
     assert f["flag_long_gap"].item() == 1
+
+
+def test_wrong_stat_is_an_error_naming_the_stats_present(
+        small: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    from regenmap.errors import InputError
+
+    obs, _ = small
+    with pytest.raises(InputError, match=r"_median.*Statistics present: mean"):
+        build_features(obs, stat="median")
