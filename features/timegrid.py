@@ -407,12 +407,17 @@ def smooth(y: np.ndarray, t_days: np.ndarray, method: Smoothing, *, window_days:
         w = (~nan).astype(np.float64)
         yz = np.where(nan, 0.0, y).astype(np.float64)
         out = np.empty((n, T), dtype=np.float64)
-        chunk = max(1, 2_000_000 // (T * T))
         eye = np.eye(T)
-        for s in range(0, n, chunk):  # chunks of fields bound memory, not a per-field loop
-            ws = w[s:s + chunk]
+        # Rows without a missing cell share one system matrix: one inverse for all of them.
+        full = ~nan.any(axis=1)
+        out[full] = yz[full] @ np.linalg.inv(eye + P).T
+        part = np.flatnonzero(~full)
+        chunk = max(1, 2_000_000 // (T * T))
+        for s in range(0, part.size, chunk):  # chunks bound memory; not a per-field loop
+            rows = part[s:s + chunk]
+            ws = w[rows]
             A = ws[:, :, None] * eye[None] + P[None] + 1e-9 * eye[None]
-            out[s:s + chunk] = np.linalg.solve(A, (ws * yz[s:s + chunk])[:, :, None])[:, :, 0]
+            out[rows] = np.linalg.solve(A, (ws * yz[rows])[:, :, None])[:, :, 0]
         out = np.where(nan, np.nan, out)
         return out.astype(y.dtype)
     raise ConfigError(f"features.smoothing={method!r}: use 'none', 'savgol' or 'whittaker'")
