@@ -143,14 +143,20 @@ def build_features(observations: pd.DataFrame, *, step_days: Step = 10,
                               amplitude_fraction=amplitude_fraction, min_amplitude=min_amplitude)
 
 
-def features_from_grid(grid: TimeGrid, *, year_start: str = "01-01", year: int | None = None,
+def features_from_grid(grid: TimeGrid, *, year_start: str | None = None, year: int | None = None,
                        window_options: windows.WindowOptions | None = None,
                        detect_fraction: float = 0.4, amplitude_fraction: float = 0.2,
                        min_amplitude: float = 0.1) -> pd.DataFrame:
     """Compute the features table from an already regularised :class:`TimeGrid`.
 
-    See :func:`build_features` for the parameters and the returned table.
+    See :func:`build_features` for the parameters and the returned table;
+    ``year_start`` defaults to (and must equal) the one the grid was built with.
     """
+    grid_start = str(grid.options.get("year_start", "01-01"))
+    if year_start is not None and year_start != grid_start:
+        raise ConfigError(f"year_start={year_start!r} differs from the grid's {grid_start!r}: "
+                          "regularize the observations with the same year_start")
+    year_start = grid_start
     opts = window_options or windows.WindowOptions()
     n = grid.n_fields
     yr, seasons, year_label = _year_offsets(grid, year_start, year)
