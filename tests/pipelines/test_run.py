@@ -227,3 +227,12 @@ def test_lock_of_a_run_on_another_host_is_not_taken_over(tmp_path: Path) -> None
     with run_lock(tmp_path) as held:  # same host and a dead pid: a killed run, taken over
         assert held.read_text() == str(os.getpid())
     assert not (state / "lock").exists() and not (state / "lock.host").exists()
+
+
+def test_batch_profile_without_dask_jobqueue_says_what_to_install(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from regenmap.pipelines.jobqueue import jobqueue_cluster, load_profile
+
+    monkeypatch.setitem(sys.modules, "dask_jobqueue", None)  # as if not installed
+    with pytest.raises(ConfigError, match="pip install dask-jobqueue"):
+        jobqueue_cluster(load_profile("pbs"))
