@@ -24,11 +24,15 @@ through one calendar year (northern-hemisphere temperate, northern France):
   thermal time above 4 degC with a climatological temperature curve (full cover after
   ~450 degree-days), so covers sown after early October stay thin. Spring-crop fields
   that had a cover the previous autumn carry it until it is terminated in Jan-March.
-* cover crops fail (10-35 % cover) on 15 % of fields, and a third of the previous
-  autumn's covers were frost-killed in January-February; bare fields get weed and
-  volunteer regrowth until the next pass (dense volunteer cereal, 25-45 % cover, on a
-  fifth of them), and half of the early-harvested bare fields are sown to the next
-  winter cereal in October.
+* the label is the practice after this year's harvest; last autumn's practice (seen
+  on spring-crop fields until sowing) agrees on 70 % of cover-crop fields, and 20 % of
+  bare fields had a cover last autumn; cover crops fail (10-35 % cover) on a fifth of
+  fields, and a third of last autumn's covers were frost-killed in January-February;
+  on bare fields weeds and
+  volunteers germinate after harvest or after the stubble pass and live until the
+  plough, a herbicide or the next sowing (dense volunteer cereal, 20-50 % cover, on 30 %
+  of them; all winter where the plough waits for spring), and half of the
+  early-harvested bare fields are sown to the next winter cereal in October.
 
 Sources for the calendars: Arvalis / ITB crop calendars for northern France and
 Belgium; Sentinel-2 NDVI profiles in Veloso et al. 2017 (Remote Sensing of
@@ -216,7 +220,9 @@ def field_fractions(rng: np.random.Generator, doy: NDArray[np.float64],
                                  "reduced": _u(rng, (0.2, 0.4), n),
                                  "no_till": _u(rng, (0.4, 0.7), n)})
     # last autumn's cover on spring-crop fields, terminated before sowing
-    prev_cover = np.where(cover & ~winter, _u(rng, (0.15, 0.65), n), 0.0)
+    # the label is this year's post-harvest practice; last autumn's usually agrees
+    prev_had_cover = ~winter & np.where(cover, rng.random(n) < 0.7, rng.random(n) < 0.2)
+    prev_cover = np.where(prev_had_cover, _u(rng, (0.15, 0.65), n), 0.0)
     # a third of last autumn's covers were frost-killed (mustard) in January-February
     frost_killed = rng.random(n) < 0.33
     term = np.where(prev_cover > 0, np.minimum(np.where(frost_killed, _u(rng, (10.0, 45.0), n),
@@ -237,19 +243,24 @@ def field_fractions(rng: np.random.Generator, doy: NDArray[np.float64],
     plough = np.where(autumn_plough, harvest + _u(rng, (25, 70), n), np.nan)
     plough_keep = _u(rng, (0.03, 0.15), n)
     cover_sowing = np.where(cover, first_pass + _u(rng, (1, 7), n), np.nan)
-    # 15 % of cover crops establish poorly (dry seedbed, slugs)
-    cover_max = np.where(rng.random(n) < 0.15, _u(rng, (0.1, 0.35), n), _u(rng, (0.5, 0.9), n))
+    # a fifth of cover crops establish poorly (dry seedbed, slugs)
+    cover_max = np.where(rng.random(n) < 0.2, _u(rng, (0.1, 0.35), n), _u(rng, (0.5, 0.9), n))
     next_crop = ~cover & (harvest < 250) & (rng.random(n) < 0.5)
     next_sowing = np.where(next_crop, _u(rng, (275, 305), n), np.nan)
     next_keep = _practice_pick(tillage, {"conventional": _u(rng, (0.5, 0.8), n),
                                          "reduced": _u(rng, (0.6, 0.85), n),
                                          "no_till": _u(rng, (0.85, 0.95), n)})
     next_max = _u(rng, (0.12, 0.3), n)
-    # volunteers and weeds; dense volunteer cereal on a fifth of bare fields
-    weed_max = np.where(cover, 0.0, np.where(rng.random(n) < 0.2, _u(rng, (0.25, 0.45), n),
+    # volunteers and weeds on bare fields; a stubble pass makes them germinate ("false
+    # seedbed"); dense volunteer cereal on 30 % of bare fields
+    weed_max = np.where(cover, 0.0, np.where(rng.random(n) < 0.3, _u(rng, (0.2, 0.5), n),
                                              _u(rng, (0.02, 0.15), n)))
-    weed_end = np.where(conv, np.fmin(first_pass, plough), np.where(red, first_pass,
-                        harvest + _u(rng, (40, 80), n)))
+    weed_start = np.where(conv | red, first_pass, harvest)
+    # killed by the plough (conventional; volunteers stay all winter before a spring
+    # plough), a herbicide (reduced) or a burndown spray (no-till), or the next sowing
+    weed_end = np.where(conv, plough, np.where(red, first_pass + _u(rng, (30, 70), n),
+                                               harvest + _u(rng, (40, 80), n)))
+    weed_end = np.fmin(weed_end, next_sowing)
 
     # --- residue ground cover through the year, event by event
     # (day, kept fraction, added cover, harvest adds crop residue on the free ground)
@@ -287,7 +298,8 @@ def field_fractions(rng: np.random.Generator, doy: NDArray[np.float64],
     gv_cover *= 1.0 - 0.25 * _logistic((t - 345.0) / 7.0)  # December frost
     gv_next = np.where(np.isnan(next_sowing), 0.0,
                        next_max * _logistic((t - next_sowing - 30.0) / 10.0))
-    weeds = weed_max * _logistic((t - harvest - 25.0) / 6.0) * (t >= harvest) * ~(t >= weed_end)
+    weeds = (weed_max * _logistic((t - weed_start - 25.0) / 6.0) * (t >= weed_start)
+             * ~(t >= weed_end))
     gv = np.clip(gv_crop + gv_prev + gv_cover + gv_next + weeds, 0.0, 0.97)
     dry = np.minimum(dry, 1.0 - gv)
     ground = 1.0 - gv - dry

@@ -55,9 +55,9 @@ def _digest(folder: Path) -> dict[str, str]:
 # --- determinism ----------------------------------------------------------------------------
 
 def test_same_seed_gives_identical_outputs_and_another_seed_differs(tmp_path: Path) -> None:
-    a = simulate_region(tmp_path / "a", size="tiny", seed=3, n_dates=3)
-    b = simulate_region(tmp_path / "b", size="tiny", seed=3, n_dates=3)
-    c = simulate_region(tmp_path / "c", size="tiny", seed=4, n_dates=3)
+    a = simulate_region(tmp_path / "a", size="tiny", seed=3, n_dates=2)
+    b = simulate_region(tmp_path / "b", size="tiny", seed=3, n_dates=2)
+    c = simulate_region(tmp_path / "c", size="tiny", seed=4, n_dates=2)
     assert _digest(a.scenes_dir) == _digest(b.scenes_dir)  # byte-identical rasters
     fa = gpd.read_file(a.fields_path, layer="fields")
     fb = gpd.read_file(b.fields_path, layer="fields")
@@ -244,7 +244,8 @@ def test_cover_crops_greener_in_winter(obs: pd.DataFrame) -> None:
     early = obs[(obs["doy"] < 60) & obs["crop"].isin(["maize", "sugar_beet", "potato",
                                                          "spring_barley"])]
     ndvi_early = early.groupby("winter_cover")["ndvi"].mean()
-    assert ndvi_early["cover_crop"] > ndvi_early["bare"] + 0.1
+    # weaker: last autumn's practice agrees with this year's label on most fields only
+    assert ndvi_early["cover_crop"] > ndvi_early["bare"] + 0.04
 
 
 def test_wheat_green_in_spring_and_bare_after_harvest(obs: pd.DataFrame) -> None:
