@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -258,6 +259,51 @@ def read_provenance(path: str | Path) -> dict[str, Any]:
     return json.loads(raw) if raw else {}
 
 
+def drop_absent_indices(frame: pd.DataFrame, observations: pd.DataFrame, *, stat: str
+                        ) -> tuple[pd.DataFrame, dict[str, list[str]]]:
+    """Remove the feature columns of indices that no observation carries.
+
+    :func:`build_features` keeps a stable column set, giving NaN columns for an
+    index that was not extracted (e.g. NDTI from a sensor without SWIR). A job
+    stores only the features it can compute, so that models are not trained on
+    columns that are NaN everywhere; the removed columns are recorded. Columns
+    of such an index that hold values (e.g. the ``flag_no_ndti`` flag) stay.
+
+    Parameters
+    ----------
+    frame
+        Features table (fields, features).
+    observations
+        The observations it was built from (``<index>_<stat>`` columns).
+    stat
+        Statistic of the observations the features were built on.
+
+    Returns
+    -------
+    frame, absent
+        The table without those columns, and index -> removed feature names.
+    """
+    from regenmap.features.dictionary import feature_dictionary
+
+    spec = feature_dictionary()
+    absent: dict[str, list[str]] = {}
+    for index, names in spec.groupby("index")["name"]:
+        if not index:
+            continue
+        column = stat_column(str(index), stat)
+        has_values = column in observations and bool(observations[column].notna().any())
+        dropped = [n for n in names if n in frame.columns and not frame[n].notna().any()]
+        if not has_values and dropped:
+            absent[str(index)] = dropped
+    if absent:
+        warnings.warn(f"no observation has {', '.join(i.upper() for i in absent)}: their "
+                      f"{sum(map(len, absent.values()))} features are left out of this job's "
+                      "features table (recorded as absent_indices in its metadata)",
+                      UserWarning, stacklevel=2)
+        frame = frame.drop(columns=[n for names in absent.values() for n in names])
+    return frame, absent
+
+
 def features(config: RunConfig | str | Path) -> Path:
     """Compute per-field features and write ``out_dir/features.parquet``.
 
@@ -284,9 +330,11 @@ def features(config: RunConfig | str | Path) -> Path:
                            max_gap_days=opts.max_gap_days, year_start=opts.year_start,
                            stat=opts.stat, composite=opts.composite, smoothing=opts.smoothing,
                            year=opts.year, sensor_offsets=opts.sensor_offsets)
+    frame, absent = drop_absent_indices(frame, loaded.table, stat=opts.stat)
     record = stamp(schema=FEATURES_SCHEMA, config=config.model_dump(mode="json"),
                    inputs=loaded.inputs)
     record["features"] = frame.attrs.get("features", {})
+    record["absent_indices"] = absent
     record["n_fields"] = len(frame)
     out = Path(config.out_dir) / FEATURES_FILE
     frame.attrs = {}

@@ -65,12 +65,19 @@ def test_user_index_table_without_swir_from_yaml(tmp_path: Path) -> None:
         "features": {"step_days": 16, "composite": "median"}}))
     with pytest.warns(MissingIndexWarning) as caught:
         path = features(tmp_path / "run.yaml")
-    missing = sorted(str(w.message).split("'")[1] for w in caught)
+    missing = sorted(str(w.message).split("'")[1] for w in caught
+                     if isinstance(w.message, MissingIndexWarning))
     assert missing == ["bsi", "ndti"]
     f = pd.read_parquet(path)
     assert f["ndvi_max_year"].item() == pytest.approx(0.8, abs=0.02)
     assert f["flag_no_ndti"].item() == 1
-    assert read_provenance(path)["features"]["composite"] == "median"
+    provenance = read_provenance(path)
+    assert provenance["features"]["composite"] == "median"
+    # features of indices no observation carries are left out of the job's table, and recorded
+    absent = provenance["absent_indices"]
+    assert sorted(absent) == ["bsi", "evi", "ndmi", "ndti"]
+    assert not any(c.startswith(("ndti_", "bsi_", "evi_")) for c in f.columns)
+    assert set(absent["ndti"]) <= set(feature_dictionary()["name"])
 
 
 def test_observations_folder_from_extract(tmp_path: Path) -> None:
