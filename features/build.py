@@ -170,7 +170,7 @@ def features_from_grid(grid: TimeGrid, *, year_start: str | None = None, year: i
     cols.update(quality.compute(
         n_rows=grid.n_rows, n_dropped=grid.n_dropped, n_sensors=grid.n_sensors, counts=counts,
         filled=grid.values.get(primary, ndvi), ndti=grid.values.get("ndti"),
-        t_days=grid.t_days, year=yr, max_gap_days=float(grid.options["max_gap_days"]),
+        t_days=grid.t_days, year=yr, max_gap_days=float(str(grid.options["max_gap_days"])),
         obs_field=grid.obs_field, obs_t=grid.obs_t_days))
 
     ndvi_ph = smooth(ndvi, grid.t_days, "savgol") \

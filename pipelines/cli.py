@@ -33,6 +33,11 @@ T = TypeVar("T")
 
 ConfigArg = Annotated[Path, typer.Argument(help="Run configuration (YAML).", show_default=False)]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars; JSON log lines.")]
+ProfileOpt = Annotated[
+    str | None,
+    typer.Option("--profile", help="Cluster profile: local, slurm, pbs (configs/cluster) or a YAML path; "
+                 "slurm and pbs need `pip install regenmap[cluster]`."),
+]
 SchedulerOpt = Annotated[
     str | None,
     typer.Option("--scheduler", help="Address of an existing Dask scheduler, e.g. tcp://host:8786."),
@@ -117,15 +122,20 @@ def simulate(
 
 
 @app.command()
-def extract(config: ConfigArg, scheduler: SchedulerOpt = None) -> None:
+def extract(config: ConfigArg, scheduler: SchedulerOpt = None, profile: ProfileOpt = None) -> None:
     """Per-field statistics of every acquisition (the observations table).
 
     Example: `regenmap extract configs/demo.yaml`
     """
     cfg = _guard(lambda: _load(config, scheduler))
     from regenmap.pipelines.extract import extract as run_extract
+    from regenmap.pipelines.jobqueue import open_client
 
-    path = _guard(lambda: run_extract(cfg))
+    def go() -> Path:
+        with open_client(cfg.cluster, profile=profile) as client:
+            return run_extract(cfg, client=client)
+
+    path = _guard(go)
     out.print(str(path))
 
 
@@ -184,7 +194,8 @@ def predict(config: ConfigArg) -> None:
 
 
 @app.command()
-def run(config: ConfigArg, scheduler: SchedulerOpt = None, quiet: QuietOpt = False) -> None:
+def run(config: ConfigArg, scheduler: SchedulerOpt = None, profile: ProfileOpt = None,
+        quiet: QuietOpt = False) -> None:
     """Run every stage with checkpoints; a re-run continues where it stopped.
 
     Example: `regenmap run configs/demo.yaml --scheduler tcp://10.0.0.5:8786`
@@ -193,7 +204,7 @@ def run(config: ConfigArg, scheduler: SchedulerOpt = None, quiet: QuietOpt = Fal
     from regenmap.pipelines.run import run as run_all
     from regenmap.pipelines.summary import print_summary
 
-    result = _guard(lambda: run_all(cfg, quiet=quiet))
+    result = _guard(lambda: run_all(cfg, quiet=quiet, profile=profile))
     print_summary(result, console=out)
 
 

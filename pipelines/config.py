@@ -86,6 +86,9 @@ class ClusterConfig(StrictModel):
         Per-worker memory limit of the LocalCluster, e.g. ``"4GiB"``.
     processes
         LocalCluster workers are processes (true, the default) or threads of this process.
+    profile
+        Cluster profile: ``local``, ``slurm``, ``pbs`` (``configs/cluster/``) or the path of a
+        profile YAML; ignored when ``address`` is set. SLURM and PBS need ``regenmap[cluster]``.
     """
 
     address: str | None = None
@@ -93,6 +96,7 @@ class ClusterConfig(StrictModel):
     threads_per_worker: int = Field(default=1, ge=1)
     memory_limit: str = "auto"
     processes: bool = True
+    profile: str | None = None
 
 
 # Stage sections are imported late so that stage modules may import this module's
