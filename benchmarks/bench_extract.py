@@ -340,7 +340,10 @@ def run_all(args: argparse.Namespace) -> None:
         log.append(run_case("regenmap", 1, 10, nf, tile))
         log.append(run_case("floor", 2, 10))
         log.append(run_case("regenmap", 2, 10, nf, tile))
-    if args.peers:
+    if args.reuse:
+        # peer results measured earlier on the same data (they take minutes each)
+        log += [json.loads(x) for x in Path(args.reuse).read_text().splitlines() if x.strip()]
+    elif args.peers:
         log.append(run_case("rasterstats", nf))
         log.append(run_case("exactextract", nf))
     for extra_tile in args.extra_tiles:
@@ -441,10 +444,11 @@ def main() -> None:
     g.add_argument("--acquisitions", type=int, nargs="+", default=[10, 40, 80])
     a = sub.add_parser("all")
     a.add_argument("--repeat", type=int, default=1)
-    a.add_argument("--tile", type=int, default=5120)
+    a.add_argument("--tile", type=int, default=2048)
     a.add_argument("--extra-tiles", type=int, nargs="*", default=[])
     a.add_argument("--base-fields", type=int, default=20000)
     a.add_argument("--no-peers", dest="peers", action="store_false")
+    a.add_argument("--reuse", help="JSON lines of rasterstats/exactextract results to reuse")
     a.add_argument("--fields", type=int, nargs="+", default=[2000, 20000, 100000])
     a.add_argument("--acquisitions", type=int, nargs="+", default=[10, 40, 80])
     c = sub.add_parser("case")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import shapely
 from rasterio import features
@@ -52,10 +53,32 @@ class FieldRaster:
 
     @functools.cached_property
     def offsets(self) -> np.ndarray:
-        """(n_fields + 1,) int64 start of each field's pixels in a per-field buffer (CSR)."""
+        """(n_fields + 1,) int64 start of each field's pixels in :attr:`pixels` (CSR)."""
         out = np.zeros(self.n_fields + 1, dtype=np.int64)
         np.cumsum(self.n_pixels, out=out[1:])
         return out
+
+    @functools.cached_property
+    def pixels(self) -> np.ndarray:
+        """Flat pixel indices grouped by field: field f owns ``pixels[offsets[f]:offsets[f+1]]``.
+
+        Built once per tile (a counting sort, row-major within each field) so that every
+        acquisition visits each field's pixels together, with its values in cache.
+        """
+        return _group_by_field(np.ascontiguousarray(self.ids).ravel(), self.pair_pix,
+                               self.pair_fid, self.offsets)
+
+    @functools.cached_property
+    def visit_order(self) -> np.ndarray:
+        """(n_fields,) int64 field positions sorted by their first pixel (row-major).
+
+        Visiting fields in this order walks the window top to bottom, so the rows a
+        field needs are still in cache from its neighbours (input order is arbitrary).
+        """
+        first = np.where(self.n_pixels > 0, self.pixels[np.minimum(self.offsets[:-1],
+                                                                   max(len(self.pixels) - 1, 0))],
+                         np.iinfo(np.int64).max) if len(self.pixels) else np.zeros(self.n_fields)
+        return np.argsort(first, kind="stable").astype(np.int64)
 
 
 def inner_buffer(geoms: np.ndarray, distance: float) -> np.ndarray:
@@ -156,3 +179,21 @@ def rasterize_fields(geoms: np.ndarray, grid: GridSpec, *, buffer: float = 0.0) 
     if pix_parts:
         return FieldRaster(grid, ids, np.concatenate(pix_parts), np.concatenate(fid_parts), n)
     return FieldRaster(grid, ids, *empty_pairs, n_fields=n)
+
+
+@numba.njit(nogil=True, cache=True)
+def _group_by_field(flat: np.ndarray, pair_pix: np.ndarray, pair_fid: np.ndarray,
+                    offsets: np.ndarray) -> np.ndarray:  # pragma: no cover - numba
+    """Sort pixel indices by field with a counting sort (dense layer first, then pairs)."""
+    pos = offsets[:-1].copy()
+    out = np.empty(offsets[-1], np.int64)
+    for i in range(flat.shape[0]):
+        f = flat[i]
+        if f >= 0:
+            out[pos[f]] = i
+            pos[f] += 1
+    for k in range(pair_pix.shape[0]):
+        f = pair_fid[k]
+        out[pos[f]] = pair_pix[k]
+        pos[f] += 1
+    return out
