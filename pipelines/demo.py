@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Literal, cast
 
 import yaml
 
+from regenmap import __version__
 from regenmap.errors import ConfigError
 from regenmap.pipelines.config import builtin_config_path, load_config
 
@@ -46,6 +47,7 @@ def simulate(out_dir: str | Path, *, size: str = "small", seed: int = 0,
 
 
 def _region_is_current(region_dir: Path, size: str, seed: int) -> bool:
+    """Whether ``region_dir`` already holds the region this version would simulate."""
     meta = region_dir / "simulation.json"
     if not meta.is_file():
         return False
@@ -53,7 +55,8 @@ def _region_is_current(region_dir: Path, size: str, seed: int) -> bool:
         data = json.loads(meta.read_text(encoding="utf-8"))
     except json.JSONDecodeError:
         return False
-    return bool(data.get("size") == size and data.get("seed") == seed)
+    written_by = data.get("provenance", {}).get("versions", {}).get("regenmap")
+    return bool(data.get("size") == size and data.get("seed") == seed and written_by == __version__)
 
 
 def demo(out_dir: str | Path = "demo-out", *, size: str = "small", seed: int = 0,
