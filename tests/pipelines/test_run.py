@@ -13,86 +13,20 @@ import sys
 import time
 from pathlib import Path
 
-import pandas as pd
 import pytest
-import yaml
+from sim_jobs import (
+    assert_same_outputs,
+    make_job,
+    reference_run,
+    shared_root,
+)
 
 from regenmap.errors import ConfigError
 from regenmap.pipelines.config import load_config
 from regenmap.pipelines.run import run
-from regenmap.schema import FIELD_ID, TILE_ID, TIME
 
 pytestmark = pytest.mark.slow
 
-N_DATES = 16
-
-
-# --------------------------------------------------------------------------- shared job helpers
-def make_job(root: Path, name: str, *, tile_size_px: int, cluster: dict[str, object]) -> Path:
-    """Write a job config over the session's region; return its path."""
-    region = shared_region(root)
-    config = {
-        "name": name, "out_dir": str(root / name), "seed": 0,
-        "fields": {"path": str(region / "fields.gpkg"), "layer": "fields"},
-        "scenes": {"path": str(region / "scenes"), "sensor": "sentinel2_l2a"},
-        "extract": {"indices": ["NDVI", "EVI", "NDTI", "BSI", "NDMI"],
-                    "stats": ["mean", "median", "std"], "tile_size_px": tile_size_px},
-        "model": {"n_bootstrap": 20, "n_folds": 3,
-                  "params": {"num_boost_round": 60, "early_stopping_rounds": 10}},
-        "outputs": {"maps": False},
-        "cluster": cluster,
-    }
-    path = root / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(config), encoding="utf-8")
-    return path
-
-
-def shared_root(factory: pytest.TempPathFactory) -> Path:
-    root = factory.getbasetemp() / "regenmap-jobs"
-    root.mkdir(exist_ok=True)
-    return root
-
-
-def shared_region(root: Path) -> Path:
-    from regenmap.geo.simulate import simulate_region
-
-    region = root / "region"
-    if not (region / "simulation.json").is_file():
-        simulate_region(region, size="small", seed=0, n_dates=N_DATES)
-    return region
-
-
-def reference_run(factory: pytest.TempPathFactory) -> Path:
-    """Out folder of the reference: all stages, one in-process worker, one tile."""
-    root = shared_root(factory)
-    out = root / "reference"
-    if not (out / ".regenmap" / "predict.done.json").is_file():
-        cfg = make_job(root, "reference", tile_size_px=2048,
-                       cluster={"n_workers": 1, "processes": False})
-        run(cfg, quiet=True)
-    return out
-
-
-def observations(out: Path) -> pd.DataFrame:
-    files = sorted((out / "observations").glob("*.parquet"))
-    table = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
-    # tile_id names the partition, which differs by design between tilings.
-    return table.drop(columns=[TILE_ID]).sort_values([FIELD_ID, TIME]).reset_index(drop=True)
-
-
-def by_field(path: Path) -> pd.DataFrame:
-    return pd.read_parquet(path).sort_values(FIELD_ID).reset_index(drop=True)
-
-
-def assert_same_outputs(out: Path, ref: Path, *, predictions: bool = True) -> None:
-    pd.testing.assert_frame_equal(observations(out), observations(ref), check_exact=True)
-    pd.testing.assert_frame_equal(by_field(out / "features.parquet"),
-                                  by_field(ref / "features.parquet"), check_exact=True)
-    pd.testing.assert_frame_equal(by_field(out / "fields_status.parquet"),
-                                  by_field(ref / "fields_status.parquet"), check_exact=True)
-    if predictions:
-        pd.testing.assert_frame_equal(by_field(out / "predictions.parquet"),
-                                      by_field(ref / "predictions.parquet"), check_exact=True)
 
 
 # --------------------------------------------------------------------------- tests
