@@ -1,6 +1,12 @@
 """Training speed: 100,000 fields x 300 features x 4 classes on 2 cores, floor 120 s.
 
-Run: ``python benchmarks/bench_train.py [--fields N] [--features F] [--threads T]``.
+Run: ``OMP_WAIT_POLICY=PASSIVE python benchmarks/bench_train.py [--fields N] [--features F]
+[--threads T] [--predict]``.
+
+On a machine shared with other busy processes, LightGBM's OpenMP threads spin
+while waiting for each other and a 2-thread run can be 5-10x slower than on idle
+cores; ``OMP_WAIT_POLICY=PASSIVE`` makes waiting threads sleep instead. On idle
+cores the default (active) policy is as fast or faster.
 Prints the wall time of each step of :func:`regenmap.models.train.train_target`
 (early-stopped training on a held-out spatial fold, refit on all fields, global
 importance, reference distributions) and of prediction with explanations.
