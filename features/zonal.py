@@ -155,20 +155,24 @@ def zonal_stats(fields: FieldRaster, bands: dict[str, BandInput], indices: Seque
     params = np.array([[bands[n].scale, bands[n].offset,
                         np.nan if bands[n].nodata is None else bands[n].nodata] for n in used],
                       dtype=np.float64).reshape(len(used), 3)
-    kernel = _kernel(tuple(used), tuple(formulas))
     args: list[np.ndarray] = []
+    direct: list[bool] = []
     for name in used:
         b = bands[name]
-        args += [np.ascontiguousarray(b.data), *_maps(name, b.data, b.rows, b.cols, shape)]
+        maps = _maps(name, b.data, b.rows, b.cols, shape)
+        args += [np.ascontiguousarray(b.data), *maps]
+        direct.append(_is_direct(b.data, *maps, shape))
     mrows, mcols = _maps("mask", mask.data, mask.rows, mask.cols, shape)
+    direct.append(_is_direct(mask.data, mrows, mcols, shape))
+    kernel = _kernel(tuple(used), tuple(formulas), tuple(direct))
     offsets = fields.offsets
     qs = np.asarray(sorted(set(float(q) for q in percentiles)), dtype=np.float64)
     n_idx = len(indices)
     base = np.full((len(BASE_STATS), n_idx, fields.n_fields), np.nan, dtype=np.float32)
     quant = np.full((len(qs), n_idx, fields.n_fields), np.nan, dtype=np.float32)
     n_valid = np.zeros(fields.n_fields, np.int64)
-    kernel(fields.pixels, offsets, fields.visit_order, shape[1], np.ascontiguousarray(mask.data),
-           mrows, mcols,
+    prow, pcol = fields.pixels
+    kernel(prow, pcol, offsets, fields.visit_order, np.ascontiguousarray(mask.data), mrows, mcols,
            np.ascontiguousarray(mask.keep, np.bool_), params, qs, n_valid, base, quant, *args)
     n_pixels = np.diff(offsets)
     stats: dict[tuple[str, str], np.ndarray] = {}
@@ -226,72 +230,83 @@ def _substitute(formula: str, name: str, value: str) -> str:
 
 
 @functools.cache
-def _kernel(used: tuple[str, ...], formulas: tuple[str, ...]) -> Any:
-    """Generate and compile the fused count + index + scatter kernel for one index set."""
+def _kernel(used: tuple[str, ...], formulas: tuple[str, ...], direct: tuple[bool, ...]) -> Any:
+    """Generate and compile the fused mask + index + statistics kernel for one index set.
+
+    ``direct[j]`` says band j is on the window itself (no index maps needed); the last
+    entry is for the mask.
+    """
     args = ", ".join(f"b{j}, r{j}, c{j}" for j in range(len(used)))
     n_idx = len(formulas)
 
-    def indent(text: str, spaces: int) -> str:
-        return "\n".join(" " * spaces + x for x in text.splitlines())
+    def at(j: int | str, arr: str) -> str:
+        return f"{arr}[r, c]" if direct[-1 if j == "m" else int(j)] else \
+            f"{arr}[{'mr' if j == 'm' else f'r{j}'}[r], {'mc' if j == 'm' else f'c{j}'}[c]]"
 
-    check = ["code = mask[mr[r], mc[c]]",
-             "ok = code >= 0 and code < keep.shape[0] and keep[code]"]
+    hoist = [line for j in range(len(used)) for line in
+             (f"sc{j} = params[{j}, 0]", f"of{j} = params[{j}, 1]", f"nd{j} = params[{j}, 2]")]
+    check = [f"code = {at('m', 'mask')}", "ok = code >= 0 and code < nkeep and keep[code]"]
     for j in range(len(used)):
-        check += ["if ok:", f"    v{j} = b{j}[r{j}[r], c{j}[c]]",
-                  f"    ok = not (v{j} != v{j} or v{j} == params[{j}, 2])"]
-    put = [f"{name} = np.float64(v{j}) * params[{j}, 0] + params[{j}, 1]"
-           for j, name in enumerate(used)]
+        check += ["if ok:", f"    v{j} = {at(j, f'b{j}')}", f"    ok = not (v{j} != v{j} or v{j} == nd{j})"]
+    put = [f"{name} = np.float64(v{j}) * sc{j} + of{j}" for j, name in enumerate(used)]
     for k, f in enumerate(formulas):
-        put += [f"x = {f}", "if np.isfinite(x):", f"    buf[{k}, cnt[{k}]] = x", f"    cnt[{k}] += 1",
-                f"    s[{k}] += x", f"    ss[{k}] += x * x", f"    lo[{k}] = min(lo[{k}], x)",
-                f"    hi[{k}] = max(hi[{k}], x)"]
-    # One loop over fields, each field's pixels together (grouped once per tile): the
-    # values of a field stay in a small buffer in cache, reduced right away. Everything
-    # is inlined textually (helper calls with many array arguments per pixel would pay
-    # reference counting on every call).
+        put += [f"x = {f}", "if np.isfinite(x):", f"    buf[{k}, n{k}] = x", f"    n{k} += 1",
+                f"    s{k} += x", f"    ss{k} += x * x", f"    lo{k} = min(lo{k}, x)",
+                f"    hi{k} = max(hi{k}, x)"]
+    reset = [line for k in range(n_idx) for line in
+             (f"n{k} = 0", f"s{k} = 0.0", f"ss{k} = 0.0", f"lo{k} = np.inf", f"hi{k} = -np.inf")]
+    reduce = [f"_reduce_field(buf[{k}], n{k}, s{k}, ss{k}, lo{k}, hi{k}, qs, base[:, {k}, f], "
+              f"quant[:, {k}, f])" for k in range(n_idx)]
+
+    def block(lines: list[str], spaces: int) -> str:
+        return "\n".join(" " * spaces + x for x in lines)
+
+    # One loop over fields, each field's pixels together (grouped once per tile), fields
+    # in spatial order: a field's values stay in a small buffer in cache and are reduced
+    # right away. Accumulators are scalars (kept in registers), parameters are hoisted,
+    # and everything is inlined textually (helper calls with many array arguments per
+    # pixel would pay reference counting on every call).
     src = f"""import numba
 import numpy as np
 
 from regenmap.features.zonal import _reduce_field
 
-# Generated by regenmap.features.zonal for bands {used} and indices {list(formulas)}.
+# Generated by regenmap.features.zonal for bands {used} (on the window: {direct[:-1]}),
+# mask on the window: {direct[-1]}, indices {list(formulas)}.
 
 
 @numba.njit(error_model="numpy", nogil=True, cache=True)
-def kernel(pixels, offsets, order, w, mask, mr, mc, keep, params, qs, n_valid, base, quant,
+def kernel(prow, pcol, offsets, order, mask, mr, mc, keep, params, qs, n_valid, base, quant,
            {args}):
     n_fields = offsets.shape[0] - 1
+    nkeep = keep.shape[0]
+{block(hoist, 4)}
     longest = 0
     for f in range(n_fields):
         longest = max(longest, offsets[f + 1] - offsets[f])
     buf = np.empty(({n_idx}, longest), np.float32)
-    cnt = np.zeros({n_idx}, np.int64)
-    s = np.zeros({n_idx}, np.float64)
-    ss = np.zeros({n_idx}, np.float64)
-    lo = np.zeros({n_idx}, np.float64)
-    hi = np.zeros({n_idx}, np.float64)
     for i in range(n_fields):
         f = order[i]
-        cnt[:] = 0
-        s[:] = 0.0
-        ss[:] = 0.0
-        lo[:] = np.inf
-        hi[:] = -np.inf
+{block(reset, 8)}
         nv = 0
         for q in range(offsets[f], offsets[f + 1]):
-            p = pixels[q]
-            r = p // w
-            c = p - r * w
-{indent(chr(10).join(check), 12)}
+            r = prow[q]
+            c = pcol[q]
+{block(check, 12)}
             if ok:
                 nv += 1
-{indent(chr(10).join(put), 16)}
+{block(put, 16)}
         n_valid[f] = nv
-        for k in range({n_idx}):
-            _reduce_field(buf[k], cnt[k], s[k], ss[k], lo[k], hi[k], qs, base[:, k, f],
-                          quant[:, k, f])
+{block(reduce, 8)}
 """
     return _load_kernel(src)
+
+
+def _is_direct(data: np.ndarray, rows: np.ndarray, cols: np.ndarray,
+               shape: tuple[int, int]) -> bool:
+    """Whether index maps are the identity (the input is on the window itself)."""
+    return (data.shape == shape and bool(np.array_equal(rows, np.arange(shape[0])))
+            and bool(np.array_equal(cols, np.arange(shape[1]))))
 
 
 def _kernel_cache_dir() -> Path | None:

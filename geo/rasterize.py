@@ -59,26 +59,34 @@ class FieldRaster:
         return out
 
     @functools.cached_property
-    def pixels(self) -> np.ndarray:
-        """Flat pixel indices grouped by field: field f owns ``pixels[offsets[f]:offsets[f+1]]``.
+    def pixels(self) -> tuple[np.ndarray, np.ndarray]:
+        """Rows and columns (int32) of the pixels grouped by field.
 
-        Built once per tile (a counting sort, row-major within each field) so that every
-        acquisition visits each field's pixels together, with its values in cache.
+        Field f owns ``rows[offsets[f]:offsets[f+1]]`` (and the same slice of the
+        columns), row-major within the field. Built once per tile (a counting sort) so
+        that every acquisition visits each field's pixels together, with its values in
+        cache.
         """
-        return _group_by_field(np.ascontiguousarray(self.ids).ravel(), self.pair_pix,
-                               self.pair_fid, self.offsets)
+        return _group_by_field(np.ascontiguousarray(self.ids), self.pair_pix, self.pair_fid,
+                               self.offsets)
 
     @functools.cached_property
     def visit_order(self) -> np.ndarray:
-        """(n_fields,) int64 field positions sorted by their first pixel (row-major).
+        """(n_fields,) int64 field positions in a cache-friendly visiting order.
 
-        Visiting fields in this order walks the window top to bottom, so the rows a
-        field needs are still in cache from its neighbours (input order is arbitrary).
+        Fields are sorted by the 512-column strip of their first pixel, then top to
+        bottom: the raster rows a field needs are still in cache from its neighbours
+        (the input order of fields is arbitrary).
         """
-        first = np.where(self.n_pixels > 0, self.pixels[np.minimum(self.offsets[:-1],
-                                                                   max(len(self.pixels) - 1, 0))],
-                         np.iinfo(np.int64).max) if len(self.pixels) else np.zeros(self.n_fields)
-        return np.argsort(first, kind="stable").astype(np.int64)
+        rows, cols = self.pixels
+        start = np.minimum(self.offsets[:-1], max(len(rows) - 1, 0))
+        # vertical strips of 512 columns, top to bottom within a strip: the rows in use
+        # at any time span one strip (a few hundred KiB), not the whole window width
+        key = ((cols[start].astype(np.int64) // 512) * (self.grid.height + 1) * self.grid.width
+               + rows[start].astype(np.int64) * self.grid.width + cols[start] if len(rows)
+               else np.zeros(self.n_fields, np.int64))
+        key = np.where(self.n_pixels > 0, key, np.iinfo(np.int64).max)
+        return np.argsort(key, kind="stable").astype(np.int64)
 
 
 def inner_buffer(geoms: np.ndarray, distance: float) -> np.ndarray:
@@ -182,18 +190,23 @@ def rasterize_fields(geoms: np.ndarray, grid: GridSpec, *, buffer: float = 0.0) 
 
 
 @numba.njit(nogil=True, cache=True)
-def _group_by_field(flat: np.ndarray, pair_pix: np.ndarray, pair_fid: np.ndarray,
-                    offsets: np.ndarray) -> np.ndarray:  # pragma: no cover - numba
-    """Sort pixel indices by field with a counting sort (dense layer first, then pairs)."""
+def _group_by_field(ids: np.ndarray, pair_pix: np.ndarray, pair_fid: np.ndarray,
+                    offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
+    """Sort pixels by field with a counting sort (dense layer first, then pairs)."""
+    h, w = ids.shape
     pos = offsets[:-1].copy()
-    out = np.empty(offsets[-1], np.int64)
-    for i in range(flat.shape[0]):
-        f = flat[i]
-        if f >= 0:
-            out[pos[f]] = i
-            pos[f] += 1
+    rows = np.empty(offsets[-1], np.int32)
+    cols = np.empty(offsets[-1], np.int32)
+    for r in range(h):
+        for c in range(w):
+            f = ids[r, c]
+            if f >= 0:
+                rows[pos[f]] = r
+                cols[pos[f]] = c
+                pos[f] += 1
     for k in range(pair_pix.shape[0]):
         f = pair_fid[k]
-        out[pos[f]] = pair_pix[k]
+        rows[pos[f]] = pair_pix[k] // w
+        cols[pos[f]] = pair_pix[k] % w
         pos[f] += 1
-    return out
+    return rows, cols
