@@ -392,7 +392,8 @@ def predict_table(config: RunConfig | str | Path) -> Path:
         flags = [*mc.withhold_flags.get("all", []), *mc.withhold_flags.get(target, [])]
         pred = predict_target(model, features, confidence_threshold=mc.confidence_threshold,
                               field_status=status, ood_threshold=mc.ood_threshold,
-                              min_feature_share=mc.min_feature_share, flags=flags)
+                              min_feature_share=mc.min_feature_share, flags=flags,
+                              explain=mc.explain)
         drift[target] = pred.attrs.get("drift", {}).get(target)
         models[target] = {"dir": str(_model_dir(cfg, target)),
                           "model_id": model.provenance.get("model_id"),

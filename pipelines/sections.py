@@ -176,6 +176,9 @@ class ModelConfig(StrictModel):
     withhold_flags
         Feature-quality flag columns (value > 0 = flagged) that withhold a label as
         ``no_data``; key ``all`` applies to every target, other keys to one target.
+    explain
+        Write the top contributing features of every label in ``<target>_why``
+        (TreeSHAP, about 3 ms per field for a 300-feature, 4-class model).
     calibration
         Probability calibration fitted on the held-out folds: ``none``, ``temperature``
         (one scalar) or ``isotonic``.
@@ -206,6 +209,7 @@ class ModelConfig(StrictModel):
     min_feature_share: float = Field(default=0.5, ge=0, le=1)
     withhold_flags: dict[str, list[str]] = Field(
         default_factory=lambda: {"all": ["flag_few_obs"], "tillage": ["flag_no_ndti"]})
+    explain: bool = True
     calibration: Literal["none", "temperature", "isotonic"] = "none"
     search: bool = False
     n_bootstrap: int = Field(default=1000, ge=0)
