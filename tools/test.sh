@@ -16,6 +16,9 @@ if [ ${#need_apt[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/n
       "${need_apt[@]}" >/dev/null) || echo "warning: apt could not install ${need_apt[*]}; those tests will skip"
 fi
 
+# LightGBM's OpenMP threads spin-wait otherwise, which is very slow on shared CI cores.
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
+
 python -m pip install -q --disable-pip-version-check -e ".[dev]"
 python -m ruff check .
 python tools/typecheck.py
