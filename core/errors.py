@@ -22,22 +22,26 @@ class ConfigError(RegenmapError):
     exit_code = 2
 
 
-class InputError(RegenmapError):
-    """An input file is missing, unreadable or does not hold what is needed.
+class _PathError(RegenmapError):
+    """An error about one file or folder, whose path starts the message.
 
     Parameters
     ----------
     message
         What is wrong and how to fix it.
     path
-        The offending file, if there is one; it is prefixed to the message.
+        The offending file or folder, if there is one; it is prefixed to the message.
     """
-
-    exit_code = 3
 
     def __init__(self, message: str, *, path: str | Path | None = None) -> None:
         self.path = None if path is None else str(path)
         super().__init__(f"{self.path}: {message}" if self.path else message)
+
+
+class InputError(_PathError):
+    """An input file is missing, unreadable or does not hold what is needed."""
+
+    exit_code = 3
 
 
 class MissingBandError(InputError):
@@ -64,7 +68,7 @@ class ModelError(RegenmapError):
     exit_code = 5
 
 
-class OutputError(RegenmapError):
+class OutputError(_PathError):
     """An output cannot be written (missing or read-only folder, name clash)."""
 
     exit_code = 6

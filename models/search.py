@@ -49,7 +49,7 @@ def search_params(features: pd.DataFrame, labels: pd.Series, *, target: str,
         point = dict(zip(keys, values, strict=True))
         cv = cross_validate_predictions(features, labels, target=target, groups=groups,
                                         n_folds=n_folds, params={**(params or {}), **point},
-                                        seed=seed, classes=classes,
+                                        seed=seed, classes=None if classes is None else list(classes),
                                         random_folds=groups is None)
         p = softmax(cv.raw)
         loss = float(-np.mean(np.log(np.clip(p[np.arange(len(cv.y)), cv.y], 1e-12, None))))

@@ -147,10 +147,11 @@ def _chunk_rows(spec: SizeSpec) -> list[slice]:
 
 def _texture_grid(texture: Texture, transform: Affine, spec: SizeSpec) -> NDArray[np.float16]:
     """Within-field multipliers of the whole grid, (3, rows, cols) float16 (2 B a value)."""
-    xs = transform.c + (np.arange(spec.width_px) + 0.5) * transform.a
+    xs = np.asarray(transform.c + (np.arange(spec.width_px) + 0.5) * transform.a, dtype=np.float64)
     tex = np.empty((3, spec.height_px, spec.width_px), dtype=np.float16)
     for rows in _chunk_rows(spec):
-        ys = transform.f + (np.arange(rows.start, rows.stop) + 0.5) * transform.e
+        ys = np.asarray(transform.f + (np.arange(rows.start, rows.stop) + 0.5) * transform.e,
+                        dtype=np.float64)
         tex[:, rows] = texture.multipliers(xs, ys)
     return tex
 
@@ -171,9 +172,10 @@ def _write_acquisition(scenes_dir: Path, when: str, spec: SizeSpec, transform: A
             prof = _scene_profile(w if is10 else w // 2, h if is10 else h // 2,
                                   transform if is10 else t20)
             files[b] = rasterio.open(tmps[b], "w", **prof)
-        xs = transform.c + (np.arange(w) + 0.5) * transform.a
+        xs = np.asarray(transform.c + (np.arange(w) + 0.5) * transform.a, dtype=np.float64)
         for k, rows in enumerate(_chunk_rows(spec)):
-            ys = transform.f + (np.arange(rows.start, rows.stop) + 0.5) * transform.e
+            ys = np.asarray(transform.f + (np.arange(rows.start, rows.stop) + 0.5) * transform.e,
+                            dtype=np.float64)
             rng = np.random.default_rng([*noise_seed, k])
             ab = mix_abundances(mixes[k], abundance)
             out = render_chunk(ab, texture[:, rows], sky, xs, ys, rng)
