@@ -17,12 +17,7 @@ import shapely
 from pyogrio.errors import DataLayerError, DataSourceError
 
 from regenmap.errors import CRSError, FieldError, InputError
-from regenmap.schema import FIELD_ID, FieldStatus
-
-#: Columns added by :func:`read_fields` (names of the fields status table).
-STATUS = "status"
-REASON = "reason"
-AREA_HA = "area_ha"
+from regenmap.schema import AREA_HA, FIELD_ID, REASON, STATUS, FieldStatus
 
 
 def read_fields(path: str | Path, *, layer: str | None = None, id_column: str = FIELD_ID

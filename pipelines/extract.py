@@ -18,7 +18,6 @@ import os
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +38,7 @@ from regenmap.errors import (
 from regenmap.features.indices import SpectralIndex, resolve_indices
 from regenmap.features.zonal import BandInput, MaskInput, quantile_name, zonal_stats
 from regenmap.geo.catalog import Acquisition, SceneProblem, scan_band_files
-from regenmap.geo.fields import AREA_HA, REASON, STATUS, read_fields
+from regenmap.geo.fields import read_fields
 from regenmap.geo.grid import GridSpec
 from regenmap.geo.raster_read import RESAMPLING_RULE, read_native
 from regenmap.geo.rasterize import FieldRaster, rasterize_fields
@@ -48,11 +47,14 @@ from regenmap.pipelines.tiling import Tile, TilePlan, plan_tiles, reference_grid
 from regenmap.provenance import config_hash, stamp
 from regenmap.schema import (
     ACQUISITION_ID,
+    AREA_HA,
     FIELD_ID,
     N_PIXELS,
     N_VALID,
     OBSERVATIONS_SCHEMA,
+    REASON,
     SENSOR,
+    STATUS,
     TILE_ID,
     TIME,
     VALID_FRACTION,
@@ -100,15 +102,10 @@ def load_sensor_profile(name: str, *, base_dir: Path | None = None) -> SensorPro
 
 
 def builtin_sensor_dir() -> Path:
-    """Folder of the built-in sensor profiles (``configs/sensors``).
+    """Folder of the built-in sensor profiles (``configs/sensors``)."""
+    from regenmap.pipelines.config import CONFIGS_DIR
 
-    ``configs`` is the sibling of this package's folder both in the source tree
-    (editable installs) and in an installed wheel (``regenmap/configs``).
-    """
-    try:
-        return Path(str(resources.files("regenmap.configs").joinpath("sensors")))
-    except ModuleNotFoundError:  # editable installs cannot import the data-only package
-        return Path(__file__).resolve().parent.parent / "configs" / "sensors"
+    return CONFIGS_DIR / "sensors"
 
 
 def build_catalog(scenes: ScenesInput, profiles: SensorProfile | list[SensorProfile]
@@ -520,6 +517,11 @@ def _tile_fields(fields: gpd.GeoDataFrame, tile: Tile) -> TileFields:
                       shapely.to_wkb(geoms), crs_string(crs) if crs else crs)
 
 
+def _identity(value: Any) -> Any:
+    """Return ``value``: puts an object into the task graph with lineage."""
+    return value
+
+
 def _run(client: Client, pending: list[Tile], fields: gpd.GeoDataFrame, plan: TilePlan,
          acquisitions: list[Acquisition], spec: ExtractSpec, out: Path, meta: dict[str, Any],
          in_flight: int | None) -> list[SceneProblem]:
@@ -535,8 +537,10 @@ def _run(client: Client, pending: list[Tile], fields: gpd.GeoDataFrame, plan: Ti
     problems: list[SceneProblem] = []
 
     def submit(tile: Tile) -> Future:
-        tf = _tile_fields(fields, tile)
-        tf_future = client.scatter(tf, hash=False)
+        # A task, not client.scatter: its data lives in the graph, so the scheduler can
+        # recompute it on another worker if the one holding it dies.
+        tf_future = client.submit(_identity, _tile_fields(fields, tile),
+                                  key=f"tile-fields-{tile.id}-{meta['run_key']}", pure=False)
         parts = []
         for g, (grid, accs) in enumerate(by_grid.items()):
             ids = client.submit(build_tile_raster, tf_future, grid, spec.inner_buffer_px,
