@@ -1,13 +1,14 @@
 """End to end: `regenmap demo` on the small simulated region, through the real console script."""
 
 import json
-import shutil
+import os
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pyogrio
 import pytest
+from scripts import console_script
 
 from regenmap.schema import FIELD_ID, confidence_column, proba_column, status_column
 
@@ -19,10 +20,9 @@ TARGETS = {"tillage": 3, "winter_cover": 2}
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     out = tmp_path_factory.mktemp("demo")
-    exe = shutil.which("regenmap")
-    assert exe, "the regenmap console script is not installed"
+    exe = console_script("regenmap")
     done = subprocess.run([exe, "demo", "--out", str(out)], capture_output=True, text=True,
-                          timeout=600, env={"COLUMNS": "160", "PATH": str(Path(exe).parent)})
+                          timeout=600, env={**os.environ, "COLUMNS": "160"})
     assert done.returncode == 0, done.stderr + done.stdout
     return out, done.stdout
 
@@ -70,8 +70,7 @@ def test_heldout_skill_clearly_above_chance(demo_run: tuple[Path, str]) -> None:
 
 def test_rerun_does_nothing_and_says_so(demo_run: tuple[Path, str]) -> None:
     out, _ = demo_run
-    exe = shutil.which("regenmap")
-    assert exe
+    exe = console_script("regenmap")
     before = (out / "practices.gpkg").stat().st_mtime_ns
     done = subprocess.run([exe, "run", str(out / "demo.yaml"), "--quiet"], capture_output=True,
                           text=True, timeout=300)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from scripts import console_script
 from sim_jobs import N_DATES, assert_same_outputs, make_job, reference_run, shared_root
 
 from regenmap.pipelines.run import run
@@ -64,7 +64,7 @@ def tile_files(out: Path) -> list[Path]:
 @pytest.fixture()
 def dask_cluster(tmp_path: Path) -> Iterator[tuple[str, list[subprocess.Popen[bytes]]]]:
     """A real ``dask scheduler`` and two ``dask worker`` processes on 127.0.0.1."""
-    dask = shutil.which("dask")
+    dask = console_script("dask")
     assert dask, "the dask command line is not installed"
     sched_file = tmp_path / "scheduler.json"
     procs: list[subprocess.Popen[bytes]] = []
