@@ -118,3 +118,24 @@ def test_quantiles_match_numpy_linear_rule() -> None:
     for q in (10, 50, 90):
         assert res.stats[("NDVI", quantile_name(q))][0] == pytest.approx(np.percentile(ndvi, q),
                                                                          rel=1e-5)
+
+
+@pytest.mark.parametrize("levels", [3, 40, 5000])
+def test_quantiles_of_large_fields_with_ties_match_numpy(levels: int) -> None:
+    # 32x32 pixels in one field: more than 64 values, so the histogram-then-select path
+    # runs; few distinct levels give many ties, and one outlier stretches the range.
+    grid = GridSpec("EPSG:32631", Affine(10, 0, 0, 0, -10, 320), 32, 32)
+    rng = np.random.default_rng(levels)
+    nir = 3000 + (rng.integers(0, levels, (32, 32)) * (4000 // levels))
+    nir[0, 0] = 60000
+    red = np.full((32, 32), 1000)
+    fields = np.array([shapely.box(0, 0, 320, 320)], dtype=object)
+    res = zonal_stats(rasterize_fields(fields, grid), bands(red, nir), NDVI,
+                      percentiles=[10, 50, 90])
+    r, n = red * 1e-4, nir * 1e-4
+    ndvi = ((n - r) / (n + r)).astype(np.float32).ravel()
+    assert res.n_valid.tolist() == [1024]
+    for q in (10, 50, 90):
+        name = "median" if q == 50 else quantile_name(q)
+        np.testing.assert_allclose(res.stats[("NDVI", name)][0], np.percentile(ndvi, q),
+                                   rtol=1e-6)
