@@ -8,7 +8,8 @@ and mapped to its exit code (see ``docs/cli.md``).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from importlib import import_module
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -140,17 +141,29 @@ def extract(config: ConfigArg, scheduler: SchedulerOpt = None, profile: ProfileO
     out.print(str(path))
 
 
+def _stage(config: Path, module: str, name: str) -> None:
+    """Load ``config``, run stage ``module.name`` on it and print what it wrote.
+
+    The configuration is validated before the stage module is imported, so a
+    bad config fails fast with its own message and exit code.
+    """
+    cfg = _guard(lambda: _load(config))
+    entry = getattr(import_module(f"regenmap.pipelines.{module}"), name)
+    written = _guard(lambda: entry(cfg))
+    if isinstance(written, Mapping):
+        for key, path in written.items():
+            out.print(f"{key}: {path}")
+    else:
+        out.print(str(written))
+
+
 @app.command()
 def features(config: ConfigArg) -> None:
     """Per-field time-series features from the observations table.
 
     Example: `regenmap features configs/demo.yaml`
     """
-    cfg = _guard(lambda: _load(config))
-    from regenmap.pipelines.featurize import features as run_features
-
-    path = _guard(lambda: run_features(cfg))
-    out.print(str(path))
+    _stage(config, "featurize", "features")
 
 
 @app.command()
@@ -159,12 +172,7 @@ def train(config: ConfigArg) -> None:
 
     Example: `regenmap train configs/demo.yaml`
     """
-    cfg = _guard(lambda: _load(config))
-    from regenmap.pipelines.modelling import train as run_train
-
-    paths = _guard(lambda: run_train(cfg))
-    for target, path in paths.items():
-        out.print(f"{target}: {path}")
+    _stage(config, "modelling", "train")
 
 
 @app.command()
@@ -173,11 +181,7 @@ def evaluate(config: ConfigArg) -> None:
 
     Example: `regenmap evaluate configs/demo.yaml`
     """
-    cfg = _guard(lambda: _load(config))
-    from regenmap.pipelines.modelling import evaluate as run_evaluate
-
-    path = _guard(lambda: run_evaluate(cfg))
-    out.print(str(path))
+    _stage(config, "modelling", "evaluate")
 
 
 @app.command()
@@ -186,12 +190,7 @@ def predict(config: ConfigArg) -> None:
 
     Example: `regenmap predict configs/demo.yaml`
     """
-    cfg = _guard(lambda: _load(config))
-    from regenmap.pipelines.predict import predict as run_predict
-
-    paths = _guard(lambda: run_predict(cfg))
-    for name, path in paths.items():
-        out.print(f"{name}: {path}")
+    _stage(config, "predict", "predict")
 
 
 @app.command()
