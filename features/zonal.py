@@ -3,26 +3,34 @@
 The hot path of extraction. For one tile window and one acquisition it takes
 the raw band arrays (as decoded, any dtype), the quality-mask verdict and the
 field raster, and returns per field: ``n_pixels``, ``n_valid`` and, for every
-index, mean, std, min, max, count and quantiles over the valid pixels.
+index, mean, std, count (min and max on request) and quantiles over the valid
+pixels.
 
-Two numba passes, no float rasters:
+One generated numba kernel walks the window row by row (the field raster's
+:class:`~regenmap.geo.rasterize.ScanPlan`, built once per tile):
 
-1. a kernel generated for the set of indices (their formulas inlined) counts
-   pixels per field and writes each valid field pixel's index values straight
-   into a per-field contiguous buffer (CSR layout). Bands and the quality mask
-   stay at their native resolution: a row and a column index map take each
-   window pixel to its source pixel (nearest rule), so 20 m bands are never
-   materialised on the 10 m grid, and the mask is decoded through a lookup table;
-2. a fixed kernel reduces each field's segment. Quantiles are exact order statistics
-   found without sorting: a histogram of the field's values over [min, max] (a
-   monotone binning) tells which bin holds each wanted rank, and only that bin's
-   values are searched by quickselect.
+1. per row, a plain loop over the columns decodes the quality mask through a
+   lookup table, scales the bands, evaluates every index formula (inlined) and
+   adds each value to per-column running totals (sum, sum of squares, count;
+   min and max when asked). The loop has no per-pixel branch and no field
+   lookup, so LLVM vectorises it. Bands on coarser grids (Sentinel-2 20 m) are
+   looked up through row and column index maps (nearest rule), expanded once per
+   source row, never materialised on the window;
+2. where a field's vertical run of pixels in a column ends, that column's totals
+   are added to the field and reset (sparse events, precomputed per tile);
+3. when the pass leaves a field's last row, its statistics are final. Quantiles
+   need the values themselves: index values of the last rows a field can span
+   stay in a ring buffer, from which the field's values are gathered and its
+   quantiles found as exact order statistics without sorting (a histogram of the
+   values over [min, max], a monotone binning, tells which bin holds each wanted
+   rank; only that bin's values are searched by quickselect).
 
 A pixel is *valid* when the mask keeps it and every band the indices need has
 data there (not nodata, not NaN). An index value that is not finite (division
-by zero) is left out of that index's statistics only. Quantiles use linear
-interpolation between order statistics (NumPy's default); std is the
-population standard deviation (ddof=0).
+by zero) is left out of that index's statistics only. Statistics are computed
+from the float32 index values (so min <= quantiles <= max holds exactly), summed
+in float64. Quantiles use linear interpolation between order statistics (NumPy's
+default); std is the population standard deviation (ddof=0).
 """
 
 from __future__ import annotations
@@ -124,7 +132,8 @@ def quantile_name(q: float) -> str:
 
 def zonal_stats(fields: FieldRaster, bands: dict[str, BandInput], indices: Sequence[SpectralIndex],
                 *, mask_valid: np.ndarray | None = None, mask: MaskInput | None = None,
-                percentiles: Sequence[float] = (50.0,)) -> ZonalResult:
+                percentiles: Sequence[float] = (50.0,),
+                stats: Sequence[str] = BASE_STATS) -> ZonalResult:
     """Compute per-field statistics of ``indices`` for one acquisition.
 
     Parameters
@@ -143,6 +152,9 @@ def zonal_stats(fields: FieldRaster, bands: dict[str, BandInput], indices: Seque
         are kept when both are None.
     percentiles
         Quantiles in percent (0-100) to compute; 50 is reported as ``median``.
+    stats
+        Statistics of :data:`BASE_STATS` wanted; mean, std and count always come (they
+        cost nothing extra), min and max only when named here.
 
     Returns
     -------
@@ -167,24 +179,30 @@ def zonal_stats(fields: FieldRaster, bands: dict[str, BandInput], indices: Seque
         direct.append(_is_direct(b.data, *maps, shape))
     mrows, mcols = _maps("mask", mask.data, mask.rows, mask.cols, shape)
     direct.append(_is_direct(mask.data, mrows, mcols, shape))
-    kernel = _kernel(tuple(used), tuple(formulas), tuple(direct))
-    offsets = fields.offsets
     qs = np.asarray(sorted(set(float(q) for q in percentiles)), dtype=np.float64)
+    minmax = "min" in stats or "max" in stats
+    kernel = _kernel(tuple(used), tuple(formulas), tuple(direct), minmax, len(qs) > 0)
+    plan = fields.scan_plan
     n_idx = len(indices)
     base = np.full((len(BASE_STATS), n_idx, fields.n_fields), np.nan, dtype=np.float32)
     quant = np.full((len(qs), n_idx, fields.n_fields), np.nan, dtype=np.float32)
     n_valid = np.zeros(fields.n_fields, np.int64)
-    prow, pcol = fields.pixels
-    kernel(prow, pcol, offsets, fields.visit_order, np.ascontiguousarray(mask.data), mrows, mcols,
-           np.ascontiguousarray(mask.keep, np.bool_), params, qs, n_valid, base, quant, *args)
-    n_pixels = np.diff(offsets)
-    stats: dict[tuple[str, str], np.ndarray] = {}
+    if shape[0] and shape[1]:
+        kernel(plan.seg_ptr, plan.seg_col, plan.seg_fid, plan.pair_ptr, plan.pair_col,
+               plan.pair_fid, plan.run_ptr, plan.run_row, plan.run_c0, plan.run_c1,
+               plan.done_ptr, plan.done_fid, plan.span, shape[1],
+               np.ascontiguousarray(mask.data), mrows, mcols,
+               np.ascontiguousarray(mask.keep, np.bool_), params, qs, n_valid, base, quant, *args)
+    n_pixels = np.diff(fields.offsets)
+    base[BASE_STATS.index("count")][:, n_pixels == 0] = 0
+    out: dict[tuple[str, str], np.ndarray] = {}
     for k, idx in enumerate(indices):
-        for s, name in enumerate(BASE_STATS):
-            stats[(idx.name, name)] = base[s, k]
+        for j, name in enumerate(BASE_STATS):
+            if name in ("mean", "std", "count") or minmax:
+                out[(idx.name, name)] = base[j, k]
         for j, q in enumerate(qs):
-            stats[(idx.name, quantile_name(q))] = quant[j, k]
-    return ZonalResult(n_pixels=n_pixels, n_valid=n_valid, stats=stats)
+            out[(idx.name, quantile_name(q))] = quant[j, k]
+    return ZonalResult(n_pixels=n_pixels, n_valid=n_valid, stats=out)
 
 
 def _maps(name: str, data: np.ndarray, rows: np.ndarray | None, cols: np.ndarray | None,
@@ -233,79 +251,174 @@ def _substitute(formula: str, name: str, value: str) -> str:
 
 
 @functools.cache
-def _kernel(used: tuple[str, ...], formulas: tuple[str, ...], direct: tuple[bool, ...]) -> Any:
+def _kernel(used: tuple[str, ...], formulas: tuple[str, ...], direct: tuple[bool, ...],
+            minmax: bool, quantiles: bool) -> Any:
     """Generate and compile the fused mask + index + statistics kernel for one index set.
 
     ``direct[j]`` says band j is on the window itself (no index maps needed); the last
-    entry is for the mask.
+    entry is for the mask. ``minmax`` and ``quantiles`` switch their bookkeeping on.
     """
     args = ", ".join(f"b{j}, r{j}, c{j}" for j in range(len(used)))
     n_idx = len(formulas)
+    minmax = minmax or quantiles  # the quantile search bins values over [min, max]
+    mapped = [j for j in range(len(used)) if not direct[j]]
+    lines: list[str] = []
 
-    def at(j: int | str, arr: str) -> str:
-        return f"{arr}[r, c]" if direct[-1 if j == "m" else int(j)] else \
-            f"{arr}[{'mr' if j == 'm' else f'r{j}'}[r], {'mc' if j == 'm' else f'c{j}'}[c]]"
+    def emit(level: int, *code: str) -> None:
+        lines.extend(" " * (4 * level) + c for c in code)
 
-    hoist = [line for j in range(len(used)) for line in
-             (f"sc{j} = params[{j}, 0]", f"of{j} = params[{j}, 1]", f"nd{j} = params[{j}, 2]")]
-    check = [f"code = {at('m', 'mask')}", "ok = code >= 0 and code < nkeep and keep[code]"]
     for j in range(len(used)):
-        check += ["if ok:", f"    v{j} = {at(j, f'b{j}')}", f"    ok = not (v{j} != v{j} or v{j} == nd{j})"]
-    put = [f"{name} = np.float64(v{j}) * sc{j} + of{j}" for j, name in enumerate(used)]
+        emit(1, f"sc{j} = params[{j}, 0]", f"of{j} = params[{j}, 1]", f"nd{j} = params[{j}, 2]")
+    for j in mapped:
+        emit(1, f"e{j} = np.empty(width, np.float64)", f"src{j} = -1")
+    emit(1, "em = np.empty(width, np.bool_)", "srcm = -1")
+    # per-column running totals and per-field totals of each index
+    for k in range(n_idx):
+        emit(1, f"cs{k} = np.zeros(width)", f"cq{k} = np.zeros(width)",
+             f"cn{k} = np.zeros(width, np.int64)")
+        if minmax:
+            emit(1, f"clo{k} = np.full(width, np.inf, np.float32)",
+                 f"chi{k} = np.full(width, -np.inf, np.float32)")
+    emit(1, "fs = np.zeros((N_IDX, n_fields))", "fq = np.zeros((N_IDX, n_fields))",
+         "fn = np.zeros((N_IDX, n_fields), np.int64)")
+    if minmax:
+        emit(1, "flo = np.full((N_IDX, n_fields), np.inf)",
+             "fhi = np.full((N_IDX, n_fields), -np.inf)")
+    emit(1, "for r in range(height):")
+    for j in mapped:  # coarse bands: expand a source row once, when it changes
+        emit(2, f"if r{j}[r] != src{j}:", f"    src{j} = r{j}[r]", f"    row = b{j}[src{j}]",
+             "    for c in range(width):", f"        v = row[c{j}[c]]",
+             f"        e{j}[c] = np.float64(v) * sc{j} + of{j} "
+             f"if (v == v) & (v != nd{j}) else np.nan")
+    if direct[-1]:
+        emit(2, "mrow = mask[r]", "for c in range(width):", "    code = mrow[c]",
+             "    inside = (code >= 0) & (code < nkeep)",
+             "    em[c] = inside & keep[code if inside else 0]")
+    else:
+        emit(2, "if mr[r] != srcm:", "    srcm = mr[r]", "    mrow = mask[srcm]",
+             "    for c in range(width):", "        code = mrow[mc[c]]",
+             "        inside = (code >= 0) & (code < nkeep)",
+             "        em[c] = inside & keep[code if inside else 0]")
+    emit(2, "slot = r % hr")
+    for k in range(n_idx):
+        emit(2, f"x{k}row = ring[{k}, slot]")
+    for j in range(len(used)):
+        if direct[j]:
+            emit(2, f"d{j} = b{j}[r]")
+    emit(2, "for c in range(width):")
+    good = ["em[c]"]
+    for j, name in enumerate(used):
+        if direct[j]:
+            emit(3, f"v{j} = d{j}[c]", f"g{j} = (v{j} == v{j}) & (v{j} != nd{j})",
+                 f"{name} = np.float64(v{j}) * sc{j} + of{j}")
+        else:
+            emit(3, f"{name} = e{j}[c]", f"g{j} = {name} == {name}")
+        good.append(f"g{j}")
+    emit(3, f"good = {' & '.join(good)}", "okrow[c] = good")
     for k, f in enumerate(formulas):
-        put += [f"x = {f}", "if np.isfinite(x):", f"    buf[{k}, n{k}] = x", f"    n{k} += 1",
-                f"    s{k} += x", f"    ss{k} += x * x", f"    lo{k} = min(lo{k}, x)",
-                f"    hi{k} = max(hi{k}, x)"]
-    reset = [line for k in range(n_idx) for line in
-             (f"n{k} = 0", f"s{k} = 0.0", f"ss{k} = 0.0", f"lo{k} = np.inf", f"hi{k} = -np.inf")]
-    reduce = [f"_reduce_field(buf[{k}], n{k}, s{k}, ss{k}, lo{k}, hi{k}, qs, base[:, {k}, f], "
-              f"quant[:, {k}, f], bins, counts, scratch)" for k in range(n_idx)]
-
-    def block(lines: list[str], spaces: int) -> str:
-        return "\n".join(" " * spaces + x for x in lines)
-
-    # One loop over fields, each field's pixels together (grouped once per tile), fields
-    # in spatial order: a field's values stay in a small buffer in cache and are reduced
-    # right away. Accumulators are scalars (kept in registers), parameters are hoisted,
-    # and everything is inlined textually (helper calls with many array arguments per
-    # pixel would pay reference counting on every call).
+        emit(3, f"x = np.float32({f})", f"x{k}row[c] = x if good & np.isfinite(x) else nan32")
+    # Running totals in separate loops: one loop writing every array would need more
+    # run-time alias checks than LLVM makes, and would not be vectorised.
+    emit(2, "for c in range(width):", "    cv[c] += okrow[c]")
+    for k in range(n_idx):
+        emit(2, "for c in range(width):", f"    x = x{k}row[c]", "    fin = x == x",
+             "    y = np.float64(x) if fin else 0.0", f"    cs{k}[c] += y",
+             f"    cq{k}[c] += y * y", f"    cn{k}[c] += fin")
+        if minmax:
+            emit(2, "for c in range(width):", f"    x = x{k}row[c]", f"    lo = clo{k}[c]",
+                 f"    clo{k}[c] = x if x < lo else lo", f"    hi = chi{k}[c]",
+                 f"    chi{k}[c] = x if x > hi else hi")
+    # pixels of overlapping fields (extra layers): one by one
+    emit(2, "for p in range(pair_ptr[r], pair_ptr[r + 1]):", "    c = pair_col[p]",
+         "    f = pair_fid[p]", "    n_valid[f] += okrow[c]")
+    for k in range(n_idx):
+        emit(3, f"x = x{k}row[c]", "if x == x:", f"    fs[{k}, f] += np.float64(x)",
+             f"    fq[{k}, f] += np.float64(x) * np.float64(x)", f"    fn[{k}, f] += 1")
+        if minmax:
+            emit(4, f"flo[{k}, f] = min(flo[{k}, f], np.float64(x))",
+                 f"fhi[{k}, f] = max(fhi[{k}, f], np.float64(x))")
+    # vertical runs ending on this row: add the column totals to their field
+    emit(2, "for e in range(seg_ptr[r], seg_ptr[r + 1]):", "    c = seg_col[e]",
+         "    f = seg_fid[e]", "    if f >= 0:", "        n_valid[f] += cv[c]")
+    for k in range(n_idx):
+        emit(4, f"fs[{k}, f] += cs{k}[c]", f"fq[{k}, f] += cq{k}[c]", f"fn[{k}, f] += cn{k}[c]")
+        if minmax:
+            emit(4, f"flo[{k}, f] = min(flo[{k}, f], np.float64(clo{k}[c]))",
+                 f"fhi[{k}, f] = max(fhi[{k}, f], np.float64(chi{k}[c]))")
+    emit(3, "cv[c] = 0")
+    for k in range(n_idx):
+        emit(3, f"cs{k}[c] = 0.0", f"cq{k}[c] = 0.0", f"cn{k}[c] = 0")
+        if minmax:
+            emit(3, f"clo{k}[c] = np.inf", f"chi{k}[c] = -np.inf")
+    # fields whose last row this is: final statistics
+    emit(2, "for i in range(done_ptr[r], done_ptr[r + 1]):", "    f = done_fid[i]",
+         "    for k in range(N_IDX):")
+    emit(4, "m = fn[k, f]", "base[4, k, f] = m", "if m == 0:", "    continue",
+         "mean = fs[k, f] / m", "base[0, k, f] = mean",
+         "base[1, k, f] = np.sqrt(max(fq[k, f] / m - mean * mean, 0.0))")
+    if minmax:
+        emit(4, "base[2, k, f] = flo[k, f]", "base[3, k, f] = fhi[k, f]")
+    if quantiles:
+        emit(4, "n = _copy_runs(flat[k], hr, width, run_ptr[f], run_ptr[f + 1], run_row, run_c0, "
+             "run_c1, vals)", "_field_quantiles(vals, n, m, flo[k, f], fhi[k, f], qs, "
+             "quant[:, k, f], bins, counts, scratch)")
     src = f"""import numba
 import numpy as np
 
-from regenmap.features.zonal import _HIST_BINS, _reduce_field
+from regenmap.features.zonal import _HIST_BINS, _copy_runs, _field_quantiles
 
 # Generated by regenmap.features.zonal for bands {used} (on the window: {direct[:-1]}),
-# mask on the window: {direct[-1]}, indices {list(formulas)}.
+# mask on the window: {direct[-1]}, indices {list(formulas)}, min/max: {minmax},
+# quantiles: {quantiles}.
+
+N_IDX = {n_idx}
 
 
 @numba.njit(error_model="numpy", nogil=True, cache=True)
-def kernel(prow, pcol, offsets, order, mask, mr, mc, keep, params, qs, n_valid, base, quant,
-           {args}):
-    n_fields = offsets.shape[0] - 1
+def kernel(seg_ptr, seg_col, seg_fid, pair_ptr, pair_col, pair_fid, run_ptr, run_row, run_c0,
+           run_c1, done_ptr, done_fid, span, width, mask, mr, mc, keep, params, qs, n_valid,
+           base, quant, {args}):
+    height = seg_ptr.shape[0] - 1
+    n_fields = n_valid.shape[0]
     nkeep = keep.shape[0]
-{block(hoist, 4)}
-    longest = 0
+    nan32 = np.float32(np.nan)
+    hr = span if {quantiles} else 1
+    ring = np.empty((N_IDX, hr, width), np.float32)
+    flat = ring.reshape((N_IDX, hr * width))
+    okrow = np.empty(width, np.bool_)
+    cv = np.zeros(width, np.int64)
+    longest = 1
     for f in range(n_fields):
-        longest = max(longest, offsets[f + 1] - offsets[f])
-    buf = np.empty(({n_idx}, longest), np.float32)
-    bins = np.empty(longest, np.int32)
-    scratch = np.empty(longest, np.float32)
-    counts = np.empty(_HIST_BINS + 1, np.int64)
-    for i in range(n_fields):
-        f = order[i]
-{block(reset, 8)}
-        nv = 0
-        for q in range(offsets[f], offsets[f + 1]):
-            r = prow[q]
-            c = pcol[q]
-{block(check, 12)}
-            if ok:
-                nv += 1
-{block(put, 16)}
-        n_valid[f] = nv
-{block(reduce, 8)}
-"""
+        m = 0
+        for t in range(run_ptr[f], run_ptr[f + 1]):
+            m += run_c1[t] - run_c0[t]
+        longest = max(longest, m)
+    vals = np.empty(longest if {quantiles} else 1, np.float32)
+    bins = np.empty(vals.shape[0], np.int32)
+    scratch = np.empty(vals.shape[0], np.float32)
+    counts = np.empty(_HIST_BINS + 2, np.int64)
+""" + "\n".join(lines) + "\n"
     return _load_kernel(src)
+
+
+@numba.njit(nogil=True, cache=True)
+def _copy_runs(ring: np.ndarray, hr: int, width: int, t0: int, t1: int, run_row: np.ndarray,
+               run_c0: np.ndarray, run_c1: np.ndarray, out: np.ndarray) -> int:  # pragma: no cover
+    """Copy one field's values (NaN where invalid) from the ring of recent rows to ``out``.
+
+    ``ring`` is one index's ring buffer, flat: row slot s starts at ``s * width``. Returns
+    the number of values copied (the field's pixels).
+    """
+    n = np.intp(0)
+    for t in range(t0, t1):
+        start = np.intp(run_row[t] % hr) * width + np.intp(run_c0[t])
+        length = np.intp(run_c1[t] - run_c0[t])
+        src = ring[start:start + length]
+        dst = out[n:n + length]
+        for i in range(length):  # a plain copy (vectorised); NaN are skipped later
+            dst[i] = src[i]
+        n += length
+    return int(n)
 
 
 def _is_direct(data: np.ndarray, rows: np.ndarray, cols: np.ndarray,
@@ -393,15 +506,8 @@ _HIST_BINS = 4096
 
 
 @numba.njit(nogil=True, cache=True)
-def _kth(values: np.ndarray, m: int, k: int, bins: np.ndarray, cum: np.ndarray,
-         scratch: np.ndarray) -> float:  # pragma: no cover - numba
-    """Exact k-th smallest of ``values[:m]`` from its histogram (``bins``, ``cum``).
-
-    ``bins[i]`` is the bin of ``values[i]`` (a monotone function of the value) and
-    ``cum[b]`` the number of values in bins before b, so the k-th smallest lies in the
-    bin b with ``cum[b] <= k < cum[b + 1]``; only that bin's values are gathered and
-    searched by quickselect. Exact: the binning never breaks the order.
-    """
+def _bin_of_rank(cum: np.ndarray, k: int) -> int:  # pragma: no cover - numba
+    """Find the bin b holding the k-th smallest value: ``cum[b] <= k < cum[b + 1]``."""
     lo_b = 0
     hi_b = cum.shape[0] - 2
     while lo_b < hi_b:  # last bin b with cum[b] <= k
@@ -410,62 +516,65 @@ def _kth(values: np.ndarray, m: int, k: int, bins: np.ndarray, cum: np.ndarray,
             lo_b = mid
         else:
             hi_b = mid - 1
-    b = lo_b
-    n = 0
-    for i in range(m):
-        if bins[i] == b:
-            scratch[n] = values[i]
-            n += 1
-    j = k - cum[b]
-    _select(scratch, j, 0, n - 1)
-    return np.float64(scratch[j])
+    return lo_b
 
 
 @numba.njit(nogil=True, cache=True)
-def _reduce_field(values: np.ndarray, m: int, total: float, squares: float, lo: float, hi: float,
-                  qs: np.ndarray, base: np.ndarray, quant: np.ndarray, bins: np.ndarray,
-                  counts: np.ndarray, scratch: np.ndarray) -> None:  # pragma: no cover - numba
-    """Write one field's statistics of one index.
+def _field_quantiles(values: np.ndarray, n: int, m: int, lo: float, hi: float, qs: np.ndarray,
+                     quant: np.ndarray, bins: np.ndarray, counts: np.ndarray,
+                     scratch: np.ndarray) -> None:  # pragma: no cover - numba
+    """Write the quantiles ``qs`` (percent, ascending) of one field's values to ``quant``.
 
-    ``values[:m]`` are the field's finite values (reordered when quantiles are found by
-    quickselect); ``bins``, ``counts`` and ``scratch`` are work arrays of at least m,
-    ``_HIST_BINS + 1`` and m elements.
+    ``values[:n]`` hold the field's m finite values, in [lo, hi], and n - m NaN (left
+    out); they may be reordered. ``bins``, ``counts`` and ``scratch`` are work arrays of
+    at least n, ``_HIST_BINS + 2`` and n elements.
+
+    Exact order statistics without sorting: a histogram of the values over [lo, hi]
+    (a monotone binning, so it never breaks the order) tells which bin holds each
+    wanted rank, and only that bin's values are searched by quickselect (quickselect
+    over the whole field mispredicts about every other comparison).
     """
-    base[4] = m
     if m == 0:
         return
-    mean = total / m
-    base[0] = mean
-    base[1] = np.sqrt(max(squares / m - mean * mean, 0.0))
-    base[2] = lo
-    base[3] = hi
-    if qs.shape[0] == 0:
-        return
     if m < _HIST_MIN or not hi > lo:
+        if n > m:  # move the finite values to the front
+            j = 0
+            for i in range(n):
+                v = values[i]
+                values[j] = v
+                j += v == v
         _quantiles_select(values, m, qs, quant)
         return
-    # One branch-free histogram pass over [lo, hi]; each order statistic is then
-    # searched for among the few values of its bin only (quickselect over the whole
-    # field mispredicts about every other comparison).
     nb = min(max(m >> 3, 16), _HIST_BINS)
-    scale = nb / (np.float64(hi) - np.float64(lo))
-    cum = counts[:nb + 1]
+    scale = nb / (hi - lo)
+    cum = counts[:nb + 2]  # bin nb holds the NaN, after every finite value
     cum[:] = 0
-    for i in range(m):
-        t = int((np.float64(values[i]) - lo) * scale)
-        t = min(t, nb - 1)
+    for i in range(n):
+        v = values[i]
+        t = min(int((np.float64(v) - lo) * scale), nb - 1) if v == v else nb
         bins[i] = t
         cum[t + 1] += 1
-    for b in range(nb):
+    for b in range(nb + 1):
         cum[b + 1] += cum[b]
     for t in range(qs.shape[0]):
         pos = qs[t] / 100.0 * (m - 1)
         i0 = int(np.floor(pos))
         w = pos - i0
-        v0 = _kth(values, m, i0, bins, cum, scratch)
+        i1 = i0 + 1 if w > 0 and i0 + 1 < m else i0
+        b0 = _bin_of_rank(cum, i0)
+        b1 = _bin_of_rank(cum, i1)
+        k = 0
+        for i in range(n):  # the values of bins b0..b1 (usually one bin)
+            scratch[k] = values[i]
+            k += (bins[i] >= b0) & (bins[i] <= b1)
+        j = i0 - cum[b0]
+        _select(scratch, j, 0, k - 1)
+        v0 = np.float64(scratch[j])
         v1 = v0
-        if w > 0 and i0 + 1 < m:
-            v1 = _kth(values, m, i0 + 1, bins, cum, scratch)
+        if i1 > i0:  # the next order statistic: the least value right of j
+            v1 = np.float64(scratch[j + 1])
+            for i in range(j + 2, k):
+                v1 = min(v1, np.float64(scratch[i]))
         quant[t] = v0 * (1.0 - w) + v1 * w
 
 

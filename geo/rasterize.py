@@ -71,22 +71,9 @@ class FieldRaster:
                                self.offsets)
 
     @functools.cached_property
-    def visit_order(self) -> np.ndarray:
-        """(n_fields,) int64 field positions in a cache-friendly visiting order.
-
-        Fields are sorted by the 512-column strip of their first pixel, then top to
-        bottom: the raster rows a field needs are still in cache from its neighbours
-        (the input order of fields is arbitrary).
-        """
-        rows, cols = self.pixels
-        start = np.minimum(self.offsets[:-1], max(len(rows) - 1, 0))
-        # vertical strips of 512 columns, top to bottom within a strip: the rows in use
-        # at any time span one strip (a few hundred KiB), not the whole window width
-        key = ((cols[start].astype(np.int64) // 512) * (self.grid.height + 1) * self.grid.width
-               + rows[start].astype(np.int64) * self.grid.width + cols[start] if len(rows)
-               else np.zeros(self.n_fields, np.int64))
-        key = np.where(self.n_pixels > 0, key, np.iinfo(np.int64).max)
-        return np.argsort(key, kind="stable").astype(np.int64)
+    def scan_plan(self) -> ScanPlan:
+        """Index of the raster for a row-by-row pass (see :class:`ScanPlan`), built once."""
+        return build_scan_plan(self)
 
 
 def inner_buffer(geoms: np.ndarray, distance: float) -> np.ndarray:
@@ -210,3 +197,165 @@ def _group_by_field(ids: np.ndarray, pair_pix: np.ndarray, pair_fid: np.ndarray,
         cols[pos[f]] = pair_pix[k] % w
         pos[f] += 1
     return rows, cols
+
+
+@dataclass(frozen=True)
+class ScanPlan:
+    """Index of a field raster for a row-by-row pass over a tile window.
+
+    Built once per tile and grid (:attr:`FieldRaster.scan_plan`) and reused for every
+    acquisition. A pass goes down the rows; per-column running totals are added into
+    their field when the field's vertical run of pixels in that column ends, so the
+    per-pixel work is a plain, vectorisable loop over the row.
+
+    Attributes
+    ----------
+    seg_ptr, seg_col, seg_fid
+        Ends of vertical segments of the dense layer: segment ends of row r are
+        ``seg_ptr[r]:seg_ptr[r+1]`` (int64 (height+1,)); their column (int32) and field
+        position (int32, -1 for pixels outside every field).
+    pair_ptr, pair_col, pair_fid
+        Pixels of the extra (overlap) layers by row, as above.
+    run_ptr, run_row, run_c0, run_c1
+        Horizontal runs of each field's pixels, field by field (``run_ptr`` int64
+        (n_fields+1,)), rows ascending; a run covers columns ``run_c0:run_c1`` (int32).
+    done_ptr, done_fid
+        Fields whose last row is r: ``done_fid[done_ptr[r]:done_ptr[r+1]]``.
+    span
+        Most rows one field spans (at least 1): rows a pass keeps to revisit a field.
+    """
+
+    seg_ptr: np.ndarray
+    seg_col: np.ndarray
+    seg_fid: np.ndarray
+    pair_ptr: np.ndarray
+    pair_col: np.ndarray
+    pair_fid: np.ndarray
+    run_ptr: np.ndarray
+    run_row: np.ndarray
+    run_c0: np.ndarray
+    run_c1: np.ndarray
+    done_ptr: np.ndarray
+    done_fid: np.ndarray
+    span: int
+
+
+def build_scan_plan(raster: FieldRaster) -> ScanPlan:
+    """Build the :class:`ScanPlan` of ``raster`` (see :attr:`FieldRaster.scan_plan`)."""
+    ids = np.ascontiguousarray(raster.ids)
+    height, width = ids.shape
+    seg_ptr, seg_col, seg_fid = _segment_ends(ids)
+    order = np.argsort(raster.pair_pix, kind="stable")
+    pair_pix = raster.pair_pix[order]
+    pair_fid = raster.pair_fid[order].astype(np.int32)
+    pair_ptr = np.zeros(height + 1, np.int64)
+    if width:
+        np.cumsum(np.bincount(pair_pix // width, minlength=height)[:height], out=pair_ptr[1:])
+    pair_col = (pair_pix % max(width, 1)).astype(np.int32)
+    run_ptr, run_row, run_c0, run_c1 = _field_runs(ids, pair_ptr, pair_col, pair_fid,
+                                                   raster.n_fields)
+    done_ptr, done_fid, span = _completions(run_ptr, run_row, height)
+    return ScanPlan(seg_ptr, seg_col, seg_fid, pair_ptr, pair_col, pair_fid, run_ptr, run_row,
+                    run_c0, run_c1, done_ptr, done_fid, span)
+
+
+@numba.njit(nogil=True, cache=True)
+def _segment_ends(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover
+    """Per row, the columns where a vertical run of one id ends (the id changes below)."""
+    h, w = ids.shape
+    ptr = np.zeros(h + 1, np.int64)
+    for r in range(h):
+        n = 0
+        for c in range(w):
+            n += r == h - 1 or ids[r + 1, c] != ids[r, c]
+        ptr[r + 1] = ptr[r] + n
+    col = np.empty(ptr[h], np.int32)
+    fid = np.empty(ptr[h], np.int32)
+    k = 0
+    for r in range(h):
+        for c in range(w):
+            if r == h - 1 or ids[r + 1, c] != ids[r, c]:
+                col[k] = c
+                fid[k] = ids[r, c]
+                k += 1
+    return ptr, col, fid
+
+
+@numba.njit(nogil=True, cache=True)
+def _field_runs(ids: np.ndarray, pair_ptr: np.ndarray, pair_col: np.ndarray,
+                pair_fid: np.ndarray, n_fields: int
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover
+    """Horizontal runs of each field's pixels, grouped by field, rows ascending.
+
+    Runs of the dense layer start where the id changes along a row; each pixel of an
+    extra (overlap) layer is a run of its own. A counting sort by field keeps each
+    field's runs in row order.
+    """
+    h, w = ids.shape
+    ptr = np.zeros(n_fields + 1, np.int64)
+    for r in range(h):  # runs per field
+        line = ids[r]
+        for c in range(w):
+            f = line[c]
+            if f >= 0 and (c == 0 or line[c - 1] != f):
+                ptr[f + 1] += 1
+        for p in range(pair_ptr[r], pair_ptr[r + 1]):
+            ptr[pair_fid[p] + 1] += 1
+    for f in range(n_fields):
+        ptr[f + 1] += ptr[f]
+    pos = ptr[:-1].copy()
+    run_row = np.empty(ptr[n_fields], np.int32)
+    run_c0 = np.empty(ptr[n_fields], np.int32)
+    run_c1 = np.empty(ptr[n_fields], np.int32)
+    for r in range(h):
+        line = ids[r]
+        for c in range(w):
+            f = line[c]
+            if f >= 0 and (c == 0 or line[c - 1] != f):
+                stop = c + 1
+                while stop < w and line[stop] == f:
+                    stop += 1
+                j = pos[f]
+                pos[f] += 1
+                run_row[j] = r
+                run_c0[j] = c
+                run_c1[j] = stop
+        for p in range(pair_ptr[r], pair_ptr[r + 1]):
+            f = pair_fid[p]
+            j = pos[f]
+            pos[f] += 1
+            run_row[j] = r
+            run_c0[j] = pair_col[p]
+            run_c1[j] = pair_col[p] + 1
+    return ptr, run_row, run_c0, run_c1
+
+
+@numba.njit(nogil=True, cache=True)
+def _completions(run_ptr: np.ndarray, run_row: np.ndarray, height: int
+                 ) -> tuple[np.ndarray, np.ndarray, int]:  # pragma: no cover
+    """Fields by last row, and the most rows one field spans."""
+    n_fields = run_ptr.shape[0] - 1
+    last = np.full(n_fields, -1, np.int64)
+    span = 1
+    for f in range(n_fields):
+        if run_ptr[f + 1] > run_ptr[f]:
+            lo = height
+            hi = -1
+            for t in range(run_ptr[f], run_ptr[f + 1]):
+                lo = min(lo, run_row[t])
+                hi = max(hi, run_row[t])
+            last[f] = hi
+            span = max(span, hi - lo + 1)
+    ptr = np.zeros(height + 1, np.int64)
+    for f in range(n_fields):
+        if last[f] >= 0:
+            ptr[last[f] + 1] += 1
+    for r in range(height):
+        ptr[r + 1] += ptr[r]
+    pos = ptr[:-1].copy()
+    fid = np.empty(ptr[height], np.int32)
+    for f in range(n_fields):
+        if last[f] >= 0:
+            fid[pos[last[f]]] = f
+            pos[last[f]] += 1
+    return ptr, fid, span

@@ -318,7 +318,7 @@ def extract_acquisition(fields: TileFields, tile_raster: TileRaster, acq: Acquis
         return None, [SceneProblem(acq.id, getattr(err, "path", "") or "",
                                    f"tile {fields.tile_id}: {err}")]
     result = zonal_stats(tile_raster.raster, bands, spec.indices, mask=mask,
-                         percentiles=spec.quantiles())
+                         percentiles=spec.quantiles(), stats=spec.stats)
     n_pix = result.n_pixels.astype(np.int32)
     n_val = result.n_valid.astype(np.int32)
     with np.errstate(invalid="ignore", divide="ignore"):
