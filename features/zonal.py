@@ -51,7 +51,7 @@ import numba
 import numpy as np
 
 from regenmap.features.indices import SpectralIndex
-from regenmap.geo.rasterize import FieldRaster
+from regenmap.geo.rasterize import FieldIndex, FieldRaster
 
 _LOAD_LOCK = threading.Lock()
 
@@ -130,16 +130,17 @@ def quantile_name(q: float) -> str:
     return f"p{int(q)}" if float(q).is_integer() else f"p{q:g}"
 
 
-def zonal_stats(fields: FieldRaster, bands: dict[str, BandInput], indices: Sequence[SpectralIndex],
-                *, mask_valid: np.ndarray | None = None, mask: MaskInput | None = None,
-                percentiles: Sequence[float] = (50.0,),
+def zonal_stats(fields: FieldRaster | FieldIndex, bands: dict[str, BandInput],
+                indices: Sequence[SpectralIndex], *, mask_valid: np.ndarray | None = None,
+                mask: MaskInput | None = None, percentiles: Sequence[float] = (50.0,),
                 stats: Sequence[str] = BASE_STATS) -> ZonalResult:
     """Compute per-field statistics of ``indices`` for one acquisition.
 
     Parameters
     ----------
     fields
-        Field raster on the same window as the bands.
+        Field raster (or its :class:`~regenmap.geo.rasterize.FieldIndex`) on the same window
+        as the bands.
     bands
         Common band name (or precomputed index name, lower-case) -> band on the window.
         Indices whose bands are absent get NaN statistics.
@@ -193,7 +194,7 @@ def zonal_stats(fields: FieldRaster, bands: dict[str, BandInput], indices: Seque
                plan.done_ptr, plan.done_fid, plan.span, shape[1],
                np.ascontiguousarray(mask.data), mrows, mcols,
                np.ascontiguousarray(mask.keep, np.bool_), params, qs, n_valid, base, quant, *args)
-    n_pixels = np.diff(fields.offsets)
+    n_pixels = np.asarray(fields.n_pixels, dtype=np.int64)
     base[BASE_STATS.index("count")][:, n_pixels == 0] = 0
     out: dict[tuple[str, str], np.ndarray] = {}
     for k, idx in enumerate(indices):

@@ -70,6 +70,10 @@ class FieldRaster:
         return _group_by_field(np.ascontiguousarray(self.ids), self.pair_pix, self.pair_fid,
                                self.offsets)
 
+    def index(self) -> FieldIndex:
+        """Return the :class:`FieldIndex`: what a zonal pass needs, without the id raster."""
+        return FieldIndex(self.grid, self.n_fields, self.n_pixels, self.scan_plan)
+
     @functools.cached_property
     def scan_plan(self) -> ScanPlan:
         """Index of the raster for a row-by-row pass (see :class:`ScanPlan`), built once."""
@@ -359,3 +363,28 @@ def _completions(run_ptr: np.ndarray, run_row: np.ndarray, height: int
             fid[pos[last[f]]] = f
             pos[last[f]] += 1
     return ptr, fid, span
+
+
+@dataclass(frozen=True)
+class FieldIndex:
+    """What a row-by-row zonal pass needs of a :class:`FieldRaster`, without the id raster.
+
+    About 10x smaller than the raster (runs and segment ends instead of one int32 per
+    pixel); this is what extraction keeps per tile and grid and ships between workers.
+
+    Attributes
+    ----------
+    grid
+        The window the plan refers to.
+    n_fields
+        Number of fields positions refer to.
+    n_pixels
+        (n_fields,) int64 pixels of each field.
+    scan_plan
+        The raster's :class:`ScanPlan`.
+    """
+
+    grid: GridSpec
+    n_fields: int
+    n_pixels: np.ndarray
+    scan_plan: ScanPlan

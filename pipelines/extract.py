@@ -41,7 +41,7 @@ from regenmap.geo.catalog import Acquisition, SceneProblem, scan_band_files
 from regenmap.geo.fields import read_fields
 from regenmap.geo.grid import GridSpec
 from regenmap.geo.raster_read import RESAMPLING_RULE, read_native
-from regenmap.geo.rasterize import FieldRaster, rasterize_fields
+from regenmap.geo.rasterize import FieldIndex, rasterize_fields
 from regenmap.geo.sensors import SensorProfile
 from regenmap.pipelines.tiling import Tile, TilePlan, plan_tiles, reference_grid
 from regenmap.provenance import config_hash, stamp
@@ -178,13 +178,13 @@ class TileRaster:
     Attributes
     ----------
     raster
-        Field raster of the members on the tile's window of the grid.
+        Field index (runs of the field raster) of the members on the tile's window of the grid.
     members
         (m,) positions (in the tile's field list) of fields intersecting the grid; only
         they get observation rows for acquisitions on this grid.
     """
 
-    raster: FieldRaster
+    raster: FieldIndex
     members: np.ndarray
 
 
@@ -257,12 +257,13 @@ def build_tile_raster(fields: TileFields, grid: GridSpec, inner_buffer_px: float
     members = np.flatnonzero(hits & ~shapely.is_empty(local))
     if len(members) == 0:
         empty = grid.window_grid(grid.window_of_bounds((xmin, ymin, xmin, ymin)))
-        return TileRaster(rasterize_fields(np.empty(0, dtype=object), empty), members)
+        return TileRaster(rasterize_fields(np.empty(0, dtype=object), empty).index(), members)
     bounds = shapely.total_bounds(local[members])
     xb0, yb0, xb1, yb1 = (float(v) for v in bounds)
     window = grid.window_grid(grid.window_of_bounds((xb0, yb0, xb1, yb1)))
     raster = rasterize_fields(local[members], window, buffer=inner_buffer_px * grid.resolution)
-    return TileRaster(raster, members)
+    # the run index (built here, once per tile and grid) replaces the id raster
+    return TileRaster(raster.index(), members)
 
 
 def extract_acquisition(fields: TileFields, tile_raster: TileRaster, acq: Acquisition,
