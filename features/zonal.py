@@ -397,7 +397,7 @@ def kernel(seg_ptr, seg_col, seg_fid, pair_ptr, pair_col, pair_fid, run_ptr, run
     vals = np.empty(longest if {quantiles} else 1, np.float32)
     bins = np.empty(vals.shape[0], np.int32)
     scratch = np.empty(vals.shape[0], np.float32)
-    counts = np.empty(_HIST_BINS + 2, np.int64)
+    counts = np.empty(2 * _HIST_BINS + 4, np.int64)
 """ + "\n".join(lines) + "\n"
     return _load_kernel(src)
 
@@ -528,7 +528,7 @@ def _field_quantiles(values: np.ndarray, n: int, m: int, lo: float, hi: float, q
 
     ``values[:n]`` hold the field's m finite values, in [lo, hi], and n - m NaN (left
     out); they may be reordered. ``bins``, ``counts`` and ``scratch`` are work arrays of
-    at least n, ``_HIST_BINS + 2`` and n elements.
+    at least n, ``2 * _HIST_BINS + 4`` and n elements.
 
     Exact order statistics without sorting: a histogram of the values over [lo, hi]
     (a monotone binning, so it never breaks the order) tells which bin holds each
@@ -549,14 +549,25 @@ def _field_quantiles(values: np.ndarray, n: int, m: int, lo: float, hi: float, q
     nb = min(max(m >> 3, 16), _HIST_BINS)
     scale = nb / (hi - lo)
     cum = counts[:nb + 2]  # bin nb holds the NaN, after every finite value
+    odd = counts[nb + 2:2 * nb + 4]
     cum[:] = 0
+    odd[:] = 0
+    lo32 = np.float32(lo)
+    scale32 = np.float32(scale)
+    top = np.int32(nb - 1)
     for i in range(n):
         v = values[i]
-        t = min(int((np.float64(v) - lo) * scale), nb - 1) if v == v else nb
-        bins[i] = t
-        cum[t + 1] += 1
+        bins[i] = min(np.int32((v - lo32) * scale32), top) if v == v else np.int32(nb)
+    # neighbouring pixels often share a bin: two count arrays, so that consecutive
+    # increments do not wait on each other through memory
+    half = n >> 1
+    for i in range(half):
+        cum[bins[2 * i] + 1] += 1
+        odd[bins[2 * i + 1] + 1] += 1
+    if n & 1:
+        cum[bins[n - 1] + 1] += 1
     for b in range(nb + 1):
-        cum[b + 1] += cum[b]
+        cum[b + 1] += cum[b] + odd[b + 1]
     for t in range(qs.shape[0]):
         pos = qs[t] / 100.0 * (m - 1)
         i0 = int(np.floor(pos))
