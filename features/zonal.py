@@ -216,7 +216,7 @@ def _maps(name: str, data: np.ndarray, rows: np.ndarray | None, cols: np.ndarray
         return np.arange(shape[0], dtype=np.int64), np.arange(shape[1], dtype=np.int64)
     if rows.shape != (shape[0],) or cols.shape != (shape[1],):
         raise ValueError(f"{name}: index maps do not match the window {shape}")
-    if rows.size and (rows.min() < 0 or rows.max() >= data.shape[0] or cols.min() < 0
+    if rows.size and cols.size and (rows.min() < 0 or rows.max() >= data.shape[0] or cols.min() < 0
                       or cols.max() >= data.shape[1]):
         raise ValueError(f"{name}: index maps point outside the data")
     return np.ascontiguousarray(rows, np.int64), np.ascontiguousarray(cols, np.int64)

@@ -54,7 +54,7 @@ class ExtractConfig(StrictModel):
     percentiles: list[float] = Field(default_factory=list)
     inner_buffer_px: float = Field(default=0.5, ge=0)
     min_pixels: int = Field(default=3, ge=1)
-    tile_size_px: int = Field(default=4096, ge=16)
+    tile_size_px: int = Field(default=5120, ge=16)
     resample: Literal["nearest"] = "nearest"
     on_error: Literal["record", "fail"] = "record"
     read_threads: int = Field(default=1, ge=1)

@@ -1,9 +1,13 @@
 """Tile plan: every field is owned by exactly one tile.
 
-Tiles are squares of ``tile_size_px`` pixels of the reference grid (the finest
-grid of the most frequent acquisition grid), laid on that grid's pixel lattice
-in its CRS. A field belongs to the tile containing its representative point
-(:func:`shapely.point_on_surface`, always inside the polygon), so no field is
+Tiles are squares on the reference grid (the finest grid of the most frequent
+acquisition grid), laid on that grid's pixel lattice in its CRS: the grid is cut
+into the fewest equal tiles no larger than ``tile_size_px`` (edges rounded up to
+256 px, a common GeoTIFF block size), so a grid that fits in one tile is not cut
+at all (every cut costs the blocks along it decoded twice: a read window reaches
+past its tile) and no thin remainder tiles are left. A field belongs to the tile
+containing its representative point (:func:`shapely.point_on_surface`, always
+inside the polygon), so no field is
 counted twice and none is cut at a seam: a tile's read window is the bounding
 box of its own fields, which may reach past the tile square.
 """
@@ -66,6 +70,21 @@ def reference_grid(acquisitions: list[Acquisition], bands: list[str]) -> GridSpe
     return max(grids, key=lambda g: counts[g])
 
 
+def tile_edge_px(grid: GridSpec, tile_size_px: int) -> int:
+    """Edge of the plan's tiles in pixels of ``grid``.
+
+    The fewest tiles of at most ``tile_size_px`` that cover the grid's larger side,
+    made equal, with the edge rounded up to a multiple of 256 px when tiles are at
+    least 1024 px (never above ``tile_size_px``).
+    """
+    extent = max(grid.width, grid.height, 1)
+    n = -(-extent // tile_size_px)
+    edge = -(-extent // n)
+    if tile_size_px >= 1024:
+        edge = -(-edge // 256) * 256
+    return int(min(edge, tile_size_px))
+
+
 def plan_tiles(geoms: gpd.GeoSeries, grid: GridSpec, tile_size_px: int) -> TilePlan:
     """Assign every field to exactly one tile of ``grid``'s lattice.
 
@@ -77,13 +96,13 @@ def plan_tiles(geoms: gpd.GeoSeries, grid: GridSpec, tile_size_px: int) -> TileP
     grid
         Reference grid; its pixel size and origin define the lattice.
     tile_size_px
-        Tile edge in pixels of ``grid``.
+        Largest tile edge in pixels of ``grid`` (see :func:`tile_edge_px`).
 
     Returns
     -------
     TilePlan
     """
-    size = tile_size_px * grid.resolution
+    size = tile_edge_px(grid, tile_size_px) * grid.resolution
     x0, y0 = grid.transform.c, grid.transform.f
     local = geoms.to_crs(grid.crs) if geoms.crs is not None else geoms
     arr = local.to_numpy()

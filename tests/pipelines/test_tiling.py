@@ -6,14 +6,14 @@ import geopandas as gpd
 import numpy as np
 import shapely
 from affine import Affine
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from regenmap.features.indices import resolve_indices
 from regenmap.features.zonal import BandInput, zonal_stats
 from regenmap.geo.grid import GridSpec
 from regenmap.pipelines.extract import TileFields, build_tile_raster
-from regenmap.pipelines.tiling import plan_tiles
+from regenmap.pipelines.tiling import plan_tiles, tile_edge_px
 
 GRID = GridSpec("EPSG:32631", Affine(10, 0, 1000, 0, -10, 2000), 64, 48)
 RNG = np.random.default_rng(7)
@@ -54,6 +54,7 @@ def stats_by_tile(fields: gpd.GeoDataFrame, tile_size_px: int) -> dict[str, tupl
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(boxes, min_size=1, max_size=25), st.integers(16, 80))
+@example(specs=[(900.0, 1521.0, 100.0, 3.0)], tile_size_px=16)  # field lost to the buffer
 def test_every_field_in_one_tile_and_stats_independent_of_tiling(
         specs: list[tuple[float, float, float, float]], tile_size_px: int) -> None:
     fields = field_table(specs)
@@ -73,3 +74,20 @@ def test_tile_ids_follow_the_reference_lattice() -> None:
     plan = plan_tiles(fields.geometry, GRID, 16)
     assert [t.id for t in plan.tiles] == ["r0_c0", "r0_c1", "r1_c0"]
     assert plan.size == 160
+
+
+def test_tile_edge_splits_the_grid_into_the_fewest_equal_tiles() -> None:
+    def grid(n: int) -> GridSpec:
+        return GridSpec("EPSG:32631", Affine(10, 0, 0, 0, -10, 0), n, n)
+
+    assert tile_edge_px(grid(5000), 5120) == 5120  # fits: one tile, no seam
+    assert tile_edge_px(grid(5000), 4096) == 2560  # two equal tiles, not 4096 + 904
+    assert tile_edge_px(grid(10980), 5120) == 3840  # Sentinel-2 tile: 3 x 3
+    assert tile_edge_px(grid(100), 16) == 15  # small tiles: not rounded
+    assert tile_edge_px(grid(5000), 5000) == 5000  # never above the limit
+
+
+def test_a_grid_that_fits_is_one_tile() -> None:
+    fields = field_table([(1000 + 60 * i, 1990 - 40 * i, 30, 30) for i in range(10)])
+    assert len(plan_tiles(fields.geometry, GRID, 64).tiles) == 1
+    assert len(plan_tiles(fields.geometry, GRID, 32).tiles) > 1
