@@ -130,11 +130,147 @@ def quantile_name(q: float) -> str:
     return f"p{int(q)}" if float(q).is_integer() else f"p{q:g}"
 
 
+class ZonalPass:
+    """Per-field statistics of one acquisition, fed strip by strip down the window.
+
+    The window may arrive in horizontal strips (rows ``r0:r0 + h``, top to bottom, each
+    row once), so that only a strip of each band is in memory and each strip is reduced
+    while still in cache after decoding; :func:`zonal_stats` feeds the whole window at once.
+
+    Parameters
+    ----------
+    fields
+        Field raster (or its :class:`~regenmap.geo.rasterize.FieldIndex`) of the window.
+    indices
+        Indices to compute.
+    percentiles
+        Quantiles in percent (0-100) to compute; 50 is reported as ``median``.
+    stats
+        Statistics of :data:`BASE_STATS` wanted; mean, std and count always come (they
+        cost nothing extra), min and max only when named here.
+    """
+
+    def __init__(self, fields: FieldRaster | FieldIndex, indices: Sequence[SpectralIndex], *,
+                 percentiles: Sequence[float] = (50.0,), stats: Sequence[str] = BASE_STATS):
+        self.fields = fields
+        self.indices = list(indices)
+        self.qs = np.asarray(sorted(set(float(q) for q in percentiles)), dtype=np.float64)
+        self.minmax = "min" in stats or "max" in stats
+        self.next_row = 0
+        self.used: list[str] | None = None
+        n_idx, nf = len(self.indices), fields.n_fields
+        width = fields.grid.width
+        self.base = np.full((len(BASE_STATS), n_idx, nf), np.nan, dtype=np.float32)
+        self.quant = np.full((len(self.qs), n_idx, nf), np.nan, dtype=np.float32)
+        self.n_valid = np.zeros(nf, np.int64)
+        # running totals per column (sum, sum of squares; counts; min, max) and per field
+        self.colf = np.zeros((2 * n_idx, width))
+        self.coln = np.zeros((n_idx + 1, width), np.int64)
+        self.colm = np.empty((2 * n_idx, width), np.float32)
+        self.colm[0::2], self.colm[1::2] = np.inf, -np.inf
+        self.fsum = np.zeros((n_idx, 2, nf))
+        self.fcount = np.zeros((n_idx, nf), np.int64)
+        self.fext = np.empty((n_idx, 2, nf))
+        self.fext[:, 0], self.fext[:, 1] = np.inf, -np.inf
+        plan = fields.scan_plan
+        quantiles = len(self.qs) > 0
+        self.ring = np.empty((n_idx, plan.span if quantiles else 1, width), np.float32)
+        longest = int(np.max(fields.n_pixels, initial=1)) if quantiles else 1
+        self.vals = np.empty(longest, np.float32)
+        self.bins = np.empty(longest, np.int32)
+        self.scratch = np.empty(longest, np.float32)
+        self.counts = np.empty(2 * _HIST_BINS + 4, np.int64)
+
+    def feed(self, r0: int, bands: dict[str, BandInput], *, mask: MaskInput | None = None,
+             mask_valid: np.ndarray | None = None) -> None:
+        """Add window rows ``r0:r0 + h`` (h: the strip's height).
+
+        Parameters
+        ----------
+        r0
+            First window row of the strip; strips come top to bottom without gaps.
+        bands
+            Common band name (or precomputed index name, lower-case) -> band on the
+            strip (index maps, if any, have h rows and the window's columns). Indices
+            whose bands are absent get NaN statistics; every strip has the same bands.
+        mask
+            Undecoded quality band of the strip with its lookup table; all pixels are
+            kept when it and ``mask_valid`` are None.
+        mask_valid
+            (h, width) bool, True where the pixel is usable (instead of ``mask``).
+        """
+        width = self.fields.grid.width
+        any_band = next(iter(bands.values()), None)
+        if mask is not None and mask.rows is not None:
+            h = len(mask.rows)
+        elif mask is not None:
+            h = mask.data.shape[0]
+        elif mask_valid is not None:
+            h = np.shape(mask_valid)[0]
+        elif any_band is not None:
+            h = len(any_band.rows) if any_band.rows is not None else any_band.data.shape[0]
+        else:
+            h = self.fields.grid.height - r0
+        if r0 != self.next_row or r0 + h > self.fields.grid.height:
+            raise ValueError(f"strip rows {r0}:{r0 + h} out of order (next row {self.next_row}, "
+                             f"window height {self.fields.grid.height})")
+        self.next_row = r0 + h
+        shape = (h, width)
+        used, formulas = _plan(bands, self.indices)
+        if self.used is None:
+            self.used = used
+        elif used != self.used:
+            raise ValueError(f"strip bands {used} differ from the first strip's {self.used}")
+        if mask is None:
+            mask = (MaskInput(np.ones((1, 1), np.uint8), np.array([False, True]),
+                              np.zeros(h, np.int64), np.zeros(width, np.int64))
+                    if mask_valid is None
+                    else MaskInput(np.asarray(mask_valid, dtype=np.uint8), np.array([False, True])))
+        params = np.array([[bands[n].scale, bands[n].offset,
+                            np.nan if bands[n].nodata is None else bands[n].nodata] for n in used],
+                          dtype=np.float64).reshape(len(used), 3)
+        args: list[np.ndarray] = []
+        direct: list[bool] = []
+        for name in used:
+            b = bands[name]
+            maps = _maps(name, b.data, b.rows, b.cols, shape)
+            args += [np.ascontiguousarray(b.data), *maps]
+            direct.append(_is_direct(b.data, *maps, shape))
+        mrows, mcols = _maps("mask", mask.data, mask.rows, mask.cols, shape)
+        direct.append(_is_direct(mask.data, mrows, mcols, shape))
+        if h == 0 or width == 0:
+            return
+        kernel = _kernel(tuple(used), tuple(formulas), tuple(direct), self.minmax,
+                         len(self.qs) > 0)
+        plan = self.fields.scan_plan
+        kernel(r0, h, plan.seg_ptr, plan.seg_col, plan.seg_fid, plan.pair_ptr, plan.pair_col,
+               plan.pair_fid, plan.run_ptr, plan.run_row, plan.run_c0, plan.run_c1,
+               plan.done_ptr, plan.done_fid, width, np.ascontiguousarray(mask.data), mrows,
+               mcols, np.ascontiguousarray(mask.keep, np.bool_), params, self.qs, self.n_valid,
+               self.base, self.quant, self.colf, self.coln, self.colm, self.fsum, self.fcount,
+               self.fext, self.ring, self.vals, self.bins, self.scratch, self.counts, *args)
+
+    def result(self) -> ZonalResult:
+        """Return the statistics once every row of the window has been fed."""
+        if self.next_row != self.fields.grid.height:
+            raise ValueError(f"rows {self.next_row}:{self.fields.grid.height} not fed yet")
+        n_pixels = np.asarray(self.fields.n_pixels, dtype=np.int64)
+        self.base[BASE_STATS.index("count")][:, n_pixels == 0] = 0
+        out: dict[tuple[str, str], np.ndarray] = {}
+        for k, idx in enumerate(self.indices):
+            for j, name in enumerate(BASE_STATS):
+                if name in ("mean", "std", "count") or self.minmax:
+                    out[(idx.name, name)] = self.base[j, k]
+            for j, q in enumerate(self.qs):
+                out[(idx.name, quantile_name(q))] = self.quant[j, k]
+        return ZonalResult(n_pixels=n_pixels, n_valid=self.n_valid, stats=out)
+
+
 def zonal_stats(fields: FieldRaster | FieldIndex, bands: dict[str, BandInput],
                 indices: Sequence[SpectralIndex], *, mask_valid: np.ndarray | None = None,
                 mask: MaskInput | None = None, percentiles: Sequence[float] = (50.0,),
                 stats: Sequence[str] = BASE_STATS) -> ZonalResult:
-    """Compute per-field statistics of ``indices`` for one acquisition.
+    """Compute per-field statistics of ``indices`` for one acquisition (whole window).
 
     Parameters
     ----------
@@ -151,59 +287,20 @@ def zonal_stats(fields: FieldRaster | FieldIndex, bands: dict[str, BandInput],
     mask
         Undecoded quality band with its lookup table (instead of ``mask_valid``); all pixels
         are kept when both are None.
-    percentiles
-        Quantiles in percent (0-100) to compute; 50 is reported as ``median``.
-    stats
-        Statistics of :data:`BASE_STATS` wanted; mean, std and count always come (they
-        cost nothing extra), min and max only when named here.
+    percentiles, stats
+        As in :class:`ZonalPass`.
 
     Returns
     -------
     ZonalResult
     """
-    shape = fields.grid.shape
-    used, formulas = _plan(bands, indices)
-    if mask is None:
-        mask = (MaskInput(np.ones((1, 1), np.uint8), np.array([False, True]),
-                          np.zeros(shape[0], np.int64),
-                          np.zeros(shape[1], np.int64)) if mask_valid is None
-                else MaskInput(np.asarray(mask_valid, dtype=np.uint8), np.array([False, True])))
-    params = np.array([[bands[n].scale, bands[n].offset,
-                        np.nan if bands[n].nodata is None else bands[n].nodata] for n in used],
-                      dtype=np.float64).reshape(len(used), 3)
-    args: list[np.ndarray] = []
-    direct: list[bool] = []
-    for name in used:
-        b = bands[name]
-        maps = _maps(name, b.data, b.rows, b.cols, shape)
-        args += [np.ascontiguousarray(b.data), *maps]
-        direct.append(_is_direct(b.data, *maps, shape))
-    mrows, mcols = _maps("mask", mask.data, mask.rows, mask.cols, shape)
-    direct.append(_is_direct(mask.data, mrows, mcols, shape))
-    qs = np.asarray(sorted(set(float(q) for q in percentiles)), dtype=np.float64)
-    minmax = "min" in stats or "max" in stats
-    kernel = _kernel(tuple(used), tuple(formulas), tuple(direct), minmax, len(qs) > 0)
-    plan = fields.scan_plan
-    n_idx = len(indices)
-    base = np.full((len(BASE_STATS), n_idx, fields.n_fields), np.nan, dtype=np.float32)
-    quant = np.full((len(qs), n_idx, fields.n_fields), np.nan, dtype=np.float32)
-    n_valid = np.zeros(fields.n_fields, np.int64)
-    if shape[0] and shape[1]:
-        kernel(plan.seg_ptr, plan.seg_col, plan.seg_fid, plan.pair_ptr, plan.pair_col,
-               plan.pair_fid, plan.run_ptr, plan.run_row, plan.run_c0, plan.run_c1,
-               plan.done_ptr, plan.done_fid, plan.span, shape[1],
-               np.ascontiguousarray(mask.data), mrows, mcols,
-               np.ascontiguousarray(mask.keep, np.bool_), params, qs, n_valid, base, quant, *args)
-    n_pixels = np.asarray(fields.n_pixels, dtype=np.int64)
-    base[BASE_STATS.index("count")][:, n_pixels == 0] = 0
-    out: dict[tuple[str, str], np.ndarray] = {}
-    for k, idx in enumerate(indices):
-        for j, name in enumerate(BASE_STATS):
-            if name in ("mean", "std", "count") or minmax:
-                out[(idx.name, name)] = base[j, k]
-        for j, q in enumerate(qs):
-            out[(idx.name, quantile_name(q))] = quant[j, k]
-    return ZonalResult(n_pixels=n_pixels, n_valid=n_valid, stats=out)
+    zp = ZonalPass(fields, indices, percentiles=percentiles, stats=stats)
+    height = fields.grid.height
+    if mask is None and mask_valid is None:
+        mask = MaskInput(np.ones((1, 1), np.uint8), np.array([False, True]),
+                         np.zeros(height, np.int64), np.zeros(fields.grid.width, np.int64))
+    zp.feed(0, bands, mask=mask, mask_valid=mask_valid)
+    return zp.result()
 
 
 def _maps(name: str, data: np.ndarray, rows: np.ndarray | None, cols: np.ndarray | None,
@@ -273,30 +370,26 @@ def _kernel(used: tuple[str, ...], formulas: tuple[str, ...], direct: tuple[bool
     for j in mapped:
         emit(1, f"e{j} = np.empty(width, np.float64)", f"src{j} = -1")
     emit(1, "em = np.empty(width, np.bool_)", "srcm = -1")
-    # per-column running totals and per-field totals of each index
+    # per-column running totals and per-field totals of each index (state kept between
+    # strips by the caller)
     for k in range(n_idx):
-        emit(1, f"cs{k} = np.zeros(width)", f"cq{k} = np.zeros(width)",
-             f"cn{k} = np.zeros(width, np.int64)")
+        emit(1, f"cs{k} = colf[{2 * k}]", f"cq{k} = colf[{2 * k + 1}]", f"cn{k} = coln[{k}]")
         if minmax:
-            emit(1, f"clo{k} = np.full(width, np.inf, np.float32)",
-                 f"chi{k} = np.full(width, -np.inf, np.float32)")
-    emit(1, "fs = np.zeros((N_IDX, n_fields))", "fq = np.zeros((N_IDX, n_fields))",
-         "fn = np.zeros((N_IDX, n_fields), np.int64)")
-    if minmax:
-        emit(1, "flo = np.full((N_IDX, n_fields), np.inf)",
-             "fhi = np.full((N_IDX, n_fields), -np.inf)")
-    emit(1, "for r in range(height):")
+            emit(1, f"clo{k} = colm[{2 * k}]", f"chi{k} = colm[{2 * k + 1}]")
+    emit(1, "cv = coln[N_IDX]", "fs = fsum[:, 0, :]", "fq = fsum[:, 1, :]", "fn = fcount",
+         "flo = fext[:, 0, :]", "fhi = fext[:, 1, :]")
+    emit(1, "for rl in range(strip):", "    r = row0 + rl")
     for j in mapped:  # coarse bands: expand a source row once, when it changes
-        emit(2, f"if r{j}[r] != src{j}:", f"    src{j} = r{j}[r]", f"    row = b{j}[src{j}]",
+        emit(2, f"if r{j}[rl] != src{j}:", f"    src{j} = r{j}[rl]", f"    row = b{j}[src{j}]",
              "    for c in range(width):", f"        v = row[c{j}[c]]",
              f"        e{j}[c] = np.float64(v) * sc{j} + of{j} "
              f"if (v == v) & (v != nd{j}) else np.nan")
     if direct[-1]:
-        emit(2, "mrow = mask[r]", "for c in range(width):", "    code = mrow[c]",
+        emit(2, "mrow = mask[rl]", "for c in range(width):", "    code = mrow[c]",
              "    inside = (code >= 0) & (code < nkeep)",
              "    em[c] = inside & keep[code if inside else 0]")
     else:
-        emit(2, "if mr[r] != srcm:", "    srcm = mr[r]", "    mrow = mask[srcm]",
+        emit(2, "if mr[rl] != srcm:", "    srcm = mr[rl]", "    mrow = mask[srcm]",
              "    for c in range(width):", "        code = mrow[mc[c]]",
              "        inside = (code >= 0) & (code < nkeep)",
              "        em[c] = inside & keep[code if inside else 0]")
@@ -305,7 +398,7 @@ def _kernel(used: tuple[str, ...], formulas: tuple[str, ...], direct: tuple[bool
         emit(2, f"x{k}row = ring[{k}, slot]")
     for j in range(len(used)):
         if direct[j]:
-            emit(2, f"d{j} = b{j}[r]")
+            emit(2, f"d{j} = b{j}[rl]")
     emit(2, "for c in range(width):")
     good = ["em[c]"]
     for j, name in enumerate(used):
@@ -376,28 +469,15 @@ N_IDX = {n_idx}
 
 
 @numba.njit(error_model="numpy", nogil=True, cache=True)
-def kernel(seg_ptr, seg_col, seg_fid, pair_ptr, pair_col, pair_fid, run_ptr, run_row, run_c0,
-           run_c1, done_ptr, done_fid, span, width, mask, mr, mc, keep, params, qs, n_valid,
-           base, quant, {args}):
-    height = seg_ptr.shape[0] - 1
-    n_fields = n_valid.shape[0]
+def kernel(row0, strip, seg_ptr, seg_col, seg_fid, pair_ptr, pair_col, pair_fid, run_ptr, run_row,
+           run_c0, run_c1, done_ptr, done_fid, width, mask, mr, mc, keep, params, qs, n_valid,
+           base, quant, colf, coln, colm, fsum, fcount, fext, ring, vals, bins, scratch, counts,
+           {args}):
     nkeep = keep.shape[0]
     nan32 = np.float32(np.nan)
-    hr = span if {quantiles} else 1
-    ring = np.empty((N_IDX, hr, width), np.float32)
+    hr = ring.shape[1]
     flat = ring.reshape((N_IDX, hr * width))
     okrow = np.empty(width, np.bool_)
-    cv = np.zeros(width, np.int64)
-    longest = 1
-    for f in range(n_fields):
-        m = 0
-        for t in range(run_ptr[f], run_ptr[f + 1]):
-            m += run_c1[t] - run_c0[t]
-        longest = max(longest, m)
-    vals = np.empty(longest if {quantiles} else 1, np.float32)
-    bins = np.empty(vals.shape[0], np.int32)
-    scratch = np.empty(vals.shape[0], np.float32)
-    counts = np.empty(2 * _HIST_BINS + 4, np.int64)
 """ + "\n".join(lines) + "\n"
     return _load_kernel(src)
 

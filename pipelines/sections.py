@@ -33,11 +33,12 @@ class ExtractConfig(StrictModel):
     min_pixels
         Fields with fewer pixels than this after the buffer get status ``too_small``.
     tile_size_px
-        Edge of a tile of the tile plan, in pixels of the finest grid. Larger tiles
-        decode fewer 512-px blocks twice at tile seams (a window is its fields'
-        bounding box, so it spills one block into each neighbour) but hold more memory
-        (about 35 bytes per window pixel; measured peak per worker 730 MiB at 4096,
-        520 MiB at 2048).
+        Largest tile edge, in pixels of the finest grid; the grid is cut into the
+        fewest equal tiles no larger (256-px aligned), so a grid that fits is not cut.
+        Every cut decodes the blocks along it twice (a window is its fields' bounding
+        box, so it spills one block into each neighbour); larger tiles hold more
+        memory (measured peak per worker: 780-830 MiB for one 5000 x 5000 px tile with
+        20k fields, 650 MiB with 4096-px tiles).
     resample
         How coarser bands (e.g. 20 m SWIR) meet the finest grid: ``nearest``
         replicates each coarse pixel, which keeps values unmixed; recorded in outputs.

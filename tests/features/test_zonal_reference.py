@@ -8,6 +8,8 @@ pixel-centre rule of rasterio.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import shapely
@@ -136,3 +138,37 @@ def test_min_max_left_out_unless_asked() -> None:
     assert ("NDVI", "min") not in lean.stats and ("NDVI", "min") in full.stats
     assert lean.stats[("NDVI", "mean")][0] == full.stats[("NDVI", "mean")][0]
     assert full.stats[("NDVI", "min")][0] == pytest.approx((2000 - 1000) / 3000, rel=1e-6)
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_strips_give_the_same_statistics_as_the_whole_window(seed: int) -> None:
+    from regenmap.features.zonal import ZonalPass
+
+    rng = np.random.default_rng(seed)
+    h, w = 57, 41
+    grid = GridSpec("EPSG:32631", Affine(10, 0, 0, 0, -10, 10 * h), w, h)
+    raster = rasterize_fields(random_fields(rng, 10 * w, 10 * h, 30), grid)
+    red = rng.integers(0, 4000, (h, w)).astype(np.uint16)
+    nir = rng.integers(1, 6000, (h, w)).astype(np.uint16)
+    swir = rng.integers(1, 3000, ((h + 1) // 2, (w + 1) // 2)).astype(np.uint16)
+    scl = rng.integers(0, 8, swir.shape).astype(np.uint8)
+    rows, cols = np.arange(h) // 2, np.arange(w) // 2
+
+    def strip(r0: int, r1: int) -> tuple[dict[str, BandInput], MaskInput]:
+        return ({"red": BandInput(red[r0:r1], 1e-4, 0.0, 0),
+                 "nir": BandInput(nir[r0:r1], 1e-4, 0.0, 0),
+                 "swir16": BandInput(swir, 1e-4, 0.0, 0, rows[r0:r1], cols)},
+                MaskInput(scl, KEEP, rows[r0:r1], cols))
+
+    whole = zonal_stats(raster, *strip(0, h)[:1], INDICES, mask=strip(0, h)[1], percentiles=PCTS)
+    zp = ZonalPass(raster, INDICES, percentiles=PCTS)
+    edges = [0, *sorted(rng.choice(np.arange(1, h), 6, replace=False).tolist()), h]
+    for r0, r1 in itertools.pairwise(edges):
+        bands, mask = strip(r0, r1)
+        zp.feed(r0, bands, mask=mask)
+    parts = zp.result()
+    np.testing.assert_array_equal(parts.n_valid, whole.n_valid)
+    for key, value in whole.stats.items():
+        np.testing.assert_array_equal(parts.stats[key], value, err_msg=str(key))
+    with pytest.raises(ValueError, match="out of order"):
+        zp.feed(3, *strip(3, 5)[:1], mask=strip(3, 5)[1])
