@@ -10,6 +10,9 @@ no nodata value).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import rasterio
 from rasterio.errors import RasterioError
@@ -99,6 +102,58 @@ def read_native(asset: Asset, target: GridSpec, *, threads: int = 1, fill: float
     rows, cols
         int64 (target.height,) and (target.width,) indices into ``data``.
     """
+    return _native(asset, target, fill, lambda w: _read_window(asset, w, threads))
+
+
+class BandReader:
+    """Keeps the band files of one task open while it reads them strip by strip.
+
+    A strip that needs part of a block (a 20 m band under a 10 m strip) then takes the
+    block from GDAL's block cache, not from a second decode. Use as a context manager.
+
+    Parameters
+    ----------
+    threads
+        GDAL decode threads (``GDAL_NUM_THREADS``).
+    cache_mb
+        GDAL block cache while reading (MiB): large enough for a row of blocks of every
+        band, small enough that it does not hold a whole tile.
+    """
+
+    def __init__(self, *, threads: int = 1, cache_mb: int = 64):
+        self._env = rasterio.Env(GDAL_NUM_THREADS=str(threads),
+                                 GDAL_CACHEMAX=cache_mb * 1024 * 1024)
+        self._open: dict[str, Any] = {}
+
+    def __enter__(self) -> BandReader:
+        self._env.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for ds in self._open.values():
+            ds.close()
+        self._open.clear()
+        self._env.__exit__(*exc)
+
+    def read_native(self, asset: Asset, target: GridSpec, *, fill: float | None = None
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """As :func:`read_native`, from the file opened once."""
+        return _native(asset, target, fill, lambda w: self._read(asset, w))
+
+    def _read(self, asset: Asset, window: Window) -> np.ndarray:
+        try:
+            ds = self._open.get(asset.href)
+            if ds is None:
+                ds = self._open[asset.href] = rasterio.open(asset.href)
+            return _read_band(ds, asset, window)
+        except RasterioError as err:
+            raise InputError(f"cannot read band {asset.band} window {window.flatten()}: {err}. "
+                             "The file may be truncated or corrupt; re-download it.",
+                             path=asset.href) from None
+
+
+def _native(asset: Asset, target: GridSpec, fill: float | None,
+            read: Callable[[Window], np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     src = asset.grid
     if not src.same_crs(target):
         raise CRSError(f"band {asset.band} is in {src.crs}, not in the acquisition's CRS "
@@ -108,7 +163,7 @@ def read_native(asset: Asset, target: GridSpec, *, threads: int = 1, fill: float
         value = fill if fill is not None else asset.nodata
         return (np.full((1, 1), np.nan if value is None else value, dtype=np.float32),
                 np.zeros(target.height, np.int64), np.zeros(target.width, np.int64))
-    data = _read_window(asset, window, threads)
+    data = read(window)
     rows, cols = index_map(target, src.window_grid(window))
     if (rows >= 0).all() and (cols >= 0).all():
         return data, rows, cols
@@ -123,13 +178,17 @@ def read_native(asset: Asset, target: GridSpec, *, threads: int = 1, fill: float
     return data, rows, cols
 
 
+def _read_band(ds: Any, asset: Asset, window: Window) -> np.ndarray:
+    if asset.band > ds.count:
+        raise InputError(f"band {asset.band} requested but the file has {ds.count}",
+                         path=asset.href)
+    return np.asarray(ds.read(asset.band, window=window))
+
+
 def _read_window(asset: Asset, window: Window, threads: int) -> np.ndarray:
     try:
         with rasterio.Env(GDAL_NUM_THREADS=str(threads)), rasterio.open(asset.href) as ds:
-            if asset.band > ds.count:
-                raise InputError(f"band {asset.band} requested but the file has {ds.count}",
-                                 path=asset.href)
-            return np.asarray(ds.read(asset.band, window=window))
+            return _read_band(ds, asset, window)
     except RasterioError as err:
         raise InputError(f"cannot read band {asset.band} window {window.flatten()}: {err}. The file "
                          "may be truncated or corrupt; re-download it.", path=asset.href) from None

@@ -27,6 +27,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import shapely
+from rasterio.windows import Window
 
 from regenmap.errors import (
     ConfigError,
@@ -36,11 +37,11 @@ from regenmap.errors import (
     RegenmapError,
 )
 from regenmap.features.indices import SpectralIndex, resolve_indices
-from regenmap.features.zonal import BandInput, MaskInput, quantile_name, zonal_stats
+from regenmap.features.zonal import BandInput, MaskInput, ZonalPass, quantile_name
 from regenmap.geo.catalog import Acquisition, SceneProblem, scan_band_files
 from regenmap.geo.fields import read_fields
 from regenmap.geo.grid import GridSpec
-from regenmap.geo.raster_read import RESAMPLING_RULE, read_native
+from regenmap.geo.raster_read import RESAMPLING_RULE, BandReader
 from regenmap.geo.rasterize import FieldIndex, rasterize_fields
 from regenmap.geo.sensors import SensorProfile
 from regenmap.pipelines.tiling import Tile, TilePlan, plan_tiles, reference_grid
@@ -266,6 +267,22 @@ def build_tile_raster(fields: TileFields, grid: GridSpec, inner_buffer_px: float
     return TileRaster(raster.index(), members)
 
 
+#: Rows of a window read and reduced at a time (a multiple of common block heights).
+STRIP_ROWS = 512
+
+
+def strip_rows(window: GridSpec, source: GridSpec, rows: int = STRIP_ROWS
+               ) -> list[tuple[int, int]]:
+    """Cut a window's rows into strips whose edges fall on multiples of ``rows`` of ``source``.
+
+    Aligned with the source file's rows, each block row of the file is decoded once.
+    """
+    offset = round((source.transform.f - window.transform.f) / window.transform.e)
+    first = (-offset) % rows or rows
+    edges = [0, *range(first, window.height, rows), window.height]
+    return [(a, b) for a, b in itertools.pairwise(edges) if b > a]
+
+
 def extract_acquisition(fields: TileFields, tile_raster: TileRaster, acq: Acquisition,
                         spec: ExtractSpec) -> tuple[pd.DataFrame | None, list[SceneProblem]]:
     """Observations of one tile's fields in one acquisition (one Dask task).
@@ -300,26 +317,35 @@ def extract_acquisition(fields: TileFields, tile_raster: TileRaster, acq: Acquis
             if spec.on_error == "fail":
                 raise MissingBandError(f"acquisition {acq.id}: {problem.reason}")
             problems.append(problem)
-    bands: dict[str, BandInput] = {}
-    mask = None
+    zonal = ZonalPass(tile_raster.raster, spec.indices, percentiles=spec.quantiles(),
+                      stats=spec.stats)
+    names = needed_bands(acq, spec.indices)
     try:
-        for name in needed_bands(acq, spec.indices):
-            asset = acq.assets[name]
-            data, rows, cols = read_native(asset, window, threads=spec.threads)
-            bands[name] = BandInput(data, asset.scale, asset.offset, asset.nodata, rows, cols)
-        if acq.mask is not None and acq.mask_spec is not None:
-            # outside the quality raster: code -1, which the lookup drops
-            data, rows, cols = read_native(acq.mask, window, threads=spec.threads, fill=-1)
-            if np.issubdtype(data.dtype, np.floating):
-                data = np.where(np.isfinite(data), data, -1).astype(np.int32)
-            mask = MaskInput(data, acq.mask_spec.valid_lookup(), rows, cols)
+        with BandReader(threads=spec.threads) as reader:
+            # strip by strip: a strip is reduced while its pixels are still in cache, and
+            # only a strip of each band is held
+            for r0, r1 in strip_rows(window, acq.assets[names[0]].grid if names else window):
+                strip = window.window_grid(Window(0, r0, window.width, r1 - r0))
+                bands: dict[str, BandInput] = {}
+                for name in names:
+                    asset = acq.assets[name]
+                    data, rows, cols = reader.read_native(asset, strip)
+                    bands[name] = BandInput(data, asset.scale, asset.offset, asset.nodata, rows,
+                                            cols)
+                mask = None
+                if acq.mask is not None and acq.mask_spec is not None:
+                    # outside the quality raster: code -1, which the lookup drops
+                    data, rows, cols = reader.read_native(acq.mask, strip, fill=-1)
+                    if np.issubdtype(data.dtype, np.floating):
+                        data = np.where(np.isfinite(data), data, -1).astype(np.int32)
+                    mask = MaskInput(data, acq.mask_spec.valid_lookup(), rows, cols)
+                zonal.feed(r0, bands, mask=mask)
     except RegenmapError as err:
         if spec.on_error == "fail":
             raise
         return None, [SceneProblem(acq.id, getattr(err, "path", "") or "",
                                    f"tile {fields.tile_id}: {err}")]
-    result = zonal_stats(tile_raster.raster, bands, spec.indices, mask=mask,
-                         percentiles=spec.quantiles(), stats=spec.stats)
+    result = zonal.result()
     n_pix = result.n_pixels.astype(np.int32)
     n_val = result.n_valid.astype(np.int32)
     with np.errstate(invalid="ignore", divide="ignore"):
