@@ -267,8 +267,9 @@ def build_tile_raster(fields: TileFields, grid: GridSpec, inner_buffer_px: float
     return TileRaster(raster.index(), members)
 
 
-#: Rows of a window read and reduced at a time (a multiple of common block heights).
-STRIP_ROWS = 512
+#: Rows of a window read and reduced at a time (a multiple of common block heights; 512-row
+#: strips measured no faster and 5-8% slower end to end, so strips only bound memory).
+STRIP_ROWS = 2048
 
 
 def strip_rows(window: GridSpec, source: GridSpec, rows: int = STRIP_ROWS
