@@ -204,3 +204,30 @@ def test_extract_starts_its_own_cluster_from_a_yaml_path(tmp_path: Path) -> None
         "cluster: {n_workers: 1, processes: false}\n")
     out = extract(tmp_path / "run.yaml")
     assert len(read_obs(out)) == 4
+
+
+def test_strips_do_not_change_the_observations(tmp_path: Path, client: Client,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import regenmap.pipelines.extract as extract_module
+
+    rng = np.random.default_rng(3)
+    scenes = tmp_path / "scenes"
+    for when in DATES:
+        bands = {b: reflectance_to_dn(rng.uniform(0.02, 0.5, (40, 40))) for b in ("B02", "B04", "B08")}
+        bands |= {b: reflectance_to_dn(rng.uniform(0.05, 0.4, (20, 20))) for b in ("B11", "B12")}
+        write_s2_scene(scenes, tile="31UFQ", when=when, grid10=GRID, bands=bands,
+                       scl=rng.choice(np.array([4, 5, 9], np.uint8), (20, 20), p=[0.6, 0.3, 0.1]))
+    fields = gpd.GeoDataFrame(
+        {"field_id": ["a", "b", "c", "d"]},
+        geometry=[box(0, 0, 17, 13), box(5, 9, 33, 31), box(21, 2, 39, 39),
+                  shapely.Polygon([(X0 + 30, Y0 - 395), (X0 + 390, Y0 - 250), (X0 + 200, Y0 - 20)])],
+        crs="EPSG:32631")
+    outs = {}
+    for rows in (3, 10_000):  # strips of 3 rows (not aligned with the 20 m rows) vs one strip
+        monkeypatch.setattr(extract_module, "STRIP_ROWS", rows)
+        (tmp_path / str(rows)).mkdir()
+        (tmp_path / str(rows) / "scenes").symlink_to(scenes)
+        cfg = make_config(tmp_path / str(rows), fields, tile_size_px=64, percentiles=[10, 90])
+        outs[rows] = read_obs(extract(cfg, client=client)).sort_values(["field_id", "time"])
+    assert outs[3][N_VALID].sum() > 0
+    pd.testing.assert_frame_equal(outs[3].reset_index(drop=True), outs[10_000].reset_index(drop=True))
