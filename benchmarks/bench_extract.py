@@ -506,7 +506,7 @@ def report(log: list[dict[str, Any]], size: int, tile: int, nf: int, elapsed: fl
             f"{(r['read'] + r['kernel']) / fl:.2f} |",
             f"| reads + kernel without the median | {r['read'] + r['kernel_no_q']:.3f} | "
             f"{(r['read'] + r['kernel_no_q']) / fl:.2f} |",
-            f"| the extraction task as run (strips of 512 rows, table rows built) | "
+            f"| the extraction task as run (strips of 2048 rows, table rows built) | "
             f"{r['task']:.3f} | {r['task'] / fl:.2f} |",
             "", f"One-off per tile and grid (field raster + run index): {r['one_off_s']:.2f} s."]
     lines += [marg, "## Scaling (2 workers x 1 thread)", "",
