@@ -7,7 +7,8 @@ index, mean, std, count (min and max on request) and quantiles over the valid
 pixels.
 
 One generated numba kernel walks the window row by row (the field raster's
-:class:`~regenmap.geo.rasterize.ScanPlan`, built once per tile):
+:class:`~regenmap.geo.rasterize.ScanPlan`, built once per tile); the window may come
+in horizontal strips (:class:`ZonalPass`), the kernel's running totals carry over:
 
 1. per row, a plain loop over the columns decodes the quality mask through a
    lookup table, scales the bands, evaluates every index formula (inlined) and
