@@ -183,7 +183,7 @@ class ZonalPass:
         self.counts = np.empty(2 * _HIST_BINS + 4, np.int64)
 
     def feed(self, r0: int, bands: dict[str, BandInput], *, mask: MaskInput | None = None,
-             mask_valid: np.ndarray | None = None) -> None:
+             mask_valid: np.ndarray | None = None, height: int | None = None) -> None:
         """Add window rows ``r0:r0 + h`` (h: the strip's height).
 
         Parameters
@@ -199,10 +199,15 @@ class ZonalPass:
             kept when it and ``mask_valid`` are None.
         mask_valid
             (h, width) bool, True where the pixel is usable (instead of ``mask``).
+        height
+            The strip's height h; taken from the inputs' shapes when None (then a strip
+            with no band and no mask runs to the bottom of the window).
         """
         width = self.fields.grid.width
         any_band = next(iter(bands.values()), None)
-        if mask is not None and mask.rows is not None:
+        if height is not None:
+            h = height
+        elif mask is not None and mask.rows is not None:
             h = len(mask.rows)
         elif mask is not None:
             h = mask.data.shape[0]

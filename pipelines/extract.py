@@ -340,7 +340,7 @@ def extract_acquisition(fields: TileFields, tile_raster: TileRaster, acq: Acquis
                     if np.issubdtype(data.dtype, np.floating):
                         data = np.where(np.isfinite(data), data, -1).astype(np.int32)
                     mask = MaskInput(data, acq.mask_spec.valid_lookup(), rows, cols)
-                zonal.feed(r0, bands, mask=mask)
+                zonal.feed(r0, bands, mask=mask, height=r1 - r0)
     except RegenmapError as err:
         if spec.on_error == "fail":
             raise

@@ -172,3 +172,16 @@ def test_strips_give_the_same_statistics_as_the_whole_window(seed: int) -> None:
         np.testing.assert_array_equal(parts.stats[key], value, err_msg=str(key))
     with pytest.raises(ValueError, match="out of order"):
         zp.feed(3, *strip(3, 5)[:1], mask=strip(3, 5)[1])
+
+
+def test_strips_without_any_band_or_mask() -> None:
+    from regenmap.features.zonal import ZonalPass
+
+    grid = GridSpec("EPSG:32631", Affine(10, 0, 0, 0, -10, 100), 6, 10)
+    raster = rasterize_fields(np.array([shapely.box(0, 0, 60, 100)], dtype=object), grid)
+    zp = ZonalPass(raster, resolve_indices(["NDTI"]), percentiles=[50])
+    for r0 in range(0, 10, 4):  # a sensor without SWIR and without a quality band
+        zp.feed(r0, {}, height=min(4, 10 - r0))
+    res = zp.result()
+    assert res.n_pixels.tolist() == [60] and res.n_valid.tolist() == [60]
+    assert np.isnan(res.stats[("NDTI", "mean")][0]) and res.stats[("NDTI", "count")][0] == 0
