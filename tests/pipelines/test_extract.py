@@ -231,3 +231,20 @@ def test_strips_do_not_change_the_observations(tmp_path: Path, client: Client,
         outs[rows] = read_obs(extract(cfg, client=client)).sort_values(["field_id", "time"])
     assert outs[3][N_VALID].sum() > 0
     pd.testing.assert_frame_equal(outs[3].reset_index(drop=True), outs[10_000].reset_index(drop=True))
+
+
+def test_sensor_with_none_of_the_bands_in_several_strips(tmp_path: Path, client: Client,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import regenmap.pipelines.extract as extract_module
+
+    monkeypatch.setattr(extract_module, "STRIP_ROWS", 8)  # several strips, no band, no mask
+    folder = tmp_path / "planet"
+    data = np.stack([np.full((40, 40), v, np.uint16) for v in (500, 800, 1000, 3000)])
+    write_raster(folder / "scene_20230412.tif", data, GRID, nodata=0)
+    standard_fields().to_file(tmp_path / "fields.gpkg")
+    cfg = parse_config({"out_dir": "out", "fields": {"path": "fields.gpkg"},
+                        "scenes": {"path": "planet", "sensor": "generic_4band"},
+                        "extract": {"indices": ["NDTI"], "tile_size_px": 64}}, base_dir=tmp_path)
+    obs = read_obs(extract(cfg, client=client)).set_index("field_id")
+    assert obs.loc["b", N_PIXELS] == 400 and obs.loc["b", N_VALID] == 400
+    assert obs[stat_column("NDTI", "mean")].isna().all()
