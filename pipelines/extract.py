@@ -272,12 +272,14 @@ def build_tile_raster(fields: TileFields, grid: GridSpec, inner_buffer_px: float
 STRIP_ROWS = 2048
 
 
-def strip_rows(window: GridSpec, source: GridSpec, rows: int = STRIP_ROWS
+def strip_rows(window: GridSpec, source: GridSpec, rows: int | None = None
                ) -> list[tuple[int, int]]:
     """Cut a window's rows into strips whose edges fall on multiples of ``rows`` of ``source``.
 
     Aligned with the source file's rows, each block row of the file is decoded once.
+    ``rows`` defaults to :data:`STRIP_ROWS`.
     """
+    rows = STRIP_ROWS if rows is None else rows
     offset = round((source.transform.f - window.transform.f) / window.transform.e)
     first = (-offset) % rows or rows
     edges = [0, *range(first, window.height, rows), window.height]

@@ -225,6 +225,7 @@ def test_strips_do_not_change_the_observations(tmp_path: Path, client: Client,
     outs = {}
     for rows in (3, 10_000):  # strips of 3 rows (not aligned with the 20 m rows) vs one strip
         monkeypatch.setattr(extract_module, "STRIP_ROWS", rows)
+        assert (len(extract_module.strip_rows(GRID, GRID)) > 1) == (rows == 3)
         (tmp_path / str(rows)).mkdir()
         (tmp_path / str(rows) / "scenes").symlink_to(scenes)
         cfg = make_config(tmp_path / str(rows), fields, tile_size_px=64, percentiles=[10, 90])
