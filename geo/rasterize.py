@@ -51,25 +51,6 @@ class FieldRaster:
         counts = np.bincount(flat[flat >= 0], minlength=self.n_fields)
         return counts + np.bincount(self.pair_fid, minlength=self.n_fields)
 
-    @functools.cached_property
-    def offsets(self) -> np.ndarray:
-        """(n_fields + 1,) int64 start of each field's pixels in :attr:`pixels` (CSR)."""
-        out = np.zeros(self.n_fields + 1, dtype=np.int64)
-        np.cumsum(self.n_pixels, out=out[1:])
-        return out
-
-    @functools.cached_property
-    def pixels(self) -> tuple[np.ndarray, np.ndarray]:
-        """Rows and columns (int32) of the pixels grouped by field.
-
-        Field f owns ``rows[offsets[f]:offsets[f+1]]`` (and the same slice of the
-        columns), row-major within the field. Built once per tile (a counting sort) so
-        that every acquisition visits each field's pixels together, with its values in
-        cache.
-        """
-        return _group_by_field(np.ascontiguousarray(self.ids), self.pair_pix, self.pair_fid,
-                               self.offsets)
-
     def index(self) -> FieldIndex:
         """Return the :class:`FieldIndex`: what a zonal pass needs, without the id raster."""
         return FieldIndex(self.grid, self.n_fields, self.n_pixels, self.scan_plan)
@@ -178,29 +159,6 @@ def rasterize_fields(geoms: np.ndarray, grid: GridSpec, *, buffer: float = 0.0) 
     if pix_parts:
         return FieldRaster(grid, ids, np.concatenate(pix_parts), np.concatenate(fid_parts), n)
     return FieldRaster(grid, ids, *empty_pairs, n_fields=n)
-
-
-@numba.njit(nogil=True, cache=True)
-def _group_by_field(ids: np.ndarray, pair_pix: np.ndarray, pair_fid: np.ndarray,
-                    offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
-    """Sort pixels by field with a counting sort (dense layer first, then pairs)."""
-    h, w = ids.shape
-    pos = offsets[:-1].copy()
-    rows = np.empty(offsets[-1], np.int32)
-    cols = np.empty(offsets[-1], np.int32)
-    for r in range(h):
-        for c in range(w):
-            f = ids[r, c]
-            if f >= 0:
-                rows[pos[f]] = r
-                cols[pos[f]] = c
-                pos[f] += 1
-    for k in range(pair_pix.shape[0]):
-        f = pair_fid[k]
-        rows[pos[f]] = pair_pix[k] // w
-        cols[pos[f]] = pair_pix[k] % w
-        pos[f] += 1
-    return rows, cols
 
 
 @dataclass(frozen=True)
