@@ -43,6 +43,8 @@ BANDS_10 = ("B04", "B08")
 BANDS_20 = ("B11", "B12", "SCL")
 INDICES = ["NDVI", "NDTI"]
 STATS = ["mean", "median", "std"]
+#: Cloud cover of the 10 acquisitions of the cloudy case (share of the tile).
+CLOUD_FRACTIONS = (0.0, 0.2, 0.4, 0.6, 0.8, 0.9, 0.95, 0.98, 0.99, 1.0)
 
 
 # --------------------------------------------------------------------------- data
@@ -143,6 +145,7 @@ def gen(args: argparse.Namespace) -> None:
                 link = folder / s2_band_name("31UFQ", new, band, res)
                 if not link.exists():
                     link.symlink_to(pool / s2_band_name("31UFQ", when, band, res))
+    gen_cloudy(g, nodata[::2, ::2], profile)
     # warm-up inputs: one acquisition cropped to 256 x 256 px, the fields inside it
     from regenmap.geo.grid import GridSpec
 
@@ -171,7 +174,41 @@ def gen(args: argparse.Namespace) -> None:
     (DATA / "size.json").write_text(json.dumps({"size": size}))
 
 
-def scene_files(n_acq: int) -> list[list[Path]]:
+def gen_cloudy(g: Any, nodata20: np.ndarray, profile: dict[str, Any]) -> None:
+    """Scenes of the pool's band files with cloud masks covering 0-90 % of the tile.
+
+    Clouds are blobs several km across (thresholded, smoothly upsampled noise), one
+    acquisition per fraction in :data:`CLOUD_FRACTIONS`; regenerate after changing them.
+    """
+    import rasterio
+    from scipy import ndimage
+
+    from regenmap.geo.scene_writer import s2_band_name
+
+    folder = DATA / "scenes_cloudy"
+    folder.mkdir(exist_ok=True)
+    rng = np.random.default_rng(1)
+    n = nodata20.shape[0]
+    for k, frac in enumerate(CLOUD_FRACTIONS):
+        when = datetime(2023, 1, 2, 10, 46, 29) + timedelta(days=5 * k)
+        new = datetime(2021, 1, 1, 10, 46, 29) + timedelta(days=k)
+        for band in BANDS_10 + BANDS_20[:-1]:
+            res = 10 if band in BANDS_10 else 20
+            link = folder / s2_band_name("31UFQ", new, band, res)
+            if not link.exists():
+                link.symlink_to(DATA / "pool" / s2_band_name("31UFQ", when, band, res))
+        path = folder / s2_band_name("31UFQ", new, "SCL", 20)
+        noise = ndimage.zoom(rng.standard_normal((12, 12)), n / 12, order=3)[:n, :n]
+        cloud = noise >= np.quantile(noise, 1 - frac) if frac > 0 else np.zeros((n, n), bool)
+        scl = np.where(cloud, 9, 4).astype(np.uint8)
+        scl[nodata20] = 0
+        with rasterio.open(path, "w", width=n, height=n,
+                           transform=g.transform @ g.transform.scale(2),
+                           **{**profile, "dtype": "uint8"}) as ds:
+            ds.write(scl, 1)
+
+
+def scene_files(n_acq: int | str) -> list[list[Path]]:
     folder = DATA / f"scenes_{n_acq}"
     by_date: dict[str, list[Path]] = {}
     for p in sorted(folder.iterdir()):
@@ -377,8 +414,74 @@ def case_inprocess(n_fields: int, tile_size_px: int) -> dict[str, Any]:
     return out
 
 
+def case_cloudy(n_fields: int) -> dict[str, Any]:
+    """Per acquisition, clouds covering 0-90 % of the tile: floor vs task with/without skipping.
+
+    One process, one thread. The floor decodes every file in full; the task decodes the
+    quality band, then only the band blocks holding an unmasked field pixel.
+    """
+    import dataclasses
+
+    from regenmap.features.indices import resolve_indices
+    from regenmap.geo.fields import read_fields
+    from regenmap.pipelines import extract as ex
+    from regenmap.pipelines.config import ScenesInput
+    from regenmap.pipelines.tiling import plan_tiles, reference_grid
+
+    profile = ex.load_sensor_profile("sentinel2_l2a")
+    acqs, _ = ex.build_catalog(ScenesInput(path=DATA / "scenes_cloudy", kind="band_files",
+                                           sensor="sentinel2_l2a"), profile)
+    indices = resolve_indices(INDICES)
+    fields = read_fields(DATA / f"fields_{n_fields}.gpkg", id_column="field_id")
+    bands = sorted({b for a in acqs for b in ex.needed_bands(a, indices)})
+    plan = plan_tiles(fields.geometry, reference_grid(acqs, bands), 5120)
+    tile_fields = ex._tile_fields(fields, plan.tiles[0])
+    tile = ex.build_tile_raster(tile_fields, acqs[0].grid_for(bands), 0.5)
+    on = ex.ExtractSpec(indices=indices, stats=tuple(STATS), percentiles=(), min_pixels=3,
+                        inner_buffer_px=0.5, threads=1, on_error="fail")
+    off = dataclasses.replace(on, skip_blocks=False)
+    files = scene_files("cloudy")
+    ex.extract_acquisition(tile_fields, tile, acqs[0], on)  # warm-up
+    rows = []
+    for acq, fs, frac in zip(acqs, files, CLOUD_FRACTIONS, strict=True):
+        floor = _read_all(fs)
+        t = time.perf_counter()
+        res = ex.extract_acquisition(tile_fields, tile, acq, on)
+        t_on = time.perf_counter() - t
+        t = time.perf_counter()
+        ex.extract_acquisition(tile_fields, tile, acq, off)
+        t_off = time.perf_counter() - t
+        assert res.rows is not None
+        valid = float(res.rows["n_valid"].sum() / max(1, res.rows["n_pixels"].sum()))
+        rows.append({"cloud": frac, "valid": valid, "floor": floor, "skip": t_on,
+                     "no_skip": t_off, "units_read": res.units_read,
+                     "units_skipped": res.units_skipped})
+    return {"rows": rows}
+
+
+def case_selection(n_values: int, field_size: int) -> dict[str, Any]:
+    """Lower bound for an exact median: NumPy's selection on values already grouped by field.
+
+    ``np.partition`` (introselect, SIMD in NumPy 2) on float32 arrays of ``field_size``
+    values, ``n_values`` in all, so the per-value cost of selection alone can be set
+    against the floor; regenmap must also group the values by field first.
+    """
+    rng = np.random.default_rng(0)
+    arrays = [rng.normal(0.5, 0.1, field_size).astype(np.float32)
+              for _ in range(max(1, n_values // field_size))]
+    for a in arrays[:100]:
+        np.partition(a, field_size // 2)
+    t = time.perf_counter()
+    for a in arrays:
+        np.partition(a, field_size // 2)
+    wall = time.perf_counter() - t
+    return {"wall_s": wall, "ns_per_value": wall / (len(arrays) * field_size) * 1e9,
+            "n_values": len(arrays) * field_size}
+
+
 CASES = {"floor": case_floor, "regenmap": case_regenmap, "rasterstats": case_rasterstats,
-         "exactextract": case_exactextract, "inprocess": case_inprocess}
+         "exactextract": case_exactextract, "inprocess": case_inprocess,
+         "cloudy": case_cloudy, "selection": case_selection}
 
 
 def run_case(name: str, *params: int) -> dict[str, Any]:
@@ -410,6 +513,12 @@ def run_all(args: argparse.Namespace) -> None:
         log.append(run_case("floor", 2, 10))
         log.append(run_case("regenmap", 2, 10, nf, tile))
     log.append(run_case("inprocess", nf, 5120))
+    log.append(run_case("cloudy", nf))
+    inproc = log[-2]
+    # the tile's index values per acquisition (2 indices x valid field pixels), in arrays
+    # of its mean field size
+    n_values = 2 * int(inproc["field_pixels"] * 0.97)
+    log.append(run_case("selection", n_values, max(2, inproc["field_pixels"] // nf)))
     if args.reuse:
         # peer results measured earlier on the same data (they take minutes each)
         log += [json.loads(x) for x in Path(args.reuse).read_text().splitlines() if x.strip()]
@@ -509,6 +618,34 @@ def report(log: list[dict[str, Any]], size: int, tile: int, nf: int, elapsed: fl
             f"| the extraction task as run (strips of 2048 rows, table rows built) | "
             f"{r['task']:.3f} | {r['task'] / fl:.2f} |",
             "", f"One-off per tile and grid (field raster + run index): {r['one_off_s']:.2f} s."]
+        sel = [x for x in log if x["case"] == "selection"]
+        if sel:
+            x = sel[-1]
+            lines += [
+                "", f"Selection alone, as a lower bound for any exact median: np.partition on "
+                f"{x['n_values']} float32 values in arrays of {x['params'][1]} (the mean field) "
+                f"takes {x['wall_s']:.3f} s ({x['ns_per_value']:.1f} ns a value), "
+                f"{x['wall_s'] / fl:.2f}x the floor, before any value is grouped by field."]
+    cloudy = [r for r in log if r["case"] == "cloudy"]
+    if cloudy:
+        rows = cloudy[-1]["rows"]
+        lines += [
+            "", "## Cloudy acquisitions (one process, one thread)", "",
+            "The same band files under quality masks clouding 0-100 % of the tile (blobs "
+            "several km across). The floor decodes every file in full; the task decodes the "
+            "mask, then only the band blocks holding an unmasked field pixel "
+            "(`extract.skip_blocks`, on by default), and skips the kernel on strips with none.",
+            "", "| cloud cover | field pixels valid | floor s | task s | task s, skip_blocks off "
+            "| task x floor | block units decoded / skipped |", "|---|---|---|---|---|---|---|"]
+        for x in rows:
+            lines.append(f"| {x['cloud']:.0%} | {x['valid']:.1%} | {x['floor']:.3f} | "
+                         f"{x['skip']:.3f} | {x['no_skip']:.3f} | {x['skip'] / x['floor']:.2f} | "
+                         f"{x['units_read']} / {x['units_skipped']} |")
+        tot = {k: sum(x[k] for x in rows) for k in ("floor", "skip", "no_skip")}
+        lines += ["", f"Over these 10 acquisitions: task {tot['skip']:.2f} s with skipping, "
+                  f"{tot['no_skip']:.2f} s without, floor {tot['floor']:.2f} s "
+                  f"({tot['skip'] / tot['floor']:.2f}x and {tot['no_skip'] / tot['floor']:.2f}x "
+                  "the floor)."]
     lines += [marg, "## Scaling (2 workers x 1 thread)", "",
               "| acquisitions | fields | regenmap wall s | s per acquisition "
               "| floor s per acquisition | x floor | peak RSS per worker MiB | rows |",

@@ -248,11 +248,36 @@ class ZonalPass:
             return
         kernel = _kernel(tuple(used), tuple(formulas), tuple(direct), self.minmax,
                          len(self.qs) > 0)
+        self._run(kernel, r0, h, mask, mrows, mcols, params, args)
+
+    def skip(self, r0: int, height: int) -> None:
+        """Add window rows ``r0:r0 + height`` in which no pixel is usable.
+
+        The same as feeding them with every pixel masked, without touching the pixels
+        (a strip under cloud everywhere, say): fields ending there are completed from
+        the rows fed before.
+        """
+        if r0 != self.next_row or r0 + height > self.fields.grid.height:
+            raise ValueError(f"strip rows {r0}:{r0 + height} out of order (next row "
+                             f"{self.next_row}, window height {self.fields.grid.height})")
+        self.next_row = r0 + height
+        if height == 0 or self.fields.grid.width == 0:
+            return
+        n_idx = len(self.indices)
+        kernel = _kernel((), ("np.nan",) * n_idx, (True,), self.minmax, len(self.qs) > 0,
+                         empty=True)
+        none = np.zeros(0, np.int64)
+        self._run(kernel, r0, height, MaskInput(np.zeros((1, 1), np.uint8), np.zeros(1, bool)),
+                  none, none, np.zeros((0, 3)), [])
+
+    def _run(self, kernel: Any, r0: int, h: int, mask: MaskInput, mrows: np.ndarray,
+             mcols: np.ndarray, params: np.ndarray, args: list[np.ndarray]) -> None:
         plan = self.fields.scan_plan
         kernel(r0, h, plan.seg_ptr, plan.seg_col, plan.seg_fid, plan.pair_ptr, plan.pair_col,
                plan.pair_fid, plan.run_ptr, plan.run_row, plan.run_c0, plan.run_c1,
-               plan.done_ptr, plan.done_fid, width, np.ascontiguousarray(mask.data), mrows,
-               mcols, np.ascontiguousarray(mask.keep, np.bool_), params, self.qs, self.n_valid,
+               plan.done_ptr, plan.done_fid, self.fields.grid.width,
+               np.ascontiguousarray(mask.data), mrows, mcols,
+               np.ascontiguousarray(mask.keep, np.bool_), params, self.qs, self.n_valid,
                self.base, self.quant, self.colf, self.coln, self.colm, self.fsum, self.fcount,
                self.fext, self.ring, self.vals, self.bins, self.scratch, self.counts, *args)
 
@@ -356,11 +381,13 @@ def _substitute(formula: str, name: str, value: str) -> str:
 
 @functools.cache
 def _kernel(used: tuple[str, ...], formulas: tuple[str, ...], direct: tuple[bool, ...],
-            minmax: bool, quantiles: bool) -> Any:
+            minmax: bool, quantiles: bool, empty: bool = False) -> Any:
     """Generate and compile the fused mask + index + statistics kernel for one index set.
 
     ``direct[j]`` says band j is on the window itself (no index maps needed); the last
     entry is for the mask. ``minmax`` and ``quantiles`` switch their bookkeeping on.
+    ``empty`` makes the kernel for rows without a usable pixel: it only flushes the
+    column totals and completes the fields ending there.
     """
     args = ", ".join(f"b{j}, r{j}, c{j}" for j in range(len(used)))
     n_idx = len(formulas)
@@ -385,58 +412,63 @@ def _kernel(used: tuple[str, ...], formulas: tuple[str, ...], direct: tuple[bool
     emit(1, "cv = coln[N_IDX]", "fs = fsum[:, 0, :]", "fq = fsum[:, 1, :]", "fn = fcount",
          "flo = fext[:, 0, :]", "fhi = fext[:, 1, :]")
     emit(1, "for rl in range(strip):", "    r = row0 + rl")
-    for j in mapped:  # coarse bands: expand a source row once, when it changes
-        emit(2, f"if r{j}[rl] != src{j}:", f"    src{j} = r{j}[rl]", f"    row = b{j}[src{j}]",
-             "    for c in range(width):", f"        v = row[c{j}[c]]",
-             f"        e{j}[c] = np.float64(v) * sc{j} + of{j} "
-             f"if (v == v) & (v != nd{j}) else np.nan")
-    if direct[-1]:
-        emit(2, "mrow = mask[rl]", "for c in range(width):", "    code = mrow[c]",
-             "    inside = (code >= 0) & (code < nkeep)",
-             "    em[c] = inside & keep[code if inside else 0]")
+    if empty:  # no usable pixel: the ring's rows of the strip hold NaN, nothing is added
+        emit(2, "slot = r % hr")
+        if quantiles:
+            emit(2, "for k in range(N_IDX):", "    ring[k, slot, :] = nan32")
     else:
-        emit(2, "if mr[rl] != srcm:", "    srcm = mr[rl]", "    mrow = mask[srcm]",
-             "    for c in range(width):", "        code = mrow[mc[c]]",
-             "        inside = (code >= 0) & (code < nkeep)",
-             "        em[c] = inside & keep[code if inside else 0]")
-    emit(2, "slot = r % hr")
-    for k in range(n_idx):
-        emit(2, f"x{k}row = ring[{k}, slot]")
-    for j in range(len(used)):
-        if direct[j]:
-            emit(2, f"d{j} = b{j}[rl]")
-    emit(2, "for c in range(width):")
-    good = ["em[c]"]
-    for j, name in enumerate(used):
-        if direct[j]:
-            emit(3, f"v{j} = d{j}[c]", f"g{j} = (v{j} == v{j}) & (v{j} != nd{j})",
-                 f"{name} = np.float64(v{j}) * sc{j} + of{j}")
+        for j in mapped:  # coarse bands: expand a source row once, when it changes
+            emit(2, f"if r{j}[rl] != src{j}:", f"    src{j} = r{j}[rl]", f"    row = b{j}[src{j}]",
+                 "    for c in range(width):", f"        v = row[c{j}[c]]",
+                 f"        e{j}[c] = np.float64(v) * sc{j} + of{j} "
+                 f"if (v == v) & (v != nd{j}) else np.nan")
+        if direct[-1]:
+            emit(2, "mrow = mask[rl]", "for c in range(width):", "    code = mrow[c]",
+                 "    inside = (code >= 0) & (code < nkeep)",
+                 "    em[c] = inside & keep[code if inside else 0]")
         else:
-            emit(3, f"{name} = e{j}[c]", f"g{j} = {name} == {name}")
-        good.append(f"g{j}")
-    emit(3, f"good = {' & '.join(good)}", "okrow[c] = good")
-    for k, f in enumerate(formulas):
-        emit(3, f"x = np.float32({f})", f"x{k}row[c] = x if good & np.isfinite(x) else nan32")
-    # Running totals in separate loops: one loop writing every array would need more
-    # run-time alias checks than LLVM makes, and would not be vectorised.
-    emit(2, "for c in range(width):", "    cv[c] += okrow[c]")
-    for k in range(n_idx):
-        emit(2, "for c in range(width):", f"    x = x{k}row[c]", "    fin = x == x",
-             "    y = np.float64(x) if fin else 0.0", f"    cs{k}[c] += y",
-             f"    cq{k}[c] += y * y", f"    cn{k}[c] += fin")
-        if minmax:
-            emit(2, "for c in range(width):", f"    x = x{k}row[c]", f"    lo = clo{k}[c]",
-                 f"    clo{k}[c] = x if x < lo else lo", f"    hi = chi{k}[c]",
-                 f"    chi{k}[c] = x if x > hi else hi")
-    # pixels of overlapping fields (extra layers): one by one
-    emit(2, "for p in range(pair_ptr[r], pair_ptr[r + 1]):", "    c = pair_col[p]",
-         "    f = pair_fid[p]", "    n_valid[f] += okrow[c]")
-    for k in range(n_idx):
-        emit(3, f"x = x{k}row[c]", "if x == x:", f"    fs[{k}, f] += np.float64(x)",
-             f"    fq[{k}, f] += np.float64(x) * np.float64(x)", f"    fn[{k}, f] += 1")
-        if minmax:
-            emit(4, f"flo[{k}, f] = min(flo[{k}, f], np.float64(x))",
-                 f"fhi[{k}, f] = max(fhi[{k}, f], np.float64(x))")
+            emit(2, "if mr[rl] != srcm:", "    srcm = mr[rl]", "    mrow = mask[srcm]",
+                 "    for c in range(width):", "        code = mrow[mc[c]]",
+                 "        inside = (code >= 0) & (code < nkeep)",
+                 "        em[c] = inside & keep[code if inside else 0]")
+        emit(2, "slot = r % hr")
+        for k in range(n_idx):
+            emit(2, f"x{k}row = ring[{k}, slot]")
+        for j in range(len(used)):
+            if direct[j]:
+                emit(2, f"d{j} = b{j}[rl]")
+        emit(2, "for c in range(width):")
+        good = ["em[c]"]
+        for j, name in enumerate(used):
+            if direct[j]:
+                emit(3, f"v{j} = d{j}[c]", f"g{j} = (v{j} == v{j}) & (v{j} != nd{j})",
+                     f"{name} = np.float64(v{j}) * sc{j} + of{j}")
+            else:
+                emit(3, f"{name} = e{j}[c]", f"g{j} = {name} == {name}")
+            good.append(f"g{j}")
+        emit(3, f"good = {' & '.join(good)}", "okrow[c] = good")
+        for k, f in enumerate(formulas):
+            emit(3, f"x = np.float32({f})", f"x{k}row[c] = x if good & np.isfinite(x) else nan32")
+        # Running totals in separate loops: one loop writing every array would need more
+        # run-time alias checks than LLVM makes, and would not be vectorised.
+        emit(2, "for c in range(width):", "    cv[c] += okrow[c]")
+        for k in range(n_idx):
+            emit(2, "for c in range(width):", f"    x = x{k}row[c]", "    fin = x == x",
+                 "    y = np.float64(x) if fin else 0.0", f"    cs{k}[c] += y",
+                 f"    cq{k}[c] += y * y", f"    cn{k}[c] += fin")
+            if minmax:
+                emit(2, "for c in range(width):", f"    x = x{k}row[c]", f"    lo = clo{k}[c]",
+                     f"    clo{k}[c] = x if x < lo else lo", f"    hi = chi{k}[c]",
+                     f"    chi{k}[c] = x if x > hi else hi")
+        # pixels of overlapping fields (extra layers): one by one
+        emit(2, "for p in range(pair_ptr[r], pair_ptr[r + 1]):", "    c = pair_col[p]",
+             "    f = pair_fid[p]", "    n_valid[f] += okrow[c]")
+        for k in range(n_idx):
+            emit(3, f"x = x{k}row[c]", "if x == x:", f"    fs[{k}, f] += np.float64(x)",
+                 f"    fq[{k}, f] += np.float64(x) * np.float64(x)", f"    fn[{k}, f] += 1")
+            if minmax:
+                emit(4, f"flo[{k}, f] = min(flo[{k}, f], np.float64(x))",
+                     f"fhi[{k}, f] = max(fhi[{k}, f], np.float64(x))")
     # vertical runs ending on this row: add the column totals to their field
     emit(2, "for e in range(seg_ptr[r], seg_ptr[r + 1]):", "    c = seg_col[e]",
          "    f = seg_fid[e]", "    if f >= 0:", "        n_valid[f] += cv[c]")
@@ -469,7 +501,7 @@ from regenmap.features.zonal import _HIST_BINS, _copy_runs, _field_quantiles
 
 # Generated by regenmap.features.zonal for bands {used} (on the window: {direct[:-1]}),
 # mask on the window: {direct[-1]}, indices {list(formulas)}, min/max: {minmax},
-# quantiles: {quantiles}.
+# quantiles: {quantiles}, rows without a usable pixel: {empty}.
 
 N_IDX = {n_idx}
 

@@ -10,6 +10,7 @@ no nodata value).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +22,7 @@ from rasterio.windows import Window
 from regenmap.errors import CRSError, InputError
 from regenmap.geo.catalog import Asset
 from regenmap.geo.grid import GridSpec, index_map
+from regenmap.geo.pixel_need import PixelNeed
 
 #: How coarser bands meet the target grid; written to the outputs' provenance.
 RESAMPLING_RULE = "nearest: each target pixel takes the source pixel containing its centre"
@@ -102,14 +104,17 @@ def read_native(asset: Asset, target: GridSpec, *, threads: int = 1, fill: float
     rows, cols
         int64 (target.height,) and (target.width,) indices into ``data``.
     """
-    return _native(asset, target, fill, lambda w: _read_window(asset, w, threads))
+    return _native(asset, target, fill, lambda w, _r, _c: _read_window(asset, w, threads))
 
 
 class BandReader:
     """Keeps the band files of one task open while it reads them strip by strip.
 
     A strip that needs part of a block (a 20 m band under a 10 m strip) then takes the
-    block from GDAL's block cache, not from a second decode. Use as a context manager.
+    block from GDAL's block cache, not from a second decode. Given a
+    :class:`~regenmap.geo.pixel_need.PixelNeed`, blocks holding no needed pixel (no
+    field, or every field pixel masked) are not decoded: their pixels read as 0, which
+    no statistic uses. Use as a context manager.
 
     Parameters
     ----------
@@ -118,12 +123,20 @@ class BandReader:
     cache_mb
         GDAL block cache while reading (MiB): large enough for a row of blocks of every
         band, small enough that it does not hold a whole tile.
+
+    Attributes
+    ----------
+    units_read, units_skipped
+        Block units (whole blocks, at least :data:`MIN_UNIT_PX` on a side) decoded and
+        left undecoded so far, over every read given a need.
     """
 
     def __init__(self, *, threads: int = 1, cache_mb: int = 64):
         self._env = rasterio.Env(GDAL_NUM_THREADS=str(threads),
                                  GDAL_CACHEMAX=cache_mb * 1024 * 1024)
         self._open: dict[str, Any] = {}
+        self.units_read = 0
+        self.units_skipped = 0
 
     def __enter__(self) -> BandReader:
         self._env.__enter__()
@@ -135,25 +148,67 @@ class BandReader:
         self._open.clear()
         self._env.__exit__(*exc)
 
-    def read_native(self, asset: Asset, target: GridSpec, *, fill: float | None = None
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """As :func:`read_native`, from the file opened once."""
-        return _native(asset, target, fill, lambda w: self._read(asset, w))
+    def read_native(self, asset: Asset, target: GridSpec, *, fill: float | None = None,
+                    need: PixelNeed | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """As :func:`read_native`, from the file opened once.
 
-    def _read(self, asset: Asset, window: Window) -> np.ndarray:
+        Parameters
+        ----------
+        asset, target, fill
+            As in :func:`read_native`.
+        need
+            Which pixels of ``target`` are needed; the file's blocks under none of them
+            are not decoded (their pixels are 0). Everything is read when None.
+        """
+        return _native(asset, target, fill, lambda w, rows, cols: self._read(asset, w, rows,
+                                                                             cols, need))
+
+    def _read(self, asset: Asset, window: Window, rows: np.ndarray, cols: np.ndarray,
+              need: PixelNeed | None) -> np.ndarray:
         try:
             ds = self._open.get(asset.href)
             if ds is None:
                 ds = self._open[asset.href] = rasterio.open(asset.href)
-            return _read_band(ds, asset, window)
+            if need is None:
+                return _read_band(ds, asset, window)
+            return self._read_needed(ds, asset, window, rows, cols, need)
         except RasterioError as err:
             raise InputError(f"cannot read band {asset.band} window {window.flatten()}: {err}. "
                              "The file may be truncated or corrupt; re-download it.",
                              path=asset.href) from None
 
+    def _read_needed(self, ds: Any, asset: Asset, window: Window, rows: np.ndarray,
+                     cols: np.ndarray, need: PixelNeed) -> np.ndarray:
+        if asset.band > ds.count:
+            return _read_band(ds, asset, window)  # raises the clear error
+        row_edges, col_edges, needed = needed_units(window, ds.block_shapes[asset.band - 1],
+                                                    rows, cols, need)
+        self.units_read += int(needed.sum())
+        self.units_skipped += int(needed.size - needed.sum())
+        if needed.all():
+            return _read_band(ds, asset, window)
+        out = np.zeros((int(window.height), int(window.width)), dtype=ds.dtypes[asset.band - 1])
+        for i in range(needed.shape[0]):
+            r0, r1 = int(row_edges[i]), int(row_edges[i + 1])
+            j = 0
+            while j < needed.shape[1]:  # one read per run of needed units along the row
+                if not needed[i, j]:
+                    j += 1
+                    continue
+                k = j
+                while k < needed.shape[1] and needed[i, k]:
+                    k += 1
+                c0, c1 = int(col_edges[j]), int(col_edges[k])
+                part = Window(int(window.col_off) + c0, int(window.row_off) + r0, c1 - c0,
+                              r1 - r0)
+                out[r0:r1, c0:c1] = _read_band(ds, asset, part)
+                j = k
+        return out
+
 
 def _native(asset: Asset, target: GridSpec, fill: float | None,
-            read: Callable[[Window], np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            read: Callable[[Window, np.ndarray, np.ndarray], np.ndarray]
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     src = asset.grid
     if not src.same_crs(target):
         raise CRSError(f"band {asset.band} is in {src.crs}, not in the acquisition's CRS "
@@ -163,8 +218,8 @@ def _native(asset: Asset, target: GridSpec, fill: float | None,
         value = fill if fill is not None else asset.nodata
         return (np.full((1, 1), np.nan if value is None else value, dtype=np.float32),
                 np.zeros(target.height, np.int64), np.zeros(target.width, np.int64))
-    data = read(window)
     rows, cols = index_map(target, src.window_grid(window))
+    data = read(window, rows, cols)
     if (rows >= 0).all() and (cols >= 0).all():
         return data, rows, cols
     value = fill if fill is not None else asset.nodata
@@ -176,6 +231,57 @@ def _native(asset: Asset, target: GridSpec, fill: float | None,
     rows[rows < 0] = data.shape[0] - 1
     cols[cols < 0] = data.shape[1] - 1
     return data, rows, cols
+
+
+#: Smallest edge (pixels) of the unit a reader decides to decode or skip: whole blocks,
+#: grouped when the file's blocks are smaller (striped GeoTIFFs), so reads stay few.
+MIN_UNIT_PX = 256
+
+
+def needed_units(window: Window, block: tuple[int, int], rows: np.ndarray, cols: np.ndarray,
+                 need: PixelNeed) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Which block-aligned units of a file window hold a pixel ``need`` asks for.
+
+    Parameters
+    ----------
+    window
+        The file window being read (file pixels).
+    block
+        The file's block shape (rows, columns).
+    rows, cols
+        int64 maps from target (strip) row/column to window row/column, -1 outside.
+    need
+        Which target pixels are needed.
+
+    Returns
+    -------
+    row_edges, col_edges
+        int64 unit edges in window pixels (units are ``[row_edges[i], row_edges[i + 1])``...).
+    needed
+        (len(row_edges) - 1, len(col_edges) - 1) bool.
+    """
+    row_edges = _unit_edges(int(window.row_off), int(window.height), block[0])
+    col_edges = _unit_edges(int(window.col_off), int(window.width), block[1])
+    row_spans = [_target_span(rows, a, b) for a, b in itertools.pairwise(row_edges)]
+    col_spans = [_target_span(cols, a, b) for a, b in itertools.pairwise(col_edges)]
+    needed = np.zeros((len(row_spans), len(col_spans)), dtype=bool)
+    for i, (r0, r1) in enumerate(row_spans):
+        for j, (c0, c1) in enumerate(col_spans):
+            needed[i, j] = need.any(r0, r1, c0, c1)
+    return row_edges, col_edges, needed
+
+
+def _unit_edges(offset: int, length: int, block: int) -> np.ndarray:
+    """Edges (window pixels) of units of whole blocks, at least :data:`MIN_UNIT_PX` long."""
+    unit = max(1, block) * max(1, -(-MIN_UNIT_PX // max(1, block)))
+    first = (-offset) % unit or unit
+    return np.array([0, *range(first, length, unit), length], dtype=np.int64)
+
+
+def _target_span(index: np.ndarray, a: int, b: int) -> tuple[int, int]:
+    """Target positions whose source index lies in ``[a, b)``, as one span (empty: 0, 0)."""
+    hit = np.flatnonzero((index >= a) & (index < b))
+    return (int(hit[0]), int(hit[-1]) + 1) if hit.size else (0, 0)
 
 
 def _read_band(ds: Any, asset: Asset, window: Window) -> np.ndarray:

@@ -41,6 +41,7 @@ from regenmap.features.zonal import BandInput, MaskInput, ZonalPass, quantile_na
 from regenmap.geo.catalog import Acquisition, SceneProblem, scan_band_files
 from regenmap.geo.fields import read_fields
 from regenmap.geo.grid import GridSpec
+from regenmap.geo.pixel_need import Coverage, PixelNeed
 from regenmap.geo.raster_read import RESAMPLING_RULE, BandReader
 from regenmap.geo.rasterize import FieldIndex, rasterize_fields
 from regenmap.geo.sensors import SensorProfile
@@ -183,10 +184,35 @@ class TileRaster:
     members
         (m,) positions (in the tile's field list) of fields intersecting the grid; only
         they get observation rows for acquisitions on this grid.
+    coverage
+        Where the window has field pixels (coarse cells), to leave blocks without
+        fields undecoded.
     """
 
     raster: FieldIndex
     members: np.ndarray
+    coverage: Coverage
+
+
+@dataclass(frozen=True)
+class AcquisitionResult:
+    """What one (tile, acquisition) task returns.
+
+    Attributes
+    ----------
+    rows
+        One row per field of the tile intersecting the acquisition, or None.
+    problems
+        Scene problems met (with ``on_error='record'``).
+    units_read, units_skipped
+        Block units of the band files decoded, and left undecoded because they hold no
+        field pixel or only masked ones.
+    """
+
+    rows: pd.DataFrame | None
+    problems: list[SceneProblem]
+    units_read: int = 0
+    units_skipped: int = 0
 
 
 @dataclass(frozen=True)
@@ -195,8 +221,10 @@ class ExtractSpec:
 
     Attributes
     ----------
-    indices, stats, percentiles, min_pixels, inner_buffer_px, threads, on_error
+    indices, stats, percentiles, min_pixels, inner_buffer_px, threads, on_error, skip_blocks
         As in :class:`~regenmap.pipelines.sections.ExtractConfig`.
+    sensor_bands
+        Sensor name -> common band names its profile offers.
     """
 
     indices: tuple[SpectralIndex, ...]
@@ -207,6 +235,7 @@ class ExtractSpec:
     threads: int
     on_error: str
     sensor_bands: dict[str, frozenset[str]] | None = None
+    skip_blocks: bool = True
 
     def stat_names(self) -> list[str]:
         """Statistic names in output order (``mean``, ``median``, ``std``, ``p10``...)."""
@@ -258,13 +287,15 @@ def build_tile_raster(fields: TileFields, grid: GridSpec, inner_buffer_px: float
     members = np.flatnonzero(hits & ~shapely.is_empty(local))
     if len(members) == 0:
         empty = grid.window_grid(grid.window_of_bounds((xmin, ymin, xmin, ymin)))
-        return TileRaster(rasterize_fields(np.empty(0, dtype=object), empty).index(), members)
+        index = rasterize_fields(np.empty(0, dtype=object), empty).index()
+        return TileRaster(index, members, Coverage.of_index(index))
     bounds = shapely.total_bounds(local[members])
     xb0, yb0, xb1, yb1 = (float(v) for v in bounds)
     window = grid.window_grid(grid.window_of_bounds((xb0, yb0, xb1, yb1)))
     raster = rasterize_fields(local[members], window, buffer=inner_buffer_px * grid.resolution)
     # the run index (built here, once per tile and grid) replaces the id raster
-    return TileRaster(raster.index(), members)
+    index = raster.index()
+    return TileRaster(index, members, Coverage.of_index(index))
 
 
 #: Rows of a window read and reduced at a time (a multiple of common block heights; 512-row
@@ -287,15 +318,12 @@ def strip_rows(window: GridSpec, source: GridSpec, rows: int | None = None
 
 
 def extract_acquisition(fields: TileFields, tile_raster: TileRaster, acq: Acquisition,
-                        spec: ExtractSpec) -> tuple[pd.DataFrame | None, list[SceneProblem]]:
+                        spec: ExtractSpec) -> AcquisitionResult:
     """Observations of one tile's fields in one acquisition (one Dask task).
 
-    Returns
-    -------
-    rows
-        One row per field of the tile intersecting the acquisition, or None.
-    problems
-        Scene problems met (with ``on_error='record'``); empty otherwise.
+    The quality band of each strip is read first; with ``spec.skip_blocks`` the band
+    files' blocks holding no field pixel, or only masked ones, are then left undecoded
+    (the statistics are the same: such pixels count for nothing).
 
     Raises
     ------
@@ -304,7 +332,7 @@ def extract_acquisition(fields: TileFields, tile_raster: TileRaster, acq: Acquis
     """
     members = tile_raster.members
     if len(members) == 0:
-        return None, []
+        return AcquisitionResult(None, [])
     import numba
 
     numba.set_num_threads(min(spec.threads, numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
@@ -323,31 +351,39 @@ def extract_acquisition(fields: TileFields, tile_raster: TileRaster, acq: Acquis
     zonal = ZonalPass(tile_raster.raster, spec.indices, percentiles=spec.quantiles(),
                       stats=spec.stats)
     names = needed_bands(acq, spec.indices)
+    reader = BandReader(threads=spec.threads)
     try:
-        with BandReader(threads=spec.threads) as reader:
+        with reader:
             # strip by strip: a strip is reduced while its pixels are still in cache, and
             # only a strip of each band is held
             for r0, r1 in strip_rows(window, acq.assets[names[0]].grid if names else window):
                 strip = window.window_grid(Window(0, r0, window.width, r1 - r0))
-                bands: dict[str, BandInput] = {}
-                for name in names:
-                    asset = acq.assets[name]
-                    data, rows, cols = reader.read_native(asset, strip)
-                    bands[name] = BandInput(data, asset.scale, asset.offset, asset.nodata, rows,
-                                            cols)
+                need = PixelNeed(tile_raster.coverage, r0) if spec.skip_blocks else None
                 mask = None
                 if acq.mask is not None and acq.mask_spec is not None:
                     # outside the quality raster: code -1, which the lookup drops
-                    data, rows, cols = reader.read_native(acq.mask, strip, fill=-1)
+                    data, rows, cols = reader.read_native(acq.mask, strip, fill=-1, need=need)
                     if np.issubdtype(data.dtype, np.floating):
                         data = np.where(np.isfinite(data), data, -1).astype(np.int32)
-                    mask = MaskInput(data, acq.mask_spec.valid_lookup(), rows, cols)
-                zonal.feed(r0, bands, mask=mask, height=r1 - r0)
+                    keep = acq.mask_spec.valid_lookup()
+                    mask = MaskInput(data, keep, rows, cols)
+                    if need is not None:
+                        need = need.with_mask(data, keep, rows, cols)
+                bands: dict[str, BandInput] = {}
+                for name in names:
+                    asset = acq.assets[name]
+                    data, rows, cols = reader.read_native(asset, strip, need=need)
+                    bands[name] = BandInput(data, asset.scale, asset.offset, asset.nodata, rows,
+                                            cols)
+                if need is not None and not need.any(0, r1 - r0, 0, window.width):
+                    zonal.skip(r0, r1 - r0)  # no usable field pixel: nothing was decoded
+                else:
+                    zonal.feed(r0, bands, mask=mask, height=r1 - r0)
     except RegenmapError as err:
         if spec.on_error == "fail":
             raise
-        return None, [SceneProblem(acq.id, getattr(err, "path", "") or "",
-                                   f"tile {fields.tile_id}: {err}")]
+        return AcquisitionResult(None, [SceneProblem(acq.id, getattr(err, "path", "") or "",
+                                                     f"tile {fields.tile_id}: {err}")])
     result = zonal.result()
     n_pix = result.n_pixels.astype(np.int32)
     n_val = result.n_valid.astype(np.int32)
@@ -368,20 +404,26 @@ def extract_acquisition(fields: TileFields, tile_raster: TileRaster, acq: Acquis
         for s in spec.stat_names():
             values = result.stats[(idx.name, s)].astype(np.float32)
             table[stat_column(idx.name, s)] = np.where(enough, values, np.float32(np.nan))
-    return pd.DataFrame(table), problems
+    return AcquisitionResult(pd.DataFrame(table), problems, reader.units_read,
+                             reader.units_skipped)
 
 
-def write_tile(path: Path, parts: list[tuple[pd.DataFrame | None, list[SceneProblem]]],
-               schema: pa.Schema, metadata: dict[str, Any]) -> list[SceneProblem]:
-    """Concatenate a tile's observations and write them atomically (one Dask task)."""
-    frames = [df for df, _ in parts if df is not None and len(df)]
-    problems = [p for _, probs in parts for p in probs]
+def write_tile(path: Path, parts: list[AcquisitionResult], schema: pa.Schema,
+               metadata: dict[str, Any]) -> list[SceneProblem]:
+    """Concatenate a tile's observations and write them atomically (one Dask task).
+
+    The file's metadata also counts the block units of band files decoded and skipped.
+    """
+    frames = [p.rows for p in parts if p.rows is not None and len(p.rows)]
+    problems = [prob for p in parts for prob in p.problems]
     if frames:
         df = pd.concat(frames, ignore_index=True).sort_values([TIME, FIELD_ID], kind="stable")
     else:
         df = pd.DataFrame({name: pd.Series([], dtype=object) for name in schema.names})
     table = pa.Table.from_pandas(df, schema=schema, preserve_index=False)
-    meta = {**metadata, "scene_problems": [p.__dict__ for p in problems]}
+    meta = {**metadata, "scene_problems": [p.__dict__ for p in problems],
+            "block_units": {"read": sum(p.units_read for p in parts),
+                            "skipped": sum(p.units_skipped for p in parts)}}
     table = table.replace_schema_metadata({META_KEY: json.dumps(meta, default=str).encode()})
     atomic_write_parquet(table, path)
     return problems
@@ -469,7 +511,7 @@ def extract(config: RunConfig | str | Path, *, client: Client | None = None) -> 
     spec = ExtractSpec(indices=indices, stats=tuple(opts.stats),
                        percentiles=tuple(opts.percentiles), min_pixels=opts.min_pixels,
                        inner_buffer_px=opts.inner_buffer_px, threads=opts.read_threads,
-                       on_error=opts.on_error,
+                       on_error=opts.on_error, skip_blocks=opts.skip_blocks,
                        sensor_bands={p.name: frozenset(p.common_names) for p in profiles})
     fields = read_fields(cfg.fields.path, layer=cfg.fields.layer, id_column=cfg.fields.id_column)
     acquisitions, problems = build_catalog(cfg.scenes, profiles)
@@ -514,6 +556,7 @@ def extract(config: RunConfig | str | Path, *, client: Client | None = None) -> 
                              opts.tiles_in_flight)
     else:
         problems += _recorded_problems(out, plan)
+    _log_block_units(out, plan)
     _write_scene_status(cfg.out_dir / "scenes_status.parquet", problems)
     _write_field_status(cfg.out_dir / "fields_status.parquet", fields, out, plan, opts.min_pixels,
                         opts.inner_buffer_px)
@@ -603,6 +646,21 @@ def _recorded_problems(out: Path, plan: TilePlan, skip: set[str] | None = None
             meta = json.loads((pq.read_schema(path).metadata or {}).get(META_KEY, b"{}"))
             found += [SceneProblem(**p) for p in meta.get("scene_problems", [])]
     return found
+
+
+def _log_block_units(out: Path, plan: TilePlan) -> None:
+    """Log how many block units of band files the written tiles decoded and skipped."""
+    read = skipped = 0
+    for tile in plan.tiles:
+        path = tile_path(out, tile.id)
+        if path.is_file():
+            meta = json.loads((pq.read_schema(path).metadata or {}).get(META_KEY, b"{}"))
+            units = meta.get("block_units", {})
+            read += int(units.get("read", 0))
+            skipped += int(units.get("skipped", 0))
+    if read + skipped:
+        log.info("extract: decoded %d of %d band block units (%.0f%% skipped: no field, or "
+                 "every field pixel masked)", read, read + skipped, 100 * skipped / (read + skipped))
 
 
 def _write_scene_status(path: Path, problems: list[SceneProblem]) -> None:

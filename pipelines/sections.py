@@ -48,6 +48,10 @@ class ExtractConfig(StrictModel):
         GDAL decode threads per task (``GDAL_NUM_THREADS``); keep 1 when every core runs a worker.
     tiles_in_flight
         Tiles submitted to the cluster at once (bounds memory); twice the workers if omitted.
+    skip_blocks
+        Leave undecoded the blocks of band files that hold no field pixel, or whose field
+        pixels the quality mask all drops (clouds); the statistics are the same either way.
+        Turn off only to compare.
     """
 
     indices: list[str] = Field(default_factory=lambda: ["NDVI", "NDTI", "BSI"])
@@ -60,6 +64,7 @@ class ExtractConfig(StrictModel):
     on_error: Literal["record", "fail"] = "record"
     read_threads: int = Field(default=1, ge=1)
     tiles_in_flight: int | None = Field(default=None, ge=1)
+    skip_blocks: bool = True
 
     @field_validator("indices")
     @classmethod

@@ -185,3 +185,40 @@ def test_strips_without_any_band_or_mask() -> None:
     res = zp.result()
     assert res.n_pixels.tolist() == [60] and res.n_valid.tolist() == [60]
     assert np.isnan(res.stats[("NDTI", "mean")][0]) and res.stats[("NDTI", "count")][0] == 0
+
+
+@pytest.mark.parametrize("seed", [1, 4])
+def test_skipped_rows_count_as_fully_masked_rows(seed: int) -> None:
+    """``ZonalPass.skip`` gives what feeding the same rows with every pixel masked gives."""
+    from regenmap.features.zonal import ZonalPass
+
+    rng = np.random.default_rng(seed)
+    h, w = 61, 37
+    grid = GridSpec("EPSG:32631", Affine(10, 0, 0, 0, -10, 10 * h), w, h)
+    raster = rasterize_fields(random_fields(rng, 10 * w, 10 * h, 30), grid)
+    red = rng.integers(0, 4000, (h, w)).astype(np.uint16)
+    nir = rng.integers(1, 6000, (h, w)).astype(np.uint16)
+    swir = rng.integers(1, 3000, ((h + 1) // 2, (w + 1) // 2)).astype(np.uint16)
+    scl = rng.integers(0, 8, swir.shape).astype(np.uint8)
+    rows, cols = np.arange(h) // 2, np.arange(w) // 2
+    edges = [0, *sorted(rng.choice(np.arange(1, h), 7, replace=False).tolist()), h]
+    cloudy = {i for i in range(len(edges) - 1) if i % 2 == 1}  # every other strip
+    stats = ("mean", "std", "min", "max", "count")
+    fed, skipped = (ZonalPass(raster, INDICES, percentiles=PCTS, stats=stats) for _ in range(2))
+    for i, (r0, r1) in enumerate(itertools.pairwise(edges)):
+        bands = {"red": BandInput(red[r0:r1], 1e-4, 0.0, 0),
+                 "nir": BandInput(nir[r0:r1], 1e-4, 0.0, 0),
+                 "swir16": BandInput(swir, 1e-4, 0.0, 0, rows[r0:r1], cols)}
+        code = np.zeros_like(scl) if i in cloudy else scl  # code 0: dropped
+        fed.feed(r0, bands, mask=MaskInput(code, KEEP, rows[r0:r1], cols))
+        if i in cloudy:
+            skipped.skip(r0, r1 - r0)
+        else:
+            skipped.feed(r0, bands, mask=MaskInput(scl, KEEP, rows[r0:r1], cols))
+    a, b = fed.result(), skipped.result()
+    assert a.n_valid.sum() > 0 and (a.n_valid < a.n_pixels).any()
+    np.testing.assert_array_equal(b.n_valid, a.n_valid)
+    for key, value in a.stats.items():
+        np.testing.assert_array_equal(b.stats[key], value, err_msg=str(key))
+    with pytest.raises(ValueError, match="out of order"):
+        skipped.skip(0, 3)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -249,3 +251,50 @@ def test_sensor_with_none_of_the_bands_in_several_strips(tmp_path: Path, client:
     obs = read_obs(extract(cfg, client=client)).set_index("field_id")
     assert obs.loc["b", N_PIXELS] == 400 and obs.loc["b", N_VALID] == 400
     assert obs[stat_column("NDTI", "mean")].isna().all()
+
+
+def test_skipping_cloudy_and_field_free_blocks_changes_nothing(
+        tmp_path: Path, client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    import regenmap.geo.raster_read as raster_read
+    import regenmap.pipelines.extract as extract_module
+
+    monkeypatch.setattr(extract_module, "STRIP_ROWS", 8)
+    monkeypatch.setattr(raster_read, "MIN_UNIT_PX", 1)  # units = the files' 16-px blocks
+    skipped_strips: list[int] = []
+    real_skip = extract_module.ZonalPass.skip
+
+    def counting_skip(self: Any, r0: int, height: int) -> None:
+        skipped_strips.append(r0)
+        real_skip(self, r0, height)
+
+    monkeypatch.setattr(extract_module.ZonalPass, "skip", counting_skip)
+    rng = np.random.default_rng(5)
+    scenes = tmp_path / "scenes"
+    for d, when in enumerate(DATES):
+        bands = {b: reflectance_to_dn(rng.uniform(0.02, 0.5, (40, 40))) for b in ("B04", "B08")}
+        bands |= {b: reflectance_to_dn(rng.uniform(0.05, 0.4, (20, 20))) for b in ("B11", "B12")}
+        scl = rng.choice(np.array([4, 5, 9], np.uint8), (20, 20), p=[0.6, 0.3, 0.1])
+        scl[:8] = 9  # cloud over the first 16 rows (two whole strips)
+        if d == 1:
+            scl[:, 8:] = 8  # and, on the second date, over the right part too
+        write_s2_scene(scenes, tile="31UFQ", when=when, grid10=GRID, bands=bands, scl=scl,
+                       blocksize=16)
+    fields = gpd.GeoDataFrame(  # nothing in columns 24-39 of rows 16-39
+        {"field_id": ["a", "b", "c"]},
+        geometry=[box(0, 0, 17, 13), box(3, 9, 21, 39), box(10, 2, 39, 11)], crs="EPSG:32631")
+    outs, units = {}, {}
+    for skip in (True, False):
+        folder = tmp_path / str(skip)
+        folder.mkdir()
+        (folder / "scenes").symlink_to(scenes)
+        cfg = make_config(folder, fields, tile_size_px=64, percentiles=[10, 90],
+                          stats=["mean", "median", "std", "min", "max"], skip_blocks=skip)
+        out = extract(cfg, client=client)
+        outs[skip] = read_obs(out).sort_values(["field_id", "time"]).reset_index(drop=True)
+        meta = json.loads(pq.read_schema(next(out.glob("*.parquet"))).metadata[b"regenmap"])
+        units[skip] = meta["block_units"]
+    assert outs[True][N_VALID].sum() > 0
+    pd.testing.assert_frame_equal(outs[True], outs[False])
+    assert units[True]["skipped"] > 0 and units[True]["read"] > 0
+    assert units[False] == {"read": 0, "skipped": 0}  # nothing asked, nothing counted
+    assert sorted(set(skipped_strips)) == [0, 8]  # the two strips under cloud, not decoded
