@@ -46,10 +46,11 @@ class FieldRaster:
 
     @functools.cached_property
     def n_pixels(self) -> np.ndarray:
-        """(n_fields,) int64 count of pixels of each field."""
-        flat = self.ids.ravel()
-        counts = np.bincount(flat[flat >= 0], minlength=self.n_fields)
-        return counts + np.bincount(self.pair_fid, minlength=self.n_fields)
+        """(n_fields,) int64 count of pixels of each field (from the runs of the scan plan)."""
+        plan = self.scan_plan
+        field_of_run = np.repeat(np.arange(self.n_fields), np.diff(plan.run_ptr))
+        lengths = plan.run_c1.astype(np.int64) - plan.run_c0
+        return np.bincount(field_of_run, weights=lengths, minlength=self.n_fields).astype(np.int64)
 
     def index(self) -> FieldIndex:
         """Return the :class:`FieldIndex`: what a zonal pass needs, without the id raster."""
@@ -137,10 +138,10 @@ def rasterize_fields(geoms: np.ndarray, grid: GridSpec, *, buffer: float = 0.0) 
     n = len(geoms)
     shrunk = inner_buffer(np.asarray(geoms, dtype=object), buffer)
     ok = ~(shapely.is_missing(shrunk) | shapely.is_empty(shrunk))
-    ids = np.full(grid.shape, -1, dtype=np.int32)
     empty_pairs = (np.empty(0, np.int64), np.empty(0, np.int32))
     if grid.width == 0 or grid.height == 0 or not ok.any():
-        return FieldRaster(grid, ids, *empty_pairs, n_fields=n)
+        return FieldRaster(grid, np.full(grid.shape, -1, dtype=np.int32), *empty_pairs, n_fields=n)
+    ids = np.empty((0, 0), np.int32)  # layer 0, burnt below (one id raster held at a time)
     pos = np.flatnonzero(ok)
     layers = overlap_layers(shrunk[pos])
     pix_parts, fid_parts = [], []
