@@ -4,18 +4,16 @@ One Dask task per (tile, acquisition) reads only the tile's window and the
 bands its indices need, masks clouds and nodata, and reduces every field of the
 tile with the fused kernel of :mod:`regenmap.features.zonal`. The field raster
 of a tile is built once per acquisition grid (a task of its own) and reused by
-every acquisition on that grid. Each tile is written atomically as
-``out_dir/observations/tile=<id>.parquet``; a run started again skips the tiles
-already written by the same inputs and options.
+every acquisition on that grid. Each task writes its rows to a part file; one
+task per tile streams the parts into ``out_dir/observations/tile=<id>.parquet``
+(:mod:`regenmap.pipelines.tile_store`), atomically; a run started again skips the
+tiles already written by the same inputs and options, and reuses the parts.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 import logging
-import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +23,6 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 import shapely
 from rasterio.windows import Window
 
@@ -33,7 +30,6 @@ from regenmap.errors import (
     ConfigError,
     InputError,
     MissingBandError,
-    OutputError,
     RegenmapError,
 )
 from regenmap.features.indices import SpectralIndex, resolve_indices
@@ -45,6 +41,18 @@ from regenmap.geo.pixel_need import Coverage, PixelNeed
 from regenmap.geo.raster_read import RESAMPLING_RULE, BandReader
 from regenmap.geo.rasterize import FieldIndex, rasterize_fields
 from regenmap.geo.sensors import SensorProfile
+from regenmap.pipelines.tile_store import (
+    PARTS_DIR,
+    PartInfo,
+    atomic_write_parquet,
+    file_meta,
+    part_path,
+    reuse_part,
+    tile_is_done,
+    tile_path,
+    write_part,
+    write_tile,
+)
 from regenmap.pipelines.tiling import Tile, TilePlan, plan_tiles, reference_grid
 from regenmap.provenance import config_hash, stamp
 from regenmap.schema import (
@@ -71,8 +79,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Parquet metadata key holding the provenance JSON of every tile file.
-META_KEY = b"regenmap"
 #: Columns of ``scenes_status.parquet`` (one row per scene problem).
 SCENE_PATH = "path"
 SCENE_SEVERITY = "severity"
@@ -408,41 +414,18 @@ def extract_acquisition(fields: TileFields, tile_raster: TileRaster, acq: Acquis
                              reader.units_skipped)
 
 
-def write_tile(path: Path, parts: list[AcquisitionResult], schema: pa.Schema,
-               metadata: dict[str, Any]) -> list[SceneProblem]:
-    """Concatenate a tile's observations and write them atomically (one Dask task).
+def extract_part(fields: TileFields, tile_raster: TileRaster, acq: Acquisition,
+                 spec: ExtractSpec, path: Path, schema: pa.Schema, run_key: str) -> PartInfo:
+    """Extract one tile and acquisition into its part file (one Dask task).
 
-    The file's metadata also counts the block units of band files decoded and skipped.
+    A part written before by a run with the same ``run_key`` (and no problem) is reused.
     """
-    frames = [p.rows for p in parts if p.rows is not None and len(p.rows)]
-    problems = [prob for p in parts for prob in p.problems]
-    if frames:
-        df = pd.concat(frames, ignore_index=True).sort_values([TIME, FIELD_ID], kind="stable")
-    else:
-        df = pd.DataFrame({name: pd.Series([], dtype=object) for name in schema.names})
-    table = pa.Table.from_pandas(df, schema=schema, preserve_index=False)
-    meta = {**metadata, "scene_problems": [p.__dict__ for p in problems],
-            "block_units": {"read": sum(p.units_read for p in parts),
-                            "skipped": sum(p.units_skipped for p in parts)}}
-    table = table.replace_schema_metadata({META_KEY: json.dumps(meta, default=str).encode()})
-    atomic_write_parquet(table, path)
-    return problems
-
-
-def atomic_write_parquet(table: pa.Table, path: Path) -> None:
-    """Write ``table`` to a temporary file beside ``path``, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        pq.write_table(table, tmp)
-        Path(tmp).replace(path)
-    except OSError as err:
-        Path(tmp).unlink(missing_ok=True)
-        raise OutputError(f"cannot write {path}: {err}") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    done = reuse_part(path, run_key)
+    if done is not None:
+        return done
+    res = extract_acquisition(fields, tile_raster, acq, spec)
+    return write_part(path, res.rows, schema, np.datetime64(acq.time, "ns"), run_key,
+                      res.problems, (res.units_read, res.units_skipped))
 
 
 # --------------------------------------------------------------------------- driver
@@ -454,22 +437,6 @@ def observations_schema(spec: ExtractSpec) -> pa.Schema:
             pa.field(N_VALID, pa.int32()), pa.field(VALID_FRACTION, pa.float32())]
     cols += [pa.field(c, pa.float32()) for c in spec.value_columns()]
     return pa.schema(cols)
-
-
-def tile_path(out: Path, tile_id: str) -> Path:
-    """File of one tile's observations."""
-    return out / f"tile={tile_id}.parquet"
-
-
-def tile_is_done(path: Path, run_key: str) -> bool:
-    """Whether ``path`` exists and was written by a run with the same inputs and options."""
-    if not path.is_file():
-        return False
-    try:
-        meta = pq.read_schema(path).metadata or {}
-        return bool(json.loads(meta.get(META_KEY, b"{}")).get("run_key") == run_key)
-    except (OSError, pa.ArrowInvalid, ValueError):
-        return False
 
 
 def extract(config: RunConfig | str | Path, *, client: Client | None = None) -> Path:
@@ -556,6 +523,9 @@ def extract(config: RunConfig | str | Path, *, client: Client | None = None) -> 
                              opts.tiles_in_flight)
     else:
         problems += _recorded_problems(out, plan)
+    parts = out / PARTS_DIR
+    if parts.is_dir() and not any(parts.iterdir()):
+        parts.rmdir()  # every tile written: no part left
     _log_block_units(out, plan)
     _write_scene_status(cfg.out_dir / "scenes_status.parquet", problems)
     _write_field_status(cfg.out_dir / "fields_status.parquet", fields, out, plan, opts.min_pixels,
@@ -618,7 +588,8 @@ def _run(client: Client, pending: list[Tile], fields: gpd.GeoDataFrame, plan: Ti
         for g, (grid, accs) in enumerate(by_grid.items()):
             ids = client.submit(build_tile_raster, tf_future, grid, spec.inner_buffer_px,
                                 key=f"field-raster-{tile.id}-{g}-{meta['run_key']}", pure=False)
-            parts += [client.submit(extract_acquisition, tf_future, ids, acq, spec,
+            parts += [client.submit(extract_part, tf_future, ids, acq, spec,
+                                    part_path(out, tile.id, acq.id), schema, meta["run_key"],
                                     key=f"extract-{tile.id}-{acq.id}-{meta['run_key']}",
                                     pure=False) for acq in accs]
         return client.submit(write_tile, tile_path(out, tile.id), parts, schema,
@@ -643,8 +614,7 @@ def _recorded_problems(out: Path, plan: TilePlan, skip: set[str] | None = None
             continue
         path = tile_path(out, tile.id)
         if path.is_file():
-            meta = json.loads((pq.read_schema(path).metadata or {}).get(META_KEY, b"{}"))
-            found += [SceneProblem(**p) for p in meta.get("scene_problems", [])]
+            found += [SceneProblem(**p) for p in file_meta(path).get("scene_problems", [])]
     return found
 
 
@@ -654,8 +624,7 @@ def _log_block_units(out: Path, plan: TilePlan) -> None:
     for tile in plan.tiles:
         path = tile_path(out, tile.id)
         if path.is_file():
-            meta = json.loads((pq.read_schema(path).metadata or {}).get(META_KEY, b"{}"))
-            units = meta.get("block_units", {})
+            units = file_meta(path).get("block_units", {})
             read += int(units.get("read", 0))
             skipped += int(units.get("skipped", 0))
     if read + skipped:
@@ -678,10 +647,15 @@ def _write_field_status(path: Path, fields: gpd.GeoDataFrame, out: Path, plan: T
                         min_pixels: int, buffer_px: float) -> None:
     cols = [FIELD_ID, N_PIXELS, N_VALID]
     files = [tile_path(out, t.id) for t in plan.tiles if tile_path(out, t.id).is_file()]
-    obs = (pd.concat([pd.read_parquet(f, columns=cols) for f in files], ignore_index=True)
-           if files else pd.DataFrame({c: [] for c in cols}))
-    agg = obs.groupby(FIELD_ID).agg(n_pixels=(N_PIXELS, "max"), n_valid=(N_VALID, "sum"),
-                                    n_obs=(N_PIXELS, "size"))
+    # tile by tile (a field is in one tile), so only one tile's rows are in memory
+    per_tile = [pd.read_parquet(f, columns=cols).groupby(FIELD_ID).agg(
+        n_pixels=(N_PIXELS, "max"), n_valid=(N_VALID, "sum"), n_obs=(N_PIXELS, "size"))
+        for f in files]
+    if per_tile:
+        agg = pd.concat(per_tile).groupby(level=0).agg(
+            n_pixels=("n_pixels", "max"), n_valid=("n_valid", "sum"), n_obs=("n_obs", "sum"))
+    else:
+        agg = pd.DataFrame({"n_pixels": [], "n_valid": [], "n_obs": []}, index=pd.Index([]))
     agg = agg.reindex(fields[FIELD_ID].to_numpy())
     status = fields[STATUS].to_numpy(dtype=object).copy()
     reason = fields[REASON].to_numpy(dtype=object).copy()

@@ -298,3 +298,29 @@ def test_skipping_cloudy_and_field_free_blocks_changes_nothing(
     assert units[True]["skipped"] > 0 and units[True]["read"] > 0
     assert units[False] == {"read": 0, "skipped": 0}  # nothing asked, nothing counted
     assert sorted(set(skipped_strips)) == [0, 8]  # the two strips under cloud, not decoded
+
+
+def test_killed_run_reuses_the_parts_it_had_written(tmp_path: Path, client: Client) -> None:
+    from regenmap.pipelines.tile_store import file_meta, part_path, write_part
+
+    cfg = make_config(tmp_path, standard_fields())
+    out = extract(cfg, client=client)
+    tile = next(out.glob("tile=*.parquet"))
+    first = read_obs(out)
+    run_key = file_meta(tile)["run_key"]
+    tile_id = tile.stem.removeprefix("tile=")
+    # as if the run had died after writing the first acquisition's part: a part with a
+    # marked value stands in for it, and must be used as it is
+    acq = first.loc[first["time"] == pd.Timestamp(DATES[0])]
+    acq = acq.loc[acq["tile_id"] == tile_id].copy()
+    acq[stat_column("NDVI", "mean")] = np.float32(-9.0)
+    schema = pq.read_schema(tile).remove_metadata()
+    write_part(part_path(out, tile_id, acq["acquisition_id"].iloc[0]), acq, schema,
+               np.datetime64(DATES[0], "ns"), run_key, [], (0, 0))
+    tile.unlink()
+    second = read_obs(extract(cfg, client=client))
+    marked = second.loc[second[stat_column("NDVI", "mean")] == -9.0]
+    assert len(marked) == len(acq) > 0
+    assert set(marked["time"]) == {pd.Timestamp(DATES[0])}
+    assert len(second) == len(first)
+    assert not (out / "_parts").exists()

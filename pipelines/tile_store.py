@@ -1,0 +1,187 @@
+"""Where extraction writes: one Parquet part per (tile, acquisition), then one file per tile.
+
+Each (tile, acquisition) task writes its rows to a part file of its own
+(``observations/_parts/tile=<id>/<acquisition>.parquet``, atomically) and hands
+the tile's writer only a small :class:`PartInfo`. The writer streams the parts,
+in time order, into ``observations/tile=<id>.parquet`` (one row group per
+acquisition time) and removes them, so no task ever holds more than one
+acquisition's rows: memory does not grow with the number of acquisitions. A
+killed run started again reuses the parts already written by the same inputs
+and options (``run_key``), so even a half-done tile loses little work.
+
+Readers of ``observations/`` glob ``tile=*.parquet``; the ``_parts`` folder is
+skipped by pyarrow's dataset discovery (its name starts with ``_``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from regenmap.errors import OutputError
+from regenmap.geo.catalog import SceneProblem
+from regenmap.schema import FIELD_ID
+
+#: Parquet metadata key holding the provenance JSON of every tile and part file.
+META_KEY = b"regenmap"
+#: Folder (under the observations folder) of the per-acquisition parts of unfinished tiles.
+PARTS_DIR = "_parts"
+
+
+@dataclass(frozen=True)
+class PartInfo:
+    """What a (tile, acquisition) task hands the tile's writer instead of its rows.
+
+    Attributes
+    ----------
+    path
+        The part file (rows sorted by field_id; possibly empty).
+    time
+        Acquisition time (ns), the order in which parts are written.
+    n_rows
+        Rows in the part.
+    problems
+        Scene problems met (with ``on_error='record'``).
+    units_read, units_skipped
+        Block units of band files decoded and left undecoded.
+    """
+
+    path: str
+    time: np.datetime64
+    n_rows: int
+    problems: list[SceneProblem] = field(default_factory=list)
+    units_read: int = 0
+    units_skipped: int = 0
+
+
+def tile_path(out: Path, tile_id: str) -> Path:
+    """File of one tile's observations."""
+    return out / f"tile={tile_id}.parquet"
+
+
+def part_path(out: Path, tile_id: str, acquisition_id: str) -> Path:
+    """Part file of one tile and acquisition (a readable, collision-free name)."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", acquisition_id)[:80]
+    digest = hashlib.sha256(acquisition_id.encode()).hexdigest()[:8]
+    return out / PARTS_DIR / f"tile={tile_id}" / f"{safe}-{digest}.parquet"
+
+
+def file_meta(path: Path) -> dict[str, Any]:
+    """Read the provenance JSON of a tile or part file ({} if absent or unreadable)."""
+    try:
+        meta = pq.read_schema(path).metadata or {}
+        return dict(json.loads(meta.get(META_KEY, b"{}")))
+    except (OSError, pa.ArrowInvalid, ValueError):
+        return {}
+
+
+def tile_is_done(path: Path, run_key: str) -> bool:
+    """Whether ``path`` exists and was written by a run with the same inputs and options."""
+    return path.is_file() and file_meta(path).get("run_key") == run_key
+
+
+def write_part(path: Path, rows: pd.DataFrame | None, schema: pa.Schema, time: np.datetime64,
+               run_key: str, problems: list[SceneProblem], units: tuple[int, int]) -> PartInfo:
+    """Write one acquisition's rows of a tile as a part file (sorted by field_id), atomically."""
+    if rows is None or not len(rows):
+        table = schema.empty_table()
+    else:
+        table = pa.Table.from_pandas(rows.sort_values(FIELD_ID, kind="stable"), schema=schema,
+                                     preserve_index=False)
+    meta = {"run_key": run_key, "time": str(time), "problems": [p.__dict__ for p in problems],
+            "units": list(units)}
+    atomic_write_parquet(_with_meta(table, meta), path)
+    return PartInfo(str(path), time, table.num_rows, problems, *units)
+
+
+def reuse_part(path: Path, run_key: str) -> PartInfo | None:
+    """Return the part at ``path`` if a run with the same ``run_key`` wrote it, problem-free.
+
+    Parts that recorded a scene problem are computed again (the input may have been fixed).
+    """
+    if not path.is_file():
+        return None
+    meta = file_meta(path)
+    if meta.get("run_key") != run_key or meta.get("problems"):
+        return None
+    n_rows = pq.read_metadata(path).num_rows
+    read, skipped = meta.get("units", [0, 0])
+    return PartInfo(str(path), np.datetime64(meta["time"], "ns"), n_rows, [], int(read),
+                    int(skipped))
+
+
+def write_tile(path: Path, parts: list[PartInfo], schema: pa.Schema,
+               metadata: dict[str, Any]) -> list[SceneProblem]:
+    """Stream a tile's parts into its file, atomically, then remove them (one Dask task).
+
+    Rows come sorted by time, then field_id; one row group per acquisition time, so
+    only one time's rows are in memory. The file's metadata holds ``metadata``, the
+    scene problems and the block units decoded and skipped.
+
+    Returns
+    -------
+    list of SceneProblem
+        The problems the parts recorded.
+    """
+    problems = [prob for p in parts for prob in p.problems]
+    meta = {**metadata, "scene_problems": [p.__dict__ for p in problems],
+            "block_units": {"read": sum(p.units_read for p in parts),
+                            "skipped": sum(p.units_skipped for p in parts)}}
+    full = schema.with_metadata({META_KEY: json.dumps(meta, default=str).encode()})
+    times = sorted({p.time for p in parts if p.n_rows})
+
+    def write(writer: pq.ParquetWriter) -> None:
+        for t in times:  # parts of one time: in submission order, then by field_id
+            group = [pq.read_table(p.path, schema=schema) for p in parts
+                     if p.n_rows and p.time == t]
+            table = pa.concat_tables(group)
+            if len(group) > 1:
+                table = table.sort_by([(FIELD_ID, "ascending")])  # stable
+            writer.write_table(table.replace_schema_metadata(full.metadata))
+
+    _atomic_stream(path, full, write)
+    for p in parts:
+        Path(p.path).unlink(missing_ok=True)
+    if parts:
+        folder = Path(parts[0].path).parent
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+    return problems
+
+
+def atomic_write_parquet(table: pa.Table, path: Path) -> None:
+    """Write ``table`` to a temporary file beside ``path``, then rename it into place."""
+    _atomic_stream(path, table.schema, lambda writer: writer.write_table(table))
+
+
+def _atomic_stream(path: Path, schema: pa.Schema,
+                   write: Callable[[pq.ParquetWriter], None]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        with pq.ParquetWriter(tmp, schema) as writer:
+            write(writer)
+        Path(tmp).replace(path)
+    except OSError as err:
+        Path(tmp).unlink(missing_ok=True)
+        raise OutputError(f"cannot write {path}: {err}") from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _with_meta(table: pa.Table, meta: dict[str, Any]) -> pa.Table:
+    return table.replace_schema_metadata({META_KEY: json.dumps(meta, default=str).encode()})
