@@ -15,6 +15,7 @@ skipped by pyarrow's dataset discovery (its name starts with ``_``).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -152,12 +153,15 @@ def write_tile(path: Path, parts: list[PartInfo], schema: pa.Schema,
             writer.write_table(table.replace_schema_metadata(full.metadata))
 
     _atomic_stream(path, full, write)
-    for p in parts:
-        Path(p.path).unlink(missing_ok=True)
-    if parts:
-        folder = Path(parts[0].path).parent
-        if folder.is_dir() and not any(folder.iterdir()):
-            folder.rmdir()
+    # the tile is written: its parts are no longer needed (a part that cannot be
+    # removed is harmless, so it does not fail the tile)
+    with contextlib.suppress(OSError):
+        for p in parts:
+            Path(p.path).unlink(missing_ok=True)
+        if parts:
+            folder = Path(parts[0].path).parent
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
     return problems
 
 
