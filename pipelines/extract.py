@@ -415,17 +415,23 @@ def extract_acquisition(fields: TileFields, tile_raster: TileRaster, acq: Acquis
 
 
 def extract_part(fields: TileFields, tile_raster: TileRaster, acq: Acquisition,
-                 spec: ExtractSpec, path: Path, schema: pa.Schema, run_key: str) -> PartInfo:
+                 spec: ExtractSpec, path: Path, schema: pa.Schema, run_key: str,
+                 tile_file: Path) -> PartInfo:
     """Extract one tile and acquisition into its part file (one Dask task).
 
-    A part written before by a run with the same ``run_key`` (and no problem) is reused.
+    A part written before by a run with the same ``run_key`` (and no problem) is reused;
+    nothing is done when ``tile_file`` is already written by that run (Dask running the
+    task again after its tile was finished).
     """
+    when = np.datetime64(acq.time, "ns")
+    if tile_is_done(tile_file, run_key):
+        return PartInfo(str(path), when, 0)
     done = reuse_part(path, run_key)
     if done is not None:
         return done
     res = extract_acquisition(fields, tile_raster, acq, spec)
-    return write_part(path, res.rows, schema, np.datetime64(acq.time, "ns"), run_key,
-                      res.problems, (res.units_read, res.units_skipped))
+    return write_part(path, res.rows, schema, when, run_key, res.problems,
+                      (res.units_read, res.units_skipped))
 
 
 # --------------------------------------------------------------------------- driver
@@ -590,6 +596,7 @@ def _run(client: Client, pending: list[Tile], fields: gpd.GeoDataFrame, plan: Ti
                                 key=f"field-raster-{tile.id}-{g}-{meta['run_key']}", pure=False)
             parts += [client.submit(extract_part, tf_future, ids, acq, spec,
                                     part_path(out, tile.id, acq.id), schema, meta["run_key"],
+                                    tile_path(out, tile.id),
                                     key=f"extract-{tile.id}-{acq.id}-{meta['run_key']}",
                                     pure=False) for acq in accs]
         return client.submit(write_tile, tile_path(out, tile.id), parts, schema,

@@ -131,11 +131,17 @@ def write_tile(path: Path, parts: list[PartInfo], schema: pa.Schema,
     only one time's rows are in memory. The file's metadata holds ``metadata``, the
     scene problems and the block units decoded and skipped.
 
+    A tile already written by the same ``run_key`` is left as it is (the task may be
+    run again by Dask after its parts were removed).
+
     Returns
     -------
     list of SceneProblem
         The problems the parts recorded.
     """
+    if tile_is_done(path, str(metadata.get("run_key"))):
+        # run again (a worker holding its result was lost): the tile stands, its parts are gone
+        return [SceneProblem(**p) for p in file_meta(path).get("scene_problems", [])]
     problems = [prob for p in parts for prob in p.problems]
     meta = {**metadata, "scene_problems": [p.__dict__ for p in problems],
             "block_units": {"read": sum(p.units_read for p in parts),

@@ -76,3 +76,18 @@ def test_a_tile_without_rows_is_an_empty_typed_file(tmp_path: Path) -> None:
     write_tile(path, [], SCHEMA, {"run_key": "k"})
     table = pq.read_table(path)
     assert table.num_rows == 0 and table.schema.field("time").type == pa.timestamp("ns")
+
+
+def test_writing_a_finished_tile_again_leaves_it_as_it_is(tmp_path: Path) -> None:
+    """Dask may run the writer again after its parts were removed (a lost worker)."""
+    out = tmp_path / "observations"
+    problem = SceneProblem("x", "", "unreadable", fatal=False)
+    parts = [write_part(part_path(out, "3_1", "a"), rows(["b", "a"], T1, "a"), SCHEMA, T1, "key",
+                        [problem], (1, 0))]
+    path = tile_path(out, "3_1")
+    write_tile(path, parts, SCHEMA, {"run_key": "key"})
+    before = path.stat().st_mtime_ns
+    assert not Path(parts[0].path).exists()
+    again = write_tile(path, parts, SCHEMA, {"run_key": "key"})
+    assert [p.reason for p in again] == ["unreadable"]
+    assert path.stat().st_mtime_ns == before and pq.read_table(path).num_rows == 2
