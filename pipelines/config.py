@@ -155,6 +155,27 @@ class RunConfig(StrictModel):
         """Return the short hash of the resolved configuration (see :mod:`regenmap.provenance`)."""
         return config_hash(self.model_dump(mode="json"))
 
+    def input_paths(self) -> list[Path]:
+        """Every input file or folder the configuration names (fields, scenes, labels...)."""
+        found: list[Path | None] = [self.fields.path, self.observations, self.model.labels.path,
+                                    self.model.path]
+        if self.scenes is not None:
+            found += [self.scenes.path, self.scenes.dates]
+            sensors = [self.scenes.sensor] if isinstance(self.scenes.sensor, str) \
+                else self.scenes.sensor
+            found += [Path(s) for s in sensors if s.endswith((".yaml", ".yml"))]
+        return [p for p in found if p is not None]
+
+    def run_hash(self) -> str:
+        """Return the hash of the configuration and of its inputs' contents.
+
+        Stage markers carry it: an input edited in place invalidates them.
+        """
+        from regenmap.pipelines.fingerprint import inputs_fingerprint
+
+        return config_hash({"config": self.hash(),
+                            "inputs": inputs_fingerprint(self.input_paths(), exclude=self.out_dir)})
+
 
 def _format_validation_error(err: ValidationError, source: str) -> str:
     lines = [f"{source}: invalid configuration"]

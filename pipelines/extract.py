@@ -41,6 +41,7 @@ from regenmap.geo.pixel_need import Coverage, PixelNeed
 from regenmap.geo.raster_read import RESAMPLING_RULE, BandReader
 from regenmap.geo.rasterize import FieldIndex, rasterize_fields
 from regenmap.geo.sensors import SensorProfile
+from regenmap.pipelines.fingerprint import inputs_fingerprint
 from regenmap.pipelines.tile_store import (
     PARTS_DIR,
     PartInfo,
@@ -504,7 +505,11 @@ def extract(config: RunConfig | str | Path, *, client: Client | None = None) -> 
     run_key = config_hash({"fields": cfg.fields.model_dump(mode="json"),
                            "scenes": cfg.scenes.model_dump(mode="json"),
                            "extract": opts.model_dump(mode="json"),
-                           "acquisitions": [a.id for a in acquisitions]})
+                           "acquisitions": [a.id for a in acquisitions],
+                           # contents too: a fields file or scene edited in place
+                           "inputs": inputs_fingerprint([cfg.fields.path, cfg.scenes.path,
+                                                         cfg.scenes.dates],
+                                                        exclude=cfg.out_dir)})
     out = cfg.out_dir / "observations"
     out.mkdir(parents=True, exist_ok=True)
     meta = stamp(schema=OBSERVATIONS_SCHEMA, config=cfg.model_dump(mode="json"),

@@ -167,12 +167,14 @@ def run(config: RunConfig | str | Path, *, quiet: bool = False,
     out_dir = Path(cfg.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     result = RunResult(config=cfg)
-    chash = cfg.hash()
+    chash = cfg.run_hash()  # configuration and input contents
     functions = _stage_functions()
     lazy = _LazyClient(cfg, reporter, client, profile)
     with _sigterm_as_interrupt(), run_lock(out_dir), closing(lazy):
+        upstream_ran = False
         for name in stages:
-            marker = stage_done(out_dir, name, chash)
+            # a stage after one that ran again must run again too: its inputs changed
+            marker = None if upstream_ran else stage_done(out_dir, name, chash)
             if marker is not None:
                 reporter.skipped(name, "finished earlier with the same configuration")
                 result.skipped.append(name)
@@ -199,6 +201,7 @@ def run(config: RunConfig | str | Path, *, quiet: bool = False,
                     reporter.event("retry", stage=name, attempt=attempt + 1,
                                    error=f"{type(err).__name__}: {err}"[:300])
                     lazy.reset()
+            upstream_ran = True
             outputs = _as_jsonable(produced)
             mark_done(out_dir, name, chash, outputs)
             result.outputs[name] = outputs

@@ -324,3 +324,32 @@ def test_killed_run_reuses_the_parts_it_had_written(tmp_path: Path, client: Clie
     assert set(marked["time"]) == {pd.Timestamp(DATES[0])}
     assert len(second) == len(first)
     assert not (out / "_parts").exists()
+
+
+def test_fields_edited_in_place_are_not_met_by_stale_tiles(tmp_path: Path, client: Client) -> None:
+    cfg = make_config(tmp_path, standard_fields())
+    first = read_obs(extract(cfg, client=client)).set_index(["field_id", "time"])
+    edited = standard_fields()
+    edited.loc[0, "geometry"] = box(0, 0, 5, 10)  # field "a" loses half its pixels
+    edited.to_file(tmp_path / "fields.gpkg")  # same path, same configuration
+    second = read_obs(extract(cfg, client=client)).set_index(["field_id", "time"])
+    a0 = ("a", pd.Timestamp(DATES[0]))
+    assert first.loc[a0, N_PIXELS] == 100 and second.loc[a0, N_PIXELS] == 50
+
+
+def test_run_redoes_stages_after_an_edited_input_or_a_stage_that_ran(tmp_path: Path,
+                                                                     client: Client) -> None:
+    from regenmap.pipelines.run import run
+
+    fields = standard_fields()
+    cfg = make_config(tmp_path, fields, tile_size_px=64)
+    stages = ("extract", "features")
+    assert run(cfg, quiet=True, client=client, stages=stages).skipped == []
+    assert run(cfg, quiet=True, client=client, stages=stages).skipped == list(stages)
+    fields["crop"] = ["w", "y", "z"]  # an attribute edited in place
+    fields.to_file(tmp_path / "fields.gpkg")
+    assert run(cfg, quiet=True, client=client, stages=stages).skipped == []
+    # extraction's marker lost: it runs again (its tiles are kept), and so must features
+    (tmp_path / "out" / ".regenmap" / "extract.done.json").unlink()
+    assert run(cfg, quiet=True, client=client, stages=stages).skipped == []
+    assert run(cfg, quiet=True, client=client, stages=stages).skipped == list(stages)
