@@ -176,7 +176,7 @@ def run(config: RunConfig | str | Path, *, quiet: bool = False,
             # a stage after one that ran again must run again too: its inputs changed
             marker = None if upstream_ran else stage_done(out_dir, name, chash)
             if marker is not None:
-                reporter.skipped(name, "finished earlier with the same configuration")
+                reporter.skipped(name, "finished earlier with the same configuration and inputs")
                 result.skipped.append(name)
                 result.outputs[name] = marker["outputs"]
                 continue
