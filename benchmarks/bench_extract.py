@@ -345,6 +345,32 @@ def case_exactextract(n_fields: int) -> dict[str, Any]:
     return {"wall_s": wall, "per_acq_s": wall, "rows": len(df)}
 
 
+def _first_tile(scenes: str, n_fields: int, tile_size_px: int = 5120
+                ) -> tuple[list[Any], Any, Any, Any, float]:
+    """Catalogue ``scenes_<scenes>``, plan tiles, and build the first tile's field raster.
+
+    Returns the acquisitions, the indices, the tile's fields, its TileRaster and the
+    seconds the field raster took (the one-off cost per tile and grid).
+    """
+    from regenmap.features.indices import resolve_indices
+    from regenmap.geo.fields import read_fields
+    from regenmap.pipelines import extract as ex
+    from regenmap.pipelines.config import ScenesInput
+    from regenmap.pipelines.tiling import plan_tiles, reference_grid
+
+    profile = ex.load_sensor_profile("sentinel2_l2a")
+    acqs, _ = ex.build_catalog(ScenesInput(path=DATA / f"scenes_{scenes}", kind="band_files",
+                                           sensor="sentinel2_l2a"), profile)
+    indices = resolve_indices(INDICES)
+    fields = read_fields(DATA / f"fields_{n_fields}.gpkg", id_column="field_id")
+    bands = sorted({b for a in acqs for b in ex.needed_bands(a, indices)})
+    plan = plan_tiles(fields.geometry, reference_grid(acqs, bands), tile_size_px)
+    tile_fields = ex._tile_fields(fields, plan.tiles[0])
+    t = time.perf_counter()
+    tile = ex.build_tile_raster(tile_fields, acqs[0].grid_for(bands), 0.5)
+    return acqs, indices, tile_fields, tile, time.perf_counter() - t
+
+
 def case_inprocess(n_fields: int, tile_size_px: int) -> dict[str, Any]:
     """Where one acquisition's time goes, in one process and thread, interleaved.
 
@@ -354,26 +380,11 @@ def case_inprocess(n_fields: int, tile_size_px: int) -> dict[str, Any]:
     """
     import shapely  # noqa: F401  (geometry stack loaded before timing)
 
-    from regenmap.features.indices import resolve_indices
     from regenmap.features.zonal import BandInput, MaskInput, zonal_stats
-    from regenmap.geo.fields import read_fields
     from regenmap.geo.raster_read import read_native
     from regenmap.pipelines import extract as ex
-    from regenmap.pipelines.config import ScenesInput
-    from regenmap.pipelines.tiling import plan_tiles, reference_grid
 
-    profile = ex.load_sensor_profile("sentinel2_l2a")
-    acqs, _ = ex.build_catalog(ScenesInput(path=DATA / "scenes_10", kind="band_files",
-                                           sensor="sentinel2_l2a"), profile)
-    indices = resolve_indices(INDICES)
-    fields = read_fields(DATA / f"fields_{n_fields}.gpkg", id_column="field_id")
-    bands = sorted({b for a in acqs for b in ex.needed_bands(a, indices)})
-    grid = acqs[0].grid_for(bands)
-    plan = plan_tiles(fields.geometry, reference_grid(acqs, bands), tile_size_px)
-    tile_fields = ex._tile_fields(fields, plan.tiles[0])
-    t = time.perf_counter()
-    tile = ex.build_tile_raster(tile_fields, grid, 0.5)
-    one_off = time.perf_counter() - t
+    acqs, indices, tile_fields, tile, one_off = _first_tile("10", n_fields, tile_size_px)
     window = tile.raster.grid
     files = scene_files(10)
 
@@ -422,21 +433,9 @@ def case_cloudy(n_fields: int) -> dict[str, Any]:
     """
     import dataclasses
 
-    from regenmap.features.indices import resolve_indices
-    from regenmap.geo.fields import read_fields
     from regenmap.pipelines import extract as ex
-    from regenmap.pipelines.config import ScenesInput
-    from regenmap.pipelines.tiling import plan_tiles, reference_grid
 
-    profile = ex.load_sensor_profile("sentinel2_l2a")
-    acqs, _ = ex.build_catalog(ScenesInput(path=DATA / "scenes_cloudy", kind="band_files",
-                                           sensor="sentinel2_l2a"), profile)
-    indices = resolve_indices(INDICES)
-    fields = read_fields(DATA / f"fields_{n_fields}.gpkg", id_column="field_id")
-    bands = sorted({b for a in acqs for b in ex.needed_bands(a, indices)})
-    plan = plan_tiles(fields.geometry, reference_grid(acqs, bands), 5120)
-    tile_fields = ex._tile_fields(fields, plan.tiles[0])
-    tile = ex.build_tile_raster(tile_fields, acqs[0].grid_for(bands), 0.5)
+    acqs, indices, tile_fields, tile, _ = _first_tile("cloudy", n_fields)
     on = ex.ExtractSpec(indices=indices, stats=tuple(STATS), percentiles=(), min_pixels=3,
                         inner_buffer_px=0.5, threads=1, on_error="fail")
     off = dataclasses.replace(on, skip_blocks=False)

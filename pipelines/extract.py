@@ -527,17 +527,17 @@ def extract(config: RunConfig | str | Path, *, client: Client | None = None) -> 
             from regenmap.pipelines.cluster import get_client
 
             with get_client(cfg.cluster) as own:
-                problems += _run(own, pending, fields, plan, acquisitions, spec, out, meta,
-                                 opts.tiles_in_flight)
+                _run(own, pending, fields, acquisitions, spec, out, meta, opts.tiles_in_flight)
         else:
-            problems += _run(client, pending, fields, plan, acquisitions, spec, out, meta,
-                             opts.tiles_in_flight)
-    else:
-        problems += _recorded_problems(out, plan)
+            _run(client, pending, fields, acquisitions, spec, out, meta, opts.tiles_in_flight)
     parts = out / PARTS_DIR
     if parts.is_dir() and not any(parts.iterdir()):
         parts.rmdir()  # every tile written: no part left
-    _log_block_units(out, plan)
+    # what every tile (written now or by an earlier run) recorded, read once
+    metas = [file_meta(path) for path in (tile_path(out, t.id) for t in plan.tiles)
+             if path.is_file()]
+    problems += [SceneProblem(**p) for m in metas for p in m.get("scene_problems", [])]
+    _log_block_units(metas)
     _write_scene_status(cfg.out_dir / "scenes_status.parquet", problems)
     _write_field_status(cfg.out_dir / "fields_status.parquet", fields, out, plan, opts.min_pixels,
                         opts.inner_buffer_px)
@@ -576,9 +576,10 @@ def _identity(value: Any) -> Any:
     return value
 
 
-def _run(client: Client, pending: list[Tile], fields: gpd.GeoDataFrame, plan: TilePlan,
+def _run(client: Client, pending: list[Tile], fields: gpd.GeoDataFrame,
          acquisitions: list[Acquisition], spec: ExtractSpec, out: Path, meta: dict[str, Any],
-         in_flight: int | None) -> list[SceneProblem]:
+         in_flight: int | None) -> None:
+    """Extract and write the pending tiles, at most ``in_flight`` at a time."""
     from distributed import as_completed
 
     by_grid: dict[GridSpec, list[Acquisition]] = {}
@@ -588,7 +589,6 @@ def _run(client: Client, pending: list[Tile], fields: gpd.GeoDataFrame, plan: Ti
     n_workers = max(1, len(client.scheduler_info().get("workers", {})))
     limit = in_flight or 2 * n_workers
     tiles: Iterator[Tile] = iter(pending)
-    problems: list[SceneProblem] = []
 
     def submit(tile: Tile) -> Future:
         # A task, not client.scatter: its data lives in the graph, so the scheduler can
@@ -610,35 +610,16 @@ def _run(client: Client, pending: list[Tile], fields: gpd.GeoDataFrame, plan: Ti
 
     queue = as_completed([submit(t) for t in itertools.islice(tiles, limit)])
     for fut in queue:
-        problems += fut.result()
+        fut.result()  # raises the task's error; its problems are in the tile's metadata
         nxt = next(tiles, None)
         if nxt is not None:
             queue.add(submit(nxt))
-    return problems + _recorded_problems(out, plan, skip={t.id for t in pending})
 
 
-def _recorded_problems(out: Path, plan: TilePlan, skip: set[str] | None = None
-                       ) -> list[SceneProblem]:
-    """Scene problems stored in already written tiles (for resumed runs)."""
-    found: list[SceneProblem] = []
-    for tile in plan.tiles:
-        if skip and tile.id in skip:
-            continue
-        path = tile_path(out, tile.id)
-        if path.is_file():
-            found += [SceneProblem(**p) for p in file_meta(path).get("scene_problems", [])]
-    return found
-
-
-def _log_block_units(out: Path, plan: TilePlan) -> None:
-    """Log how many block units of band files the written tiles decoded and skipped."""
-    read = skipped = 0
-    for tile in plan.tiles:
-        path = tile_path(out, tile.id)
-        if path.is_file():
-            units = file_meta(path).get("block_units", {})
-            read += int(units.get("read", 0))
-            skipped += int(units.get("skipped", 0))
+def _log_block_units(metas: list[dict[str, Any]]) -> None:
+    """Log how many block units of band files the tiles decoded and skipped."""
+    read = sum(int(m.get("block_units", {}).get("read", 0)) for m in metas)
+    skipped = sum(int(m.get("block_units", {}).get("skipped", 0)) for m in metas)
     if read + skipped:
         log.info("extract: decoded %d of %d band block units (%.0f%% skipped: no field, or "
                  "every field pixel masked)", read, read + skipped, 100 * skipped / (read + skipped))

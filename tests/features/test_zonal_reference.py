@@ -9,6 +9,7 @@ pixel-centre rule of rasterio.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -19,7 +20,7 @@ from rasterio import features
 from regenmap.features.indices import resolve_indices
 from regenmap.features.zonal import BandInput, MaskInput, zonal_stats
 from regenmap.geo.grid import GridSpec
-from regenmap.geo.rasterize import inner_buffer, rasterize_fields
+from regenmap.geo.rasterize import FieldRaster, inner_buffer, rasterize_fields
 
 INDICES = resolve_indices(["NDVI", "NDTI", "NDMI"])
 PCTS = [10.0, 50.0, 90.0]
@@ -72,6 +73,33 @@ def reference(geoms: np.ndarray, grid: GridSpec, buffer: float, values: dict[str
             for q, name in zip(PCTS, ["p10", "median", "p90"], strict=True):
                 out[(idx, name)][f] = np.quantile(v, q / 100)
     return out
+
+
+def random_window(seed: int, h: int, w: int) -> tuple[np.random.Generator, FieldRaster,
+                                                       np.ndarray, Callable[..., tuple[
+                                                           dict[str, BandInput], MaskInput]]]:
+    """A random h x w window: its rng, field raster, 20 m SCL codes, and its strips.
+
+    ``strip(r0, r1, codes=None)`` gives the bands (red, nir at 10 m, swir16 at 20 m) and
+    the mask (``codes`` instead of the SCL codes when given) of rows r0:r1.
+    """
+    rng = np.random.default_rng(seed)
+    grid = GridSpec("EPSG:32631", Affine(10, 0, 0, 0, -10, 10 * h), w, h)
+    raster = rasterize_fields(random_fields(rng, 10 * w, 10 * h, 30), grid)
+    red = rng.integers(0, 4000, (h, w)).astype(np.uint16)
+    nir = rng.integers(1, 6000, (h, w)).astype(np.uint16)
+    swir = rng.integers(1, 3000, ((h + 1) // 2, (w + 1) // 2)).astype(np.uint16)
+    scl = rng.integers(0, 8, swir.shape).astype(np.uint8)
+    rows, cols = np.arange(h) // 2, np.arange(w) // 2
+
+    def strip(r0: int, r1: int, codes: np.ndarray | None = None
+              ) -> tuple[dict[str, BandInput], MaskInput]:
+        return ({"red": BandInput(red[r0:r1], 1e-4, 0.0, 0),
+                 "nir": BandInput(nir[r0:r1], 1e-4, 0.0, 0),
+                 "swir16": BandInput(swir, 1e-4, 0.0, 0, rows[r0:r1], cols)},
+                MaskInput(scl if codes is None else codes, KEEP, rows[r0:r1], cols))
+
+    return rng, raster, scl, strip
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -144,22 +172,8 @@ def test_min_max_left_out_unless_asked() -> None:
 def test_strips_give_the_same_statistics_as_the_whole_window(seed: int) -> None:
     from regenmap.features.zonal import ZonalPass
 
-    rng = np.random.default_rng(seed)
-    h, w = 57, 41
-    grid = GridSpec("EPSG:32631", Affine(10, 0, 0, 0, -10, 10 * h), w, h)
-    raster = rasterize_fields(random_fields(rng, 10 * w, 10 * h, 30), grid)
-    red = rng.integers(0, 4000, (h, w)).astype(np.uint16)
-    nir = rng.integers(1, 6000, (h, w)).astype(np.uint16)
-    swir = rng.integers(1, 3000, ((h + 1) // 2, (w + 1) // 2)).astype(np.uint16)
-    scl = rng.integers(0, 8, swir.shape).astype(np.uint8)
-    rows, cols = np.arange(h) // 2, np.arange(w) // 2
-
-    def strip(r0: int, r1: int) -> tuple[dict[str, BandInput], MaskInput]:
-        return ({"red": BandInput(red[r0:r1], 1e-4, 0.0, 0),
-                 "nir": BandInput(nir[r0:r1], 1e-4, 0.0, 0),
-                 "swir16": BandInput(swir, 1e-4, 0.0, 0, rows[r0:r1], cols)},
-                MaskInput(scl, KEEP, rows[r0:r1], cols))
-
+    h = 57
+    rng, raster, _, strip = random_window(seed, h, 41)
     whole = zonal_stats(raster, *strip(0, h)[:1], INDICES, mask=strip(0, h)[1], percentiles=PCTS)
     zp = ZonalPass(raster, INDICES, percentiles=PCTS)
     edges = [0, *sorted(rng.choice(np.arange(1, h), 6, replace=False).tolist()), h]
@@ -192,29 +206,20 @@ def test_skipped_rows_count_as_fully_masked_rows(seed: int) -> None:
     """``ZonalPass.skip`` gives what feeding the same rows with every pixel masked gives."""
     from regenmap.features.zonal import ZonalPass
 
-    rng = np.random.default_rng(seed)
-    h, w = 61, 37
-    grid = GridSpec("EPSG:32631", Affine(10, 0, 0, 0, -10, 10 * h), w, h)
-    raster = rasterize_fields(random_fields(rng, 10 * w, 10 * h, 30), grid)
-    red = rng.integers(0, 4000, (h, w)).astype(np.uint16)
-    nir = rng.integers(1, 6000, (h, w)).astype(np.uint16)
-    swir = rng.integers(1, 3000, ((h + 1) // 2, (w + 1) // 2)).astype(np.uint16)
-    scl = rng.integers(0, 8, swir.shape).astype(np.uint8)
-    rows, cols = np.arange(h) // 2, np.arange(w) // 2
+    h = 61
+    rng, raster, scl, strip = random_window(seed, h, 37)
     edges = [0, *sorted(rng.choice(np.arange(1, h), 7, replace=False).tolist()), h]
     cloudy = {i for i in range(len(edges) - 1) if i % 2 == 1}  # every other strip
     stats = ("mean", "std", "min", "max", "count")
     fed, skipped = (ZonalPass(raster, INDICES, percentiles=PCTS, stats=stats) for _ in range(2))
     for i, (r0, r1) in enumerate(itertools.pairwise(edges)):
-        bands = {"red": BandInput(red[r0:r1], 1e-4, 0.0, 0),
-                 "nir": BandInput(nir[r0:r1], 1e-4, 0.0, 0),
-                 "swir16": BandInput(swir, 1e-4, 0.0, 0, rows[r0:r1], cols)}
-        code = np.zeros_like(scl) if i in cloudy else scl  # code 0: dropped
-        fed.feed(r0, bands, mask=MaskInput(code, KEEP, rows[r0:r1], cols))
+        # code 0 (dropped) on the cloudy strips
+        bands, mask = strip(r0, r1, np.zeros_like(scl) if i in cloudy else None)
+        fed.feed(r0, bands, mask=mask)
         if i in cloudy:
             skipped.skip(r0, r1 - r0)
         else:
-            skipped.feed(r0, bands, mask=MaskInput(scl, KEEP, rows[r0:r1], cols))
+            skipped.feed(r0, bands, mask=mask)  # the same rows, unmasked
     a, b = fed.result(), skipped.result()
     assert a.n_valid.sum() > 0 and (a.n_valid < a.n_pixels).any()
     np.testing.assert_array_equal(b.n_valid, a.n_valid)
