@@ -13,10 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sqlite3
-import stat
-import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,89 +24,15 @@ import pandas as pd
 import pyogrio
 
 from regenmap.errors import InputError, OutputError
+from regenmap.io import json_text
 
 #: ``PRAGMA application_id`` of a GeoPackage ("GPKG" as a big-endian int32).
 GPKG_APPLICATION_ID = 0x47504B47
 #: GeoPackage version written. 1.2 is read by every GDAL >= 2.2 and QGIS 3.x
 #: and passes older GDAL validators (1.4 files are flagged by GDAL 3.6's).
 GPKG_VERSION = "1.2"
-_SIDECARS = ("-wal", "-shm", "-journal")
 
 _METADATA_EXTENSION = "http://www.geopackage.org/spec120/#extension_metadata"
-
-
-def check_writable_dir(folder: str | Path) -> Path:
-    """Check that ``folder`` exists, is a directory and may be written.
-
-    Root bypasses permission bits, so a folder whose mode grants nobody write
-    access (e.g. ``chmod 555``) is refused explicitly, as a user would expect;
-    then a probe file is created and removed to catch read-only mounts.
-
-    Parameters
-    ----------
-    folder
-        Destination folder.
-
-    Returns
-    -------
-    Path
-        The folder, resolved.
-
-    Raises
-    ------
-    OutputError
-        If the folder is missing, not a folder, read-only or not writable.
-    """
-    path = Path(folder).resolve()
-    if not path.exists():
-        raise OutputError(f"output folder {path} does not exist; create it first "
-                          "(e.g. mkdir -p) or choose another output path")
-    if not path.is_dir():
-        raise OutputError(f"output folder {path} is not a folder")
-    mode = path.stat().st_mode
-    if not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH) or not os.access(path, os.W_OK):
-        raise OutputError(f"output folder {path} is read-only (mode {stat.filemode(mode)}); "
-                          "make it writable (chmod u+w) or choose another output path")
-    probe = path / f".regenmap-probe-{uuid.uuid4().hex}"
-    try:
-        probe.touch()
-        probe.unlink()
-    except OSError as exc:
-        raise OutputError(f"cannot write into output folder {path}: {exc.strerror}; "
-                          "choose a writable output path") from exc
-    return path
-
-
-def _remove_with_sidecars(path: Path) -> None:
-    for p in (path, *(path.with_name(path.name + s) for s in _SIDECARS)):
-        with contextlib.suppress(FileNotFoundError):
-            p.unlink()
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | Path, *, suffix: str | None = None) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
-
-    On an exception the temporary file (and SQLite sidecars) is removed and
-    ``path`` is left untouched.
-
-    Parameters
-    ----------
-    path
-        Final destination.
-    suffix
-        Suffix of the temporary file; that of ``path`` if omitted (GDAL picks
-        the driver from it).
-    """
-    final = Path(path)
-    tmp = final.with_name(f".{final.stem}.{uuid.uuid4().hex[:12]}.tmp{suffix or final.suffix}")
-    try:
-        yield tmp
-        if not tmp.exists():
-            raise OutputError(f"nothing was written to {tmp} for {final}")
-        tmp.replace(final)  # os.replace: atomic within one folder
-    finally:
-        _remove_with_sidecars(tmp)
 
 
 def is_geopackage(path: str | Path) -> bool:
@@ -307,7 +230,7 @@ def add_metadata(path: str | Path, document: Mapping[str, Any], *, standard_uri:
     scope
         ``md_scope`` code, e.g. ``dataset``.
     """
-    text = json.dumps(document, sort_keys=True, default=str, ensure_ascii=False)
+    text = json_text(document, indent=None, sort_keys=True)
     with _connect(Path(path), readonly=False) as con:
         con.executescript("""
             CREATE TABLE IF NOT EXISTS gpkg_metadata (

@@ -39,6 +39,7 @@ import shapely
 from regenmap import __version__
 from regenmap.errors import CRSError, FieldError, OutputError, SchemaError
 from regenmap.geo import gpkg
+from regenmap.io import atomic_path, check_writable_dir, json_text
 from regenmap.maps.styles import class_style_qml, confidence_style_qml
 from regenmap.provenance import config_hash, package_versions
 from regenmap.schema import (
@@ -148,7 +149,7 @@ def written_by_regenmap(path: str | Path) -> str | None:
 
 
 def _check_destination(path: Path, *, overwrite: bool, geoparquet: bool = False) -> None:
-    gpkg.check_writable_dir(path.parent)
+    check_writable_dir(path.parent)
     if path.is_dir():
         raise OutputError(f"{path} is a folder; give a file path ending in .gpkg")
     if path.suffix.lower() != ".gpkg":
@@ -277,7 +278,7 @@ def _time_range(run_info: Mapping[str, Any], observations: pd.DataFrame | None =
 def _jsonable(value: Any) -> str:
     if isinstance(value, str):
         return value
-    return json.dumps(value, sort_keys=True, default=str, ensure_ascii=False)
+    return json_text(value, indent=None, sort_keys=True)
 
 
 def _run_rows(*, run_info: Mapping[str, Any], targets: Mapping[str, Sequence[str]],
@@ -464,7 +465,7 @@ def write_results(path: str | Path, fields: gpd.GeoDataFrame, predictions: pd.Da
                 areas[t].update({str(k): float(v) for k, v in sums.items()})
             yield frame
 
-    with gpkg.atomic_path(out) as tmp:
+    with atomic_path(out) as tmp:
         n = gpkg.write_chunks(tmp, layer_chunks(), layer=FIELDS_LAYER,
                               geometry_type="MultiPolygon", promote_to_multi=True,
                               description=f"regenmap per-field practices ({GPKG_SCHEMA})")
@@ -538,11 +539,11 @@ def write_geoparquet(path: str | Path, gpkg_path: str | Path, *, overwrite: bool
     from pyproj import CRS
 
     out = Path(path)
-    gpkg.check_writable_dir(out.parent)
+    check_writable_dir(out.parent)
     if out.exists() and not overwrite and not _is_regenmap_parquet(out):
         raise OutputError(f"{out} exists and was not written by regenmap; refusing to replace "
                           "it. Choose another name, or pass overwrite=True")
-    with gpkg.atomic_path(out) as tmp, open_arrow(Path(gpkg_path), layer=FIELDS_LAYER,
+    with atomic_path(out) as tmp, open_arrow(Path(gpkg_path), layer=FIELDS_LAYER,
                                                   batch_size=batch_rows,
                                                   use_pyarrow=True) as (meta, reader):
         src = str(meta["geometry_name"] or "wkb_geometry")

@@ -23,7 +23,7 @@ import geopandas as gpd
 import numpy as np
 import shapely
 
-from regenmap.geo.gpkg import atomic_path
+from regenmap.io import atomic_path
 from regenmap.maps.static import confidence_colours, shown_classes
 from regenmap.maps.styles import (
     CONFIDENCE_BREAKS,

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from regenmap.errors import OutputError
-from regenmap.geo.gpkg import check_writable_dir
+from regenmap.io import check_writable_dir
 from regenmap.maps.gpkg_contract import read_results, validate_results
 from regenmap.maps.interactive import html_map
 from regenmap.maps.static import class_map, confidence_map

@@ -26,7 +26,7 @@ from matplotlib.figure import Figure
 
 from regenmap import __version__
 from regenmap.geo import gpkg
-from regenmap.geo.gpkg import atomic_path
+from regenmap.io import atomic_path
 from regenmap.maps.gpkg_contract import (
     FIELDS_LAYER,
     OBSERVATIONS_TABLE,

@@ -22,7 +22,7 @@ from matplotlib.colors import ListedColormap, to_rgba
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 
-from regenmap.geo.gpkg import atomic_path
+from regenmap.io import atomic_path
 from regenmap.maps.styles import (
     CONFIDENCE_BREAKS,
     CONFIDENCE_COLOURS,

@@ -13,18 +13,15 @@ Layout of ``<dir>``::
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import warnings
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import lightgbm as lgb
-import numpy as np
 
 from regenmap.errors import InputError, ModelError, OutputError, SchemaError
+from regenmap.io import write_json_atomic, write_text_atomic
 from regenmap.models.train import TrainedModel
 from regenmap.provenance import package_versions
 from regenmap.schema import MODEL_SCHEMA
@@ -32,53 +29,6 @@ from regenmap.schema import MODEL_SCHEMA
 BOOSTER_FILE = "booster.txt"
 REFERENCE_FILE = "reference.json"
 METADATA_FILE = "metadata.json"
-
-
-@contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path in ``path``'s folder; rename it to ``path`` on success.
-
-    A crash or exception leaves ``path`` untouched and removes the temporary file.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f"{path.suffix}.tmp",
-                                dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        yield tmp
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write text to ``path`` through a temporary file in the same folder, then rename."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Write JSON atomically (NaN written as null)."""
-    write_atomic(path, json.dumps(_jsonable(data), indent=2, sort_keys=False) + "\n")
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, float | np.floating):
-        f = float(obj)
-        return None if not np.isfinite(f) else f
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
 
 
 def save_model(model: TrainedModel, directory: str | Path) -> Path:
@@ -104,9 +54,9 @@ def save_model(model: TrainedModel, directory: str | Path) -> Path:
     d = Path(directory)
     try:
         d.mkdir(parents=True, exist_ok=True)
-        write_atomic(d / BOOSTER_FILE, model.booster.model_to_string())
-        write_json(d / REFERENCE_FILE, model.reference)
-        write_json(d / METADATA_FILE, metadata_of(model))
+        write_text_atomic(d / BOOSTER_FILE, model.booster.model_to_string())
+        write_json_atomic(d / REFERENCE_FILE, model.reference)
+        write_json_atomic(d / METADATA_FILE, metadata_of(model))
     except OSError as err:
         raise OutputError(f"{d}: cannot write the model directory ({err}). "
                           "Check the folder exists and is writable.") from err

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from regenmap.models.artifact import write_atomic
+from regenmap.io import write_text_atomic
 from regenmap.models.train import TrainedModel
 
 
@@ -382,6 +382,6 @@ def write_model_card(model: TrainedModel, report: dict[str, Any], plots: dict[st
     d = Path(directory)
     blocks = card_blocks(model, report, plots)
     md, page = d / "model_card.md", d / "model_card.html"
-    write_atomic(md, render_markdown(blocks, base=d))
-    write_atomic(page, render_html(blocks, title=f"Model card: {model.target}"))
+    write_text_atomic(md, render_markdown(blocks, base=d))
+    write_text_atomic(page, render_html(blocks, title=f"Model card: {model.target}"))
     return {"markdown": md, "html": page}

@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from regenmap.models.artifact import atomic_path
+from regenmap.io import atomic_path
 from regenmap.models.train import TrainedModel
 
 _DPI = 110

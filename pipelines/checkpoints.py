@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from regenmap.errors import LockError
+from regenmap.io import write_json_atomic
 
 STATE_DIR = ".regenmap"
 
@@ -25,13 +26,6 @@ def _state_dir(out_dir: Path) -> Path:
     path = Path(out_dir) / STATE_DIR
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to ``path`` through a temporary file and an atomic rename."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
-    tmp.replace(path)
 
 
 def stage_done(out_dir: Path, stage: str, config_hash: str) -> dict[str, Any] | None:
@@ -61,12 +55,6 @@ def mark_done(out_dir: Path, stage: str, config_hash: str, outputs: Any, **extra
         _state_dir(out_dir) / f"{stage}.done.json",
         {"stage": stage, "config_hash": config_hash, "outputs": outputs, **extra},
     )
-
-
-def clear_marks(out_dir: Path, stages: list[str]) -> None:
-    """Forget the markers of ``stages`` (their outputs are recomputed next run)."""
-    for stage in stages:
-        (Path(out_dir) / STATE_DIR / f"{stage}.done.json").unlink(missing_ok=True)
 
 
 def _flatten(outputs: Any) -> list[str]:

@@ -41,11 +41,11 @@ from regenmap.geo.pixel_need import Coverage, PixelNeed
 from regenmap.geo.raster_read import RESAMPLING_RULE, BandReader
 from regenmap.geo.rasterize import FieldIndex, rasterize_fields
 from regenmap.geo.sensors import SensorProfile
+from regenmap.io import write_parquet_atomic
 from regenmap.pipelines.fingerprint import inputs_fingerprint
 from regenmap.pipelines.tile_store import (
     PARTS_DIR,
     PartInfo,
-    atomic_write_parquet,
     file_meta,
     part_path,
     reuse_part,
@@ -633,7 +633,7 @@ def _write_scene_status(path: Path, problems: list[SceneProblem]) -> None:
                        SCENE_PATH: [p.path for p in seen.values()],
                        SCENE_SEVERITY: [p.severity for p in seen.values()],
                        REASON: [p.reason for p in seen.values()]}).astype(str)
-    atomic_write_parquet(pa.Table.from_pandas(df, preserve_index=False), path)
+    write_parquet_atomic(df, path)
 
 
 def _write_field_status(path: Path, fields: gpd.GeoDataFrame, out: Path, plan: TilePlan,
@@ -673,4 +673,4 @@ def _write_field_status(path: Path, fields: gpd.GeoDataFrame, out: Path, plan: T
                        REASON: reason.astype(str),
                        AREA_HA: fields[AREA_HA].to_numpy(dtype=np.float64),
                        N_PIXELS: np.nan_to_num(n_pix.astype(np.float64), nan=0).astype(np.int32)})
-    atomic_write_parquet(pa.Table.from_pandas(df, preserve_index=False), path)
+    write_parquet_atomic(df, path)

@@ -9,8 +9,6 @@ with its provenance in the Parquet schema metadata (key ``regenmap``).
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import warnings
 from dataclasses import dataclass
@@ -22,8 +20,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from regenmap.errors import InputError, OutputError
+from regenmap.errors import InputError
 from regenmap.features.build import build_features
+from regenmap.io import parquet_meta, write_parquet_atomic
 from regenmap.provenance import stamp
 from regenmap.schema import (
     FEATURES_SCHEMA,
@@ -237,26 +236,12 @@ def write_features(frame: pd.DataFrame, path: Path, provenance: dict[str, Any]) 
     OutputError
         If the folder cannot be written.
     """
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    meta = dict(table.schema.metadata or {})
-    meta[METADATA_KEY] = json.dumps(provenance, default=str).encode()
-    table = table.replace_schema_metadata(meta)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(table, tmp)
-        tmp.replace(path)
-    except OSError as err:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"{path}: cannot write the features table: {err}") from None
-    return path
+    return write_parquet_atomic(frame, path, meta=provenance)
 
 
 def read_provenance(path: str | Path) -> dict[str, Any]:
     """Return the provenance stored in a features Parquet file."""
-    meta = pq.read_schema(path).metadata or {}
-    raw = meta.get(METADATA_KEY)
-    return json.loads(raw) if raw else {}
+    return parquet_meta(path)
 
 
 def drop_absent_indices(frame: pd.DataFrame, observations: pd.DataFrame, *, stat: str

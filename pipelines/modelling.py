@@ -24,7 +24,9 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from regenmap.errors import ConfigError, InputError, ModelError
-from regenmap.models.artifact import atomic_path, load_model, save_model, write_json
+from regenmap.io import write_json_atomic as write_json
+from regenmap.io import write_parquet_atomic
+from regenmap.models.artifact import load_model, save_model
 from regenmap.models.artifact import model_info as _model_info
 from regenmap.models.calibration import fit_calibration
 from regenmap.models.evaluate import CVResult, cross_validate_predictions, evaluation_report
@@ -294,8 +296,7 @@ def train(config: RunConfig | str | Path, *, client: Any = None) -> dict[str, Pa
 
 
 def _write_cv(directory: Path, cv: CVResult) -> None:
-    with atomic_path(directory / CV_FILE) as tmp:
-        cv.to_frame().to_parquet(tmp, index=False)
+    write_parquet_atomic(cv.to_frame(), directory / CV_FILE)
     write_json(directory / CV_META_FILE, {"target": cv.target, "classes": list(cv.classes),
                                           "strategy": cv.strategy, "notes": cv.notes,
                                           "folds": cv.fold_info})
@@ -413,7 +414,7 @@ def predict_table(config: RunConfig | str | Path) -> Path:
             "models": models, "drift": {t: _drift_brief(r) for t, r in drift.items()}}
     write_json(out_dir / "drift.json", {"drift": drift, "models": models})
     path = out_dir / "predictions.parquet"
-    _write_parquet(merged, path, meta)
+    write_parquet_atomic(merged, path, meta=meta)
     return path
 
 
@@ -421,17 +422,6 @@ def _drift_brief(report: dict[str, Any] | None) -> dict[str, Any] | None:
     if report is None:
         return None
     return {k: report[k] for k in ("drifted", "max_psi", "threshold", "warning")}
-
-
-def _write_parquet(df: pd.DataFrame, path: Path, meta: dict[str, Any]) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    table = pa.Table.from_pandas(df, preserve_index=False)
-    table = table.replace_schema_metadata({**(table.schema.metadata or {}),
-                                           b"regenmap": json.dumps(meta, default=str).encode()})
-    with atomic_path(path) as tmp:
-        pq.write_table(table, tmp)
 
 
 def model_info(directory: str | Path) -> dict[str, Any]:

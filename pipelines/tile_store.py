@@ -17,10 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
-import os
 import re
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,12 +28,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from regenmap.errors import OutputError
 from regenmap.geo.catalog import SceneProblem
+from regenmap.io import PARQUET_META_KEY, atomic_path, json_text, parquet_meta, write_parquet_atomic
 from regenmap.schema import FIELD_ID
 
 #: Parquet metadata key holding the provenance JSON of every tile and part file.
-META_KEY = b"regenmap"
+META_KEY = PARQUET_META_KEY
 #: Folder (under the observations folder) of the per-acquisition parts of unfinished tiles.
 PARTS_DIR = "_parts"
 
@@ -81,11 +78,7 @@ def part_path(out: Path, tile_id: str, acquisition_id: str) -> Path:
 
 def file_meta(path: Path) -> dict[str, Any]:
     """Read the provenance JSON of a tile or part file ({} if absent or unreadable)."""
-    try:
-        meta = pq.read_schema(path).metadata or {}
-        return dict(json.loads(meta.get(META_KEY, b"{}")))
-    except (OSError, pa.ArrowInvalid, ValueError):
-        return {}
+    return parquet_meta(path)
 
 
 def tile_is_done(path: Path, run_key: str) -> bool:
@@ -103,7 +96,7 @@ def write_part(path: Path, rows: pd.DataFrame | None, schema: pa.Schema, time: n
                                      preserve_index=False)
     meta = {"run_key": run_key, "time": str(time), "problems": [p.__dict__ for p in problems],
             "units": list(units)}
-    atomic_write_parquet(_with_meta(table, meta), path)
+    write_parquet_atomic(table, path, meta=meta)
     return PartInfo(str(path), time, table.num_rows, problems, *units)
 
 
@@ -146,7 +139,7 @@ def write_tile(path: Path, parts: list[PartInfo], schema: pa.Schema,
     meta = {**metadata, "scene_problems": [p.__dict__ for p in problems],
             "block_units": {"read": sum(p.units_read for p in parts),
                             "skipped": sum(p.units_skipped for p in parts)}}
-    full = schema.with_metadata({META_KEY: json.dumps(meta, default=str).encode()})
+    full = schema.with_metadata({META_KEY: json_text(meta, indent=None).encode()})
     times = sorted({p.time for p in parts if p.n_rows})
 
     def write(writer: pq.ParquetWriter) -> None:
@@ -171,27 +164,7 @@ def write_tile(path: Path, parts: list[PartInfo], schema: pa.Schema,
     return problems
 
 
-def atomic_write_parquet(table: pa.Table, path: Path) -> None:
-    """Write ``table`` to a temporary file beside ``path``, then rename it into place."""
-    _atomic_stream(path, table.schema, lambda writer: writer.write_table(table))
-
-
 def _atomic_stream(path: Path, schema: pa.Schema,
                    write: Callable[[pq.ParquetWriter], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with pq.ParquetWriter(tmp, schema) as writer:
-            write(writer)
-        Path(tmp).replace(path)
-    except OSError as err:
-        Path(tmp).unlink(missing_ok=True)
-        raise OutputError(f"cannot write {path}: {err}") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _with_meta(table: pa.Table, meta: dict[str, Any]) -> pa.Table:
-    return table.replace_schema_metadata({META_KEY: json.dumps(meta, default=str).encode()})
+    with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema) as writer:
+        write(writer)

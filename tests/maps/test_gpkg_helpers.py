@@ -13,44 +13,6 @@ from regenmap.errors import InputError, OutputError
 from regenmap.geo import gpkg
 
 
-def test_atomic_path_replaces_only_on_success(tmp_path):
-    final = tmp_path / "a.txt"
-    final.write_text("old")
-    with pytest.raises(RuntimeError), gpkg.atomic_path(final) as tmp:
-        tmp.write_text("half")
-        raise RuntimeError("crash")
-    assert final.read_text() == "old"
-    assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
-    with gpkg.atomic_path(final) as tmp:
-        assert tmp.parent == final.parent and tmp.name.startswith(".a.")
-        tmp.write_text("new")
-    assert final.read_text() == "new"
-    assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
-
-
-def test_atomic_path_needs_something_written(tmp_path):
-    with pytest.raises(OutputError, match="nothing was written"), \
-            gpkg.atomic_path(tmp_path / "x.gpkg"):
-        pass
-
-
-def test_check_writable_dir(tmp_path):
-    assert gpkg.check_writable_dir(tmp_path) == tmp_path.resolve()
-    with pytest.raises(OutputError, match="does not exist"):
-        gpkg.check_writable_dir(tmp_path / "missing")
-    f = tmp_path / "file"
-    f.write_text("x")
-    with pytest.raises(OutputError, match="is not a folder"):
-        gpkg.check_writable_dir(f)
-    ro = tmp_path / "ro"
-    ro.mkdir(mode=0o555)
-    try:
-        with pytest.raises(OutputError, match=r"read-only \(mode dr-xr-xr-x\)"):
-            gpkg.check_writable_dir(ro)
-    finally:
-        ro.chmod(0o755)
-
-
 def test_is_geopackage(tmp_path):
     g = tmp_path / "g.gpkg"
     gpd.GeoDataFrame({"a": [1]}, geometry=[shapely.Point(0, 0)], crs="EPSG:4326").to_file(g)

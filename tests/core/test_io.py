@@ -1,0 +1,110 @@
+"""regenmap.io: atomic writes, the one JSON rule, folder checks, leftovers."""
+
+import json
+import math
+import os
+import stat
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from regenmap import io
+from regenmap.errors import OutputError, SchemaError
+
+
+def test_atomic_path_replaces_only_on_success(tmp_path):
+    final = tmp_path / "a.txt"
+    final.write_text("old")
+    with pytest.raises(RuntimeError), io.atomic_path(final) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("crash")
+    assert final.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
+    with io.atomic_path(final) as tmp:
+        assert tmp.parent == final.parent and tmp.name.startswith(".a.")
+        tmp.write_text("new")
+    assert final.read_text() == "new"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
+
+
+def test_atomic_path_needs_something_written(tmp_path):
+    with pytest.raises(OutputError, match="nothing was written"), io.atomic_path(tmp_path / "x.gpkg"):
+        pass
+
+
+def test_atomic_path_removes_sqlite_sidecars(tmp_path):
+    with pytest.raises(RuntimeError), io.atomic_path(tmp_path / "g.gpkg") as tmp:
+        tmp.write_bytes(b"x")
+        tmp.with_name(tmp.name + "-journal").write_bytes(b"j")
+        raise RuntimeError
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_files_honour_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        io.write_text_atomic(tmp_path / "t.txt", "x")
+        io.write_json_atomic(tmp_path / "j.json", {"a": 1})
+        io.write_parquet_atomic(pd.DataFrame({"a": [1]}), tmp_path / "p.parquet")
+    finally:
+        os.umask(old)
+    for name in ("t.txt", "j.json", "p.parquet"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644, name
+
+
+def test_json_is_strict_nan_is_null_numpy_is_numbers(tmp_path):
+    data = {"nan": float("nan"), "inf": np.float32("inf"), "i": np.int64(3), "f": np.float32(0.5),
+            "arr": np.array([1.0, np.nan]), "path": tmp_path, "set": {"b", "a"}, "t": (1, 2)}
+    text = io.json_text(data)
+    assert "NaN" not in text and "Infinity" not in text
+    back = json.loads(text)
+    assert back == {"nan": None, "inf": None, "i": 3, "f": 0.5, "arr": [1.0, None],
+                    "path": str(tmp_path), "set": ["a", "b"], "t": [1, 2]}
+    assert not math.isnan(back["f"])
+
+
+def test_read_json_names_a_damaged_file(tmp_path):
+    p = tmp_path / "reference.json"
+    p.write_text('{"a": [1, 2')
+    with pytest.raises(SchemaError, match=r"reference\.json: the model reference is damaged or truncated"):
+        io.read_json(p, what="model reference")
+    p.write_text("[1]")
+    with pytest.raises(SchemaError, match="not a JSON object"):
+        io.read_json(p)
+
+
+def test_parquet_meta_round_trip(tmp_path):
+    path = io.write_parquet_atomic(pd.DataFrame({"a": [1.0]}), tmp_path / "t.parquet",
+                                   meta={"schema": "x/1", "v": float("nan")})
+    assert io.parquet_meta(path) == {"schema": "x/1", "v": None}
+    assert pd.read_parquet(path)["a"].tolist() == [1.0]
+
+
+def test_check_writable_dir(tmp_path):
+    assert io.check_writable_dir(tmp_path) == tmp_path.resolve()
+    with pytest.raises(OutputError, match="does not exist"):
+        io.check_writable_dir(tmp_path / "missing")
+    assert io.check_writable_dir(tmp_path / "made", create=True).is_dir()
+    f = tmp_path / "file"
+    f.write_text("x")
+    with pytest.raises(OutputError, match="is not a folder"):
+        io.check_writable_dir(f)
+    ro = tmp_path / "ro"
+    ro.mkdir(mode=0o555)
+    try:
+        with pytest.raises(OutputError, match=r"read-only \(mode dr-xr-xr-x\)"):
+            io.check_writable_dir(ro)
+    finally:
+        ro.chmod(0o755)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_remove_leftovers_only_takes_temporary_files(tmp_path):
+    keep = [tmp_path / "practices.gpkg", tmp_path / ".hidden", tmp_path / "x.tmp"]
+    for p in keep:
+        p.write_text("k")
+    stale = io.temporary_name(tmp_path / "practices.gpkg")
+    stale.write_text("s")
+    assert io.remove_leftovers(tmp_path) == [stale]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in keep)
