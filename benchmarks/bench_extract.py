@@ -251,8 +251,8 @@ def case_regenmap(workers: int, n_acq: int, n_fields: int, tile_size_px: int) ->
 
     from distributed import Client, LocalCluster
 
+    from regenmap.pipelines import extract
     from regenmap.pipelines.config import parse_config
-    from regenmap.pipelines.extract import extract
 
     work = ROOT / "_work" / f"extract_{workers}_{n_acq}_{n_fields}_{tile_size_px}"
     shutil.rmtree(work, ignore_errors=True)
@@ -352,20 +352,21 @@ def _first_tile(scenes: str, n_fields: int, tile_size_px: int = 5120
     Returns the acquisitions, the indices, the tile's fields, its TileRaster and the
     seconds the field raster took (the one-off cost per tile and grid).
     """
+    from regenmap.features import observe as ex
     from regenmap.features.indices import resolve_indices
     from regenmap.geo.fields import read_fields
-    from regenmap.pipelines import extract as ex
     from regenmap.pipelines.config import ScenesInput
+    from regenmap.pipelines.inputs import build_catalog, sensor_profile
     from regenmap.pipelines.tiling import plan_tiles, reference_grid
 
-    profile = ex.load_sensor_profile("sentinel2_l2a")
-    acqs, _ = ex.build_catalog(ScenesInput(path=DATA / f"scenes_{scenes}", kind="band_files",
+    profile = sensor_profile("sentinel2_l2a")
+    acqs, _ = build_catalog(ScenesInput(path=DATA / f"scenes_{scenes}", kind="band_files",
                                            sensor="sentinel2_l2a"), profile)
     indices = resolve_indices(INDICES)
     fields = read_fields(DATA / f"fields_{n_fields}.gpkg", id_column="field_id")
     bands = sorted({b for a in acqs for b in ex.needed_bands(a, indices)})
     plan = plan_tiles(fields.geometry, reference_grid(acqs, bands), tile_size_px)
-    tile_fields = ex._tile_fields(fields, plan.tiles[0])
+    tile_fields = ex.tile_fields(fields, plan.tiles[0].id, plan.tiles[0].rows)
     t = time.perf_counter()
     tile = ex.build_tile_raster(tile_fields, acqs[0].grid_for(bands), 0.5)
     return acqs, indices, tile_fields, tile, time.perf_counter() - t
@@ -380,9 +381,9 @@ def case_inprocess(n_fields: int, tile_size_px: int) -> dict[str, Any]:
     """
     import shapely  # noqa: F401  (geometry stack loaded before timing)
 
+    from regenmap.features import observe as ex
     from regenmap.features.zonal import BandInput, MaskInput, zonal_stats
     from regenmap.geo.raster_read import read_native
-    from regenmap.pipelines import extract as ex
 
     acqs, indices, tile_fields, tile, one_off = _first_tile("10", n_fields, tile_size_px)
     window = tile.raster.grid
@@ -400,15 +401,15 @@ def case_inprocess(n_fields: int, tile_size_px: int) -> dict[str, Any]:
     b, m = read(acqs[0])  # warm-up: kernels loaded, page cache warm
     zonal_stats(tile.raster, b, indices, mask=m, percentiles=[50.0], stats=STATS)
     zonal_stats(tile.raster, b, indices, mask=m, percentiles=[], stats=STATS)
-    spec = ex.ExtractSpec(indices=indices, stats=tuple(STATS), percentiles=(), min_pixels=3,
+    spec = ex.ObserveSpec(indices=indices, stats=tuple(STATS), percentiles=(), min_pixels=3,
                           inner_buffer_px=0.5, threads=1, on_error="fail")
-    ex.extract_acquisition(tile_fields, tile, acqs[0], spec)
+    ex.observe_acquisition(tile_fields, tile, acqs[0], spec)
     times: dict[str, list[float]] = {"floor": [], "read": [], "kernel": [], "kernel_no_q": [],
                                      "task": []}
     for acq, fs in zip(acqs, files, strict=True):
         times["floor"].append(_read_all(fs))
         t = time.perf_counter()
-        ex.extract_acquisition(tile_fields, tile, acq, spec)
+        ex.observe_acquisition(tile_fields, tile, acq, spec)
         times["task"].append(time.perf_counter() - t)
         t = time.perf_counter()
         b, m = read(acq)
@@ -433,22 +434,22 @@ def case_cloudy(n_fields: int) -> dict[str, Any]:
     """
     import dataclasses
 
-    from regenmap.pipelines import extract as ex
+    from regenmap.features import observe as ex
 
     acqs, indices, tile_fields, tile, _ = _first_tile("cloudy", n_fields)
-    on = ex.ExtractSpec(indices=indices, stats=tuple(STATS), percentiles=(), min_pixels=3,
+    on = ex.ObserveSpec(indices=indices, stats=tuple(STATS), percentiles=(), min_pixels=3,
                         inner_buffer_px=0.5, threads=1, on_error="fail")
     off = dataclasses.replace(on, skip_blocks=False)
     files = scene_files("cloudy")
-    ex.extract_acquisition(tile_fields, tile, acqs[0], on)  # warm-up
+    ex.observe_acquisition(tile_fields, tile, acqs[0], on)  # warm-up
     rows = []
     for acq, fs, frac in zip(acqs, files, CLOUD_FRACTIONS, strict=True):
         floor = _read_all(fs)
         t = time.perf_counter()
-        res = ex.extract_acquisition(tile_fields, tile, acq, on)
+        res = ex.observe_acquisition(tile_fields, tile, acq, on)
         t_on = time.perf_counter() - t
         t = time.perf_counter()
-        ex.extract_acquisition(tile_fields, tile, acq, off)
+        ex.observe_acquisition(tile_fields, tile, acq, off)
         t_off = time.perf_counter() - t
         assert res.rows is not None
         valid = float(res.rows["n_valid"].sum() / max(1, res.rows["n_pixels"].sum()))

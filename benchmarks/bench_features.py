@@ -8,7 +8,7 @@ Not a timed test: run it by hand on an idle machine.
 The observations table is generated once (regenmap.features.synthetic) and
 written as one Parquet file per tile, as the extract stage does; every case then
 runs in a fresh Python process that reads the folder the way the features stage
-does (``read_observations_dir``) and calls ``build_features``, so the peak RSS of
+does (``read_observations``) and calls ``build_features``, so the peak RSS of
 that process is the memory the stage needs (table included). Floor from the issue: 100,000 fields
 in under 20 s and under 4 GiB on 2 cores.
 """
@@ -50,16 +50,17 @@ t0 = time.perf_counter()
 import pandas as pd
 from regenmap.features.build import build_features
 t_import = time.perf_counter() - t0
-from regenmap.pipelines.featurize import read_observations_dir
+from regenmap.features.options import FeatureOptions
+from regenmap.pipelines.layout import RunLayout, read_observations
 t0 = time.perf_counter()
-obs = read_observations_dir(__import__("pathlib").Path(sys.argv[1])).table
+obs = read_observations(RunLayout(__import__("pathlib").Path(sys.argv[1]).parent))
 t_read = time.perf_counter() - t0
 rss_read = peak_gib()
 ru0 = resource.getrusage(resource.RUSAGE_SELF)
 t0 = time.perf_counter()
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
-    f = build_features(obs, composite=sys.argv[2], smoothing=sys.argv[3])
+    f = build_features(obs, FeatureOptions(composite=sys.argv[2], smoothing=sys.argv[3]))
 t_build = time.perf_counter() - t0
 ru1 = resource.getrusage(resource.RUSAGE_SELF)
 cpu_build = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)

@@ -23,8 +23,7 @@ import pandas as pd
 FLOOR_S = 120.0
 
 
-def make_table(n: int, f: int, k: int, *, seed: int = 0) -> tuple[pd.DataFrame, pd.Series,
-                                                                     pd.Series]:
+def make_table(n: int, f: int, k: int, *, seed: int = 0) -> tuple[pd.DataFrame, pd.Series, pd.Series]:
     """Features with signal in the first 20 columns, 5 % NaN, 100 spatial groups."""
     rng = np.random.default_rng(seed)
     y = rng.integers(0, k, n)
@@ -49,6 +48,7 @@ def main() -> None:
     ap.add_argument("--predict", action="store_true", help="also time predict_target")
     args = ap.parse_args()
 
+    from regenmap.models.options import LabelledFields, TrainOptions
     from regenmap.models.predict import predict_target
     from regenmap.models.train import train_target
 
@@ -57,22 +57,30 @@ def main() -> None:
     df, labels, groups = make_table(args.fields, args.features, args.classes)
     t1 = time.perf_counter()
     c1 = time.process_time()
-    print(f"synthetic table {args.fields} x {args.features}, {args.classes} classes: "
-          f"{t1 - t0:.1f} s (CPU {c1 - c0:.1f} s)")
-    model = train_target(df, labels, target="bench", groups=groups,
-                         params={"num_threads": args.threads}, seed=0)
+    print(
+        f"synthetic table {args.fields} x {args.features}, {args.classes} classes: "
+        f"{t1 - t0:.1f} s (CPU {c1 - c0:.1f} s)"
+    )
+    model = train_target(
+        LabelledFields.of(df, labels, target="bench", groups=groups),
+        TrainOptions(lightgbm={"num_threads": args.threads}, seed=0),
+    )
     t2 = time.perf_counter()
     c2 = time.process_time()
     train_s = t2 - t1
-    print(f"train_target: {train_s:.1f} s ({model.best_iteration} rounds, "
-          f"{model.training['early_stopping']}; floor {FLOOR_S:.0f} s: "
-          f"{'PASS' if train_s < FLOOR_S else 'FAIL'}); CPU time {c2 - c1:.1f} s "
-          f"(wall > CPU / threads means other processes competed for the cores)")
+    print(
+        f"train_target: {train_s:.1f} s ({model.best_iteration} rounds, "
+        f"{model.training['early_stopping']}; floor {FLOOR_S:.0f} s: "
+        f"{'PASS' if train_s < FLOOR_S else 'FAIL'}); CPU time {c2 - c1:.1f} s "
+        f"(wall > CPU / threads means other processes competed for the cores)"
+    )
     if args.predict:
         out = predict_target(model, df)
         t3 = time.perf_counter()
-        print(f"predict_target with explanations: {t3 - t2:.1f} s "
-              f"({(out['bench_status'] == 'ok').mean():.1%} ok)")
+        print(
+            f"predict_target with explanations: {t3 - t2:.1f} s "
+            f"({(out['bench_status'] == 'ok').mean():.1%} ok)"
+        )
 
 
 if __name__ == "__main__":

@@ -46,13 +46,13 @@ def simulated_observations(work: Path, size: str, seed: int) -> tuple[pd.DataFra
     import yaml
 
     from regenmap.pipelines.config import builtin_config_path, load_config
-    from regenmap.pipelines.featurize import read_observations_dir
+    from regenmap.pipelines.layout import RunLayout, read_observations
 
     obs_dir = work / "observations"
     fields = work / "region" / "fields.gpkg"
     if not (obs_dir.is_dir() and any(obs_dir.glob("*.parquet")) and fields.is_file()):
         from regenmap.geo.simulate import simulate_region
-        from regenmap.pipelines.extract import extract
+        from regenmap.pipelines import extract
 
         t0 = time.perf_counter()
         simulate_region(work / "region", size=size, seed=seed)  # type: ignore[arg-type]
@@ -63,7 +63,7 @@ def simulated_observations(work: Path, size: str, seed: int) -> tuple[pd.DataFra
         t0 = time.perf_counter()
         extract(load_config(work / "run.yaml"))
         print(f"extracted observations in {time.perf_counter() - t0:.0f} s")
-    obs = read_observations_dir(obs_dir).table
+    obs = read_observations(RunLayout(obs_dir.parent))
     labels = pd.DataFrame(gpd.read_file(fields, layer="fields").drop(columns="geometry"))
     labels["field_id"] = labels["field_id"].astype(str)
     return obs, labels[["field_id", "region", "tillage", "winter_cover"]]
@@ -84,7 +84,7 @@ def plot(table: pd.DataFrame, path: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from regenmap.features.build import feature_dictionary
+    from regenmap.features.dictionary import feature_dictionary
 
     units = feature_dictionary().set_index("name")["unit"]
     fig, axes = plt.subplots(2, 5, figsize=(20, 7.5), constrained_layout=True)
@@ -174,7 +174,8 @@ def main() -> None:
                     help="also score held-out regions with every date moved by this many days")
     args = ap.parse_args()
 
-    from regenmap.features.build import build_features, feature_dictionary
+    from regenmap.features.build import build_features
+    from regenmap.features.dictionary import feature_dictionary
 
     if args.synthetic:
         obs, labels = synthetic(args.synthetic, args.seed)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import warnings
 from dataclasses import asdict
 from typing import Any
 
@@ -11,26 +11,20 @@ import pandas as pd
 
 from regenmap.errors import ConfigError, InputError
 from regenmap.features import phenology, quality, seasonal, windows
-from regenmap.features.spec import FEATURE_INDICES, FeatureSpec
+from regenmap.features.dictionary import feature_dictionary, feature_specs
+from regenmap.features.options import FeatureOptions
+from regenmap.features.spec import FEATURE_INDICES
 from regenmap.features.timegrid import (
-    Composite,
-    Smoothing,
-    Step,
     TimeGrid,
     available_indices,
     parse_year_start,
     regularize,
     smooth,
 )
-from regenmap.schema import FEATURES_SCHEMA, FIELD_ID
+from regenmap.schema import FEATURES_SCHEMA, FIELD_ID, stat_column
 
 #: Indices whose absence is worth a warning (features depending on them are NaN).
 WARN_IF_MISSING: tuple[str, ...] = ("ndvi", "ndti", "bsi")
-
-
-def feature_specs(indices: Sequence[str] = FEATURE_INDICES) -> list[FeatureSpec]:
-    """Return every feature column, in the order :func:`build_features` writes them."""
-    return [*quality.specs(), *phenology.specs(), *windows.specs(), *seasonal.specs(indices)]
 
 
 def _year_offsets(grid: TimeGrid, year_start: str, year: int | None
@@ -63,14 +57,8 @@ def _year_offsets(grid: TimeGrid, year_start: str, year: int | None
     return (bounds[0], bounds[4]), seasons, int(start.year)
 
 
-def build_features(observations: pd.DataFrame, *, step_days: Step = 10,
-                   min_valid_fraction: float = 0.6, max_gap_days: int = 45,
-                   year_start: str = "01-01", stat: str = "mean", composite: Composite = "mean",
-                   smoothing: Smoothing = "none", year: int | None = None,
-                   sensor_offsets: Mapping[str, Mapping[str, float]] | None = None,
-                   window_options: windows.WindowOptions | None = None,
-                   detect_fraction: float = 0.4, amplitude_fraction: float = 0.2,
-                   min_amplitude: float = 0.1) -> pd.DataFrame:
+def build_features(observations: pd.DataFrame, options: FeatureOptions | None = None, *,
+                   year: int | None = None) -> pd.DataFrame:
     """Compute the per-field features table from an observations table.
 
     Parameters
@@ -80,31 +68,11 @@ def build_features(observations: pd.DataFrame, *, step_days: Step = 10,
         ``valid_fraction``, ``sensor`` and ``<index>_<stat>`` float columns. Any mix
         of sensors; indices absent (e.g. NDTI of a sensor without SWIR) give NaN
         features and one :class:`~regenmap.features.timegrid.MissingIndexWarning`.
-    step_days
-        Regular grid step in days (5, 10, 16 ...) or ``"monthly"``.
-    min_valid_fraction
-        Observations with a smaller valid (cloud-free) share are dropped and counted
-        (``obs_n_dropped``).
-    max_gap_days
-        Longest gap bridged by linear interpolation; longer gaps stay NaN.
-    year_start
-        ``MM-DD`` start of the agricultural year the features describe.
-    stat
-        Per-acquisition statistic the series are made of (``mean``, ``median`` ...).
-    composite
-        ``mean`` (weighted by valid_fraction), ``median`` or ``max_ndvi``.
-    smoothing
-        ``none``, ``savgol`` or ``whittaker`` on the grid (phenology always uses a
-        50-day Savitzky-Golay filter of NDVI when this is ``none``).
+    options
+        Time grid, smoothing, phenology and window options; defaults if None.
     year
         Calendar year in which the described agricultural year starts; by default
         the one with the most observations.
-    sensor_offsets
-        ``{sensor: {index: offset}}`` harmonisation added before compositing.
-    window_options
-        Thresholds of the practice windows.
-    detect_fraction, amplitude_fraction, min_amplitude
-        Phenology options (:func:`regenmap.features.phenology.detect_cycles`).
 
     Returns
     -------
@@ -119,52 +87,43 @@ def build_features(observations: pd.DataFrame, *, step_days: Step = 10,
     InputError
         If ``field_id`` or ``time`` is missing, or no ``<index>_<stat>`` column of a
         known index (NDVI, EVI, NDTI, BSI, NDMI) is present.
-    ConfigError
-        For an invalid option value.
+
+    Examples
+    --------
+    >>> table = build_features(observations, FeatureOptions(step_days=5))  # doctest: +SKIP
     """
-    if isinstance(step_days, bool) or (step_days != "monthly" and not isinstance(step_days, int)):
-        raise ConfigError(f"features.step_days={step_days!r}: use whole days or 'monthly'")
-    if max_gap_days < 0:
-        raise ConfigError(f"features.max_gap_days={max_gap_days}: use a value >= 0")
-    opts = window_options or windows.WindowOptions()
+    opts = options or FeatureOptions()
+    stat = opts.stat
     present = available_indices(observations, stat)
     if not set(present) & set(FEATURE_INDICES):
         stats = sorted({str(c).rsplit("_", 1)[1] for c in observations.columns
                         if "_" in str(c) and str(c).split("_", 1)[0] in FEATURE_INDICES})
-        hint = f" Statistics present: {', '.join(stats)} (set features.stat)." if stats else ""
+        hint = f" Statistics present: {', '.join(stats)} (choose one as the statistic)." \
+            if stats else ""
         raise InputError(f"the observations table has no '<index>_{stat}' column for any of "
                          f"{', '.join(FEATURE_INDICES)}.{hint}")
-    grid = regularize(observations, indices=FEATURE_INDICES, stat=stat, step_days=step_days,
-                      min_valid_fraction=min_valid_fraction, max_gap_days=max_gap_days,
-                      year_start=year_start, composite=composite, smoothing=smoothing,
-                      sensor_offsets=sensor_offsets, warn_missing=WARN_IF_MISSING)
-    return features_from_grid(grid, year_start=year_start, year=year, window_options=opts,
-                              detect_fraction=detect_fraction,
-                              amplitude_fraction=amplitude_fraction, min_amplitude=min_amplitude)
+    grid = regularize(observations, opts, indices=FEATURE_INDICES, warn_missing=WARN_IF_MISSING)
+    return features_from_grid(grid, opts, year=year)
 
 
-def features_from_grid(grid: TimeGrid, *, year_start: str | None = None, year: int | None = None,
-                       window_options: windows.WindowOptions | None = None,
-                       detect_fraction: float = 0.4, amplitude_fraction: float = 0.2,
-                       min_amplitude: float = 0.1) -> pd.DataFrame:
+def features_from_grid(grid: TimeGrid, options: FeatureOptions | None = None, *,
+                       year: int | None = None) -> pd.DataFrame:
     """Compute the features table from an already regularised :class:`TimeGrid`.
 
     See :func:`build_features` for the parameters and the returned table;
-    ``year_start`` defaults to (and must equal) the one the grid was built with.
+    ``options.year_start`` must equal the one the grid was built with.
     """
+    opts = options or FeatureOptions(year_start=str(grid.options.get("year_start", "01-01")))
     grid_start = str(grid.options.get("year_start", "01-01"))
-    if year_start is not None and year_start != grid_start:
-        raise ConfigError(f"year_start={year_start!r} differs from the grid's {grid_start!r}: "
-                          "regularize the observations with the same year_start")
-    year_start = grid_start
-    opts = window_options or windows.WindowOptions()
+    if opts.year_start != grid_start:
+        raise ConfigError(f"year_start={opts.year_start!r} differs from the grid's "
+                          f"{grid_start!r}: regularize the observations with the same year_start")
     n = grid.n_fields
-    yr, seasons, year_label = _year_offsets(grid, year_start, year)
+    yr, seasons, year_label = _year_offsets(grid, grid_start, year)
     ndvi = grid.values.get("ndvi", np.full((n, grid.t_days.size), np.nan, np.float32))
     primary = "ndvi" if np.isfinite(ndvi).any() else next(
         (k for k, v in grid.values.items() if np.isfinite(v).any()), "ndvi")
     counts = grid.counts.get(primary, np.zeros((n, grid.t_days.size), np.int16))
-    width = grid.step_days
 
     cols: dict[str, np.ndarray] = {}
     cols.update(quality.compute(
@@ -175,40 +134,76 @@ def features_from_grid(grid: TimeGrid, *, year_start: str | None = None, year: i
 
     ndvi_ph = smooth(ndvi, grid.t_days, "savgol") \
         if grid.options.get("smoothing", "none") == "none" else ndvi
-    cycles = phenology.detect_cycles(ndvi_ph, grid.t_days, detect_fraction=detect_fraction,
-                                     amplitude_fraction=amplitude_fraction,
-                                     min_amplitude=min_amplitude)
+    cycles = phenology.detect_cycles(ndvi_ph, grid.t_days, detect_fraction=opts.detect_fraction,
+                                     amplitude_fraction=opts.amplitude_fraction,
+                                     min_amplitude=opts.min_amplitude)
     first, second, count = phenology.rank_in_window(cycles, n, *yr)
     cols.update(phenology.compute(cycles, first, second, count, yr[0]))
 
-    start, end, closed = windows.fallow_bounds(cycles, first, n, float(grid.edges_days[-1]), opts)
-    pre_start, pre_end = windows.precrop_bounds(cycles, first, n, float(grid.edges_days[0]), opts)
-    cols.update(windows.compute(grid.values, grid.composites, counts, grid.t_days, width, yr,
-                                start, end, closed, pre_start, pre_end, opts))
+    bounds = windows.practice_windows(cycles, first, n, data_start=float(grid.edges_days[0]),
+                                      data_end=float(grid.edges_days[-1]), opts=opts.windows)
+    cols.update(windows.compute(grid.values, grid.composites, counts, t_days=grid.t_days,
+                                width=grid.step_days, year=yr, windows=bounds,
+                                opts=opts.windows))
     cols.update(seasonal.compute(grid.values, grid.t_days, yr, seasons))
 
     names = [s.name for s in feature_specs()]
     frame = pd.DataFrame({FIELD_ID: pd.Series(grid.field_ids, dtype=str),
                           **{k: cols[k].astype(np.float32, copy=False) for k in names}})
-    frame.attrs["features"] = _record(grid, year_label, opts, detect_fraction,
-                                      amplitude_fraction, min_amplitude)
+    frame.attrs["features"] = _record(grid, year_label, opts)
     return frame
 
 
-def _record(grid: TimeGrid, year_label: int, opts: windows.WindowOptions, detect_fraction: float,
-            amplitude_fraction: float, min_amplitude: float) -> dict[str, Any]:
+def _record(grid: TimeGrid, year_label: int, opts: FeatureOptions) -> dict[str, Any]:
     return {
         "schema": FEATURES_SCHEMA, "year": year_label,
         "grid_origin": str(pd.Timestamp(grid.origin).date()), **grid.options,
-        "windows": asdict(opts),
-        "phenology": {"detect_fraction": detect_fraction,
-                      "amplitude_fraction": amplitude_fraction, "min_amplitude": min_amplitude},
+        "windows": asdict(opts.windows),
+        "phenology": {"detect_fraction": opts.detect_fraction,
+                      "amplitude_fraction": opts.amplitude_fraction,
+                      "min_amplitude": opts.min_amplitude},
         "indices_present": sorted(k for k, v in grid.values.items() if np.isfinite(v).any()),
     }
 
 
-def feature_dictionary() -> pd.DataFrame:
-    """Return the feature dictionary (see :func:`regenmap.features.dictionary.feature_dictionary`)."""
-    from regenmap.features.dictionary import feature_dictionary as _fd
+def drop_absent_indices(frame: pd.DataFrame, observations: pd.DataFrame, *, stat: str
+                        ) -> tuple[pd.DataFrame, dict[str, list[str]]]:
+    """Remove the feature columns of indices that no observation carries.
 
-    return _fd()
+    :func:`build_features` keeps a stable column set, giving NaN columns for an
+    index that was not extracted (e.g. NDTI from a sensor without SWIR). A job
+    stores only the features it can compute, so that models are not trained on
+    columns that are NaN everywhere; the removed columns are recorded. Columns
+    of such an index that hold values (e.g. the ``flag_no_ndti`` flag) stay.
+
+    Parameters
+    ----------
+    frame
+        Features table (fields, features).
+    observations
+        The observations it was built from (``<index>_<stat>`` columns).
+    stat
+        Statistic of the observations the features were built on.
+
+    Returns
+    -------
+    frame, absent
+        The table without those columns, and index -> removed feature names.
+    """
+    spec = feature_dictionary()
+    absent: dict[str, list[str]] = {}
+    for index, names in spec.groupby("index")["name"]:
+        if not index:
+            continue
+        column = stat_column(str(index), stat)
+        has_values = column in observations and bool(observations[column].notna().any())
+        dropped = [n for n in names if n in frame.columns and not frame[n].notna().any()]
+        if not has_values and dropped:
+            absent[str(index)] = dropped
+    if absent:
+        warnings.warn(f"no observation has {', '.join(i.upper() for i in absent)}: their "
+                      f"{sum(map(len, absent.values()))} features are left out of this job's "
+                      "features table (recorded as absent_indices in its metadata)",
+                      UserWarning, stacklevel=2)
+        frame = frame.drop(columns=[n for names in absent.values() for n in names])
+    return frame, absent

@@ -6,12 +6,20 @@ that computes the columns, so it cannot drift from the table.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pandas as pd
 
-from regenmap.features.build import feature_specs
+from regenmap.features import phenology, quality, seasonal, windows
+from regenmap.features.spec import FEATURE_INDICES, FeatureSpec
 from regenmap.schema import FEATURES_SCHEMA
 
 DICTIONARY_COLUMNS: tuple[str, ...] = ("name", "unit", "description", "index", "window")
+
+
+def feature_specs(indices: Sequence[str] = FEATURE_INDICES) -> list[FeatureSpec]:
+    """Return every feature column, in the order :func:`build_features` writes them."""
+    return [*quality.specs(), *phenology.specs(), *windows.specs(), *seasonal.specs(indices)]
 
 
 def feature_dictionary() -> pd.DataFrame:

@@ -121,7 +121,7 @@ def get_index(name: str) -> SpectralIndex:
     if key not in cat:
         close = difflib.get_close_matches(key, available_indices(), n=5, cutoff=0.5)
         hint = f" Closest names: {', '.join(close)}." if close else ""
-        raise ConfigError(f"extract.indices: unknown spectral index {name!r}.{hint} "
+        raise ConfigError(f"unknown spectral index {name!r}.{hint} "
                           "See https://github.com/awesome-spectral-indices for the catalogue.")
     entry = cat[key]
     formula = str(getattr(entry, "formula"))  # noqa: B009
@@ -138,7 +138,7 @@ def get_index(name: str) -> SpectralIndex:
         elif consts.get(sym) is not None:
             constants.append((sym, float(consts[sym])))  # type: ignore[arg-type]
         else:
-            raise ConfigError(f"extract.indices: index {key} needs {sym!r}, which is neither a "
+            raise ConfigError(f"index {key} needs {sym!r}, which is neither a "
                               "reflectance band nor a constant with a default; it is not supported")
     return SpectralIndex(key, formula, tuple(bands), tuple(constants),
                          long_name=str(getattr(entry, "long_name", "")), source="spyndex")

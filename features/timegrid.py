@@ -10,9 +10,9 @@ fields. :func:`to_xarray` gives the labelled ``(field, time)`` form.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
@@ -24,6 +24,9 @@ from regenmap.schema import FIELD_ID, SENSOR, TIME, VALID_FRACTION, stat_column
 Composite = Literal["mean", "median", "max_ndvi"]
 Smoothing = Literal["none", "savgol", "whittaker"]
 Step = int | Literal["monthly"]
+
+if TYPE_CHECKING:
+    from regenmap.features.options import FeatureOptions
 
 _NS_PER_DAY = 86_400 * 10**9
 
@@ -125,10 +128,10 @@ def parse_year_start(year_start: str) -> tuple[int, int]:
         month, day = int(month_s), int(day_s)
         pd.Timestamp(year=2001, month=month, day=day)  # rejects 02-30, 13-01 ...
     except (ValueError, AttributeError):
-        raise ConfigError(f"features.year_start={year_start!r} is not a valid MM-DD date "
+        raise ConfigError(f"year_start={year_start!r} is not a valid MM-DD date "
                           "(e.g. '01-01', or '10-01' for a season starting in October)") from None
     if (month, day) == (2, 29):
-        raise ConfigError("features.year_start='02-29' does not exist every year: use 03-01")
+        raise ConfigError("year_start='02-29' does not exist every year: use 03-01")
     return month, day
 
 
@@ -157,7 +160,7 @@ def grid_edges(origin: np.datetime64, last: np.datetime64, step: Step) -> np.nda
         keep = int(np.searchsorted(edges_arr, span, side="right")) + 1
         return edges_arr[: max(2, keep)]
     if not isinstance(step, int) or step < 1:
-        raise ConfigError(f"features.step_days={step!r}: use a whole number of days >= 1 "
+        raise ConfigError(f"step_days={step!r}: use a whole number of days >= 1 "
                           "(5, 10, 16 ...) or 'monthly'")
     n = int(np.floor(span / step)) + 1
     return np.arange(n + 1, dtype=np.float64) * step
@@ -420,16 +423,12 @@ def smooth(y: np.ndarray, t_days: np.ndarray, method: Smoothing, *, window_days:
             out[rows] = np.linalg.solve(A, (ws * yz[rows])[:, :, None])[:, :, 0]
         out = np.where(nan, np.nan, out)
         return out.astype(y.dtype)
-    raise ConfigError(f"features.smoothing={method!r}: use 'none', 'savgol' or 'whittaker'")
+    raise ConfigError(f"smoothing={method!r}: use 'none', 'savgol' or 'whittaker'")
 
 
-def regularize(observations: pd.DataFrame, *, indices: Sequence[str] | None = None,
-               stat: str = "mean", step_days: Step = 10, min_valid_fraction: float = 0.6,
-               max_gap_days: float = 45, year_start: str = "01-01",
-               composite: Composite = "mean", smoothing: Smoothing = "none",
-               smoothing_window_days: float = 50.0, whittaker_lambda: float = 2.0,
-               sensor_offsets: Mapping[str, Mapping[str, float]] | None = None,
-               warn_missing: Sequence[str] = ()) -> TimeGrid:
+def regularize(observations: pd.DataFrame, options: FeatureOptions | None = None, *,
+               indices: Sequence[str] | None = None, warn_missing: Sequence[str] = ()
+               ) -> TimeGrid:
     """Composite an observations table onto a regular per-field time grid.
 
     Parameters
@@ -437,28 +436,15 @@ def regularize(observations: pd.DataFrame, *, indices: Sequence[str] | None = No
     observations
         Observations table (``core/schema.py``): ``field_id``, ``time`` and
         ``<index>_<stat>`` columns; ``valid_fraction`` and ``sensor`` if present.
+    options
+        Grid options (:class:`~regenmap.features.options.FeatureOptions`): ``stat``,
+        ``step_days``, ``min_valid_fraction`` (rows below it, or NaN, are dropped and
+        counted), ``max_gap_days``, ``year_start`` (the grid starts on the last such date
+        before the first observation), ``composite``, ``smoothing`` and its parameters,
+        ``sensor_offsets``. Defaults if None.
     indices
         Lower-case index names to grid; every ``<index>_<stat>`` present if None.
         Requested indices without a column get all-NaN arrays.
-    stat
-        Which per-acquisition statistic to use (``mean``, ``median``...).
-    step_days
-        Bin width in days, or ``"monthly"``.
-    min_valid_fraction
-        Rows whose ``valid_fraction`` is below this (or NaN) are dropped and counted.
-    max_gap_days
-        Longest gap, in days, bridged by linear interpolation.
-    year_start
-        ``MM-DD``: the grid starts on the last such date before the first observation.
-    composite
-        How several observations in one bin combine: ``mean`` weighted by
-        ``valid_fraction``, ``median``, or ``max_ndvi`` (every index taken from the
-        observation with the highest NDVI in the bin).
-    smoothing, smoothing_window_days, whittaker_lambda
-        Optional smoothing after gap filling, see :func:`smooth`.
-    sensor_offsets
-        Harmonisation: ``{sensor: {index: offset}}`` added to that sensor's values
-        before compositing (e.g. to bring Landsat NDVI onto Sentinel-2's level).
     warn_missing
         Index names whose absence deserves a :class:`MissingIndexWarning`.
 
@@ -472,15 +458,19 @@ def regularize(observations: pd.DataFrame, *, indices: Sequence[str] | None = No
     InputError
         If ``field_id`` or ``time`` is missing.
     """
+    from regenmap.features.options import FeatureOptions
+
+    opts = options or FeatureOptions()
+    stat, step_days = opts.stat, opts.step_days
+    min_valid_fraction, max_gap_days = opts.min_valid_fraction, float(opts.max_gap_days)
+    year_start, composite, smoothing = opts.year_start, opts.composite, opts.smoothing
+    smoothing_window_days, whittaker_lambda = opts.smoothing_window_days, opts.whittaker_lambda
+    sensor_offsets = opts.sensor_offsets
     for col in (FIELD_ID, TIME):
         if col not in observations.columns:
             raise InputError(f"observations table has no '{col}' column (columns: "
                              f"{', '.join(map(str, observations.columns[:12]))}); it needs "
                              f"'{FIELD_ID}', '{TIME}' and '<index>_<stat>' columns")
-    if composite not in ("mean", "median", "max_ndvi"):
-        raise ConfigError(f"features.composite={composite!r}: use 'mean', 'median' or 'max_ndvi'")
-    if not 0 <= min_valid_fraction <= 1:
-        raise ConfigError(f"features.min_valid_fraction={min_valid_fraction}: use a value in [0, 1]")
     idx_names = [i.lower() for i in (indices if indices is not None
                                      else available_indices(observations, stat))]
     codes, field_ids = encode_strings(observations[FIELD_ID])
@@ -602,15 +592,15 @@ def regularize(observations: pd.DataFrame, *, indices: Sequence[str] | None = No
     sel = pair[any_value]
     order_obs = np.arange(sel.size) if sel.size < 2 or (np.diff(sel) >= 0).all() else \
         np.argsort(sel, kind="stable")
-    options: dict[str, object] = {
+    record: dict[str, object] = {
         "stat": stat, "step_days": step_days, "min_valid_fraction": min_valid_fraction,
-        "max_gap_days": max_gap_days, "year_start": year_start, "composite": composite,
+        "max_gap_days": opts.max_gap_days, "year_start": year_start, "composite": composite,
         "smoothing": smoothing, "smoothing_window_days": smoothing_window_days,
         "whittaker_lambda": whittaker_lambda, "sensor_offsets": offsets,
     }
     return TimeGrid(field_ids=field_ids, times=times, t_days=t_days, edges_days=edges,
                     origin=origin, values=values, composites=composites, counts=counts,
-                    n_rows=n_rows, n_dropped=n_dropped, n_sensors=n_sensors, options=options,
+                    n_rows=n_rows, n_dropped=n_dropped, n_sensors=n_sensors, options=record,
                     obs_field=codes[any_value][order_obs], obs_t_days=rel[any_value][order_obs])
 
 

@@ -268,11 +268,55 @@ def _bare_share(c_ndvi: np.ndarray | None, c_bsi: np.ndarray | None, win: np.nda
     return np.where(n_seen > 0, bare.sum(axis=1) / np.maximum(n_seen, 1), np.nan)
 
 
+@dataclass(frozen=True)
+class Windows:
+    """The practice windows of every field, in days since the grid origin.
+
+    Attributes
+    ----------
+    fallow_start, fallow_end
+        ``(n_fields,)`` float64 fallow window (harvest of the main cycle to emergence of
+        the next cash crop); NaN without a harvest.
+    fallow_closed
+        ``(n_fields,)`` bool, True where the fallow window ends at a detected emergence.
+    precrop_start, precrop_end
+        ``(n_fields,)`` float64 pre-crop window (previous harvest to emergence of the
+        main crop); NaN where the main cycle has no start of season.
+    """
+
+    fallow_start: np.ndarray
+    fallow_end: np.ndarray
+    fallow_closed: np.ndarray
+    precrop_start: np.ndarray
+    precrop_end: np.ndarray
+
+
+def practice_windows(cycles: Cycles, main: np.ndarray, n_fields: int, *, data_start: float,
+                     data_end: float, opts: WindowOptions) -> Windows:
+    """Fallow and pre-crop windows of every field (:func:`fallow_bounds`, :func:`precrop_bounds`).
+
+    Parameters
+    ----------
+    cycles
+        All cycles (:func:`regenmap.features.phenology.detect_cycles`).
+    main
+        ``(n_fields,)`` position in ``cycles`` of each field's main cycle, -1 if none.
+    n_fields
+        Number of fields.
+    data_start, data_end
+        Start and end of the grid, days since origin.
+    opts
+        Thresholds.
+    """
+    start, end, closed = fallow_bounds(cycles, main, n_fields, data_end, opts)
+    pre_start, pre_end = precrop_bounds(cycles, main, n_fields, data_start, opts)
+    return Windows(start, end, closed, pre_start, pre_end)
+
+
 def compute(values: dict[str, np.ndarray], composites: dict[str, np.ndarray],
-            counts: np.ndarray, t_days: np.ndarray, width: np.ndarray,
-            year: tuple[float, float], start: np.ndarray, end: np.ndarray,
-            closed: np.ndarray, pre_start: np.ndarray, pre_end: np.ndarray,
-            opts: WindowOptions) -> dict[str, np.ndarray]:
+            counts: np.ndarray, *, t_days: np.ndarray, width: np.ndarray,
+            year: tuple[float, float], windows: Windows, opts: WindowOptions
+            ) -> dict[str, np.ndarray]:
     """Compute the practice-window features.
 
     Parameters
@@ -287,10 +331,8 @@ def compute(values: dict[str, np.ndarray], composites: dict[str, np.ndarray],
         ``(n_time,)`` cell centres and widths, days.
     year
         ``(start, end)`` of the agricultural year, days since origin.
-    start, end, closed
-        Fallow window per field, from :func:`fallow_bounds`.
-    pre_start, pre_end
-        Pre-crop window per field, from :func:`precrop_bounds`.
+    windows
+        Fallow and pre-crop window of each field (:func:`practice_windows`).
     opts
         Thresholds.
 
@@ -299,6 +341,8 @@ def compute(values: dict[str, np.ndarray], composites: dict[str, np.ndarray],
     dict
         Column name -> ``(n_fields,)`` float32, in :func:`specs` order.
     """
+    start, end, closed = windows.fallow_start, windows.fallow_end, windows.fallow_closed
+    pre_start, pre_end = windows.precrop_start, windows.precrop_end
     ndvi, ndti = values.get("ndvi"), values.get("ndti")
     bsi, evi = values.get("bsi"), values.get("evi")
     tc = t_days[None, :]

@@ -82,7 +82,7 @@ def read_fields(path: str | Path, *, layer: str | None = None, id_column: str = 
     gdf = gdf.set_geometry(gpd.GeoSeries(geoms, index=gdf.index, crs=gdf.crs))
     gdf[STATUS] = status
     gdf[REASON] = reason
-    gdf[AREA_HA] = _area_ha(gdf.geometry)
+    gdf[AREA_HA] = area_ha(gdf.geometry)
     first = [FIELD_ID, "geometry", AREA_HA, STATUS, REASON]
     return gdf[first + [c for c in gdf.columns if c not in first]]
 
@@ -125,7 +125,19 @@ def _polygonal(geom: shapely.Geometry) -> shapely.Geometry:
     return shapely.union_all(parts) if parts else shapely.Polygon()
 
 
-def _area_ha(geoms: gpd.GeoSeries) -> np.ndarray:
+def area_ha(geoms: gpd.GeoSeries) -> np.ndarray:
+    """Area of each geometry in hectares: planar in a projected CRS, equal-area when geographic.
+
+    Parameters
+    ----------
+    geoms
+        Geometries with a CRS.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 (n,) hectares (0 for empty geometries).
+    """
     crs = geoms.crs
     if crs is not None and crs.is_geographic:
         geoms = geoms.to_crs("EPSG:6933")  # equal-area world CRS

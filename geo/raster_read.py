@@ -304,3 +304,66 @@ def _is_integer_offset(src: GridSpec, target: GridSpec) -> bool:
     dx = (target.transform.c - src.transform.c) / src.res[0]
     dy = (target.transform.f - src.transform.f) / src.res[1]
     return abs(dx - round(dx)) < 1e-6 and abs(dy - round(dy)) < 1e-6
+
+
+def mask_codes(data: np.ndarray) -> np.ndarray:
+    """Quality-band values as integer codes, ``-1`` where there is none (NaN, outside the raster).
+
+    Parameters
+    ----------
+    data
+        Raw quality band, any dtype (float bands carry NaN outside the source raster).
+
+    Returns
+    -------
+    numpy.ndarray
+        int32 array of the same shape: the code, or -1 (never usable).
+    """
+    if np.issubdtype(data.dtype, np.floating):
+        return np.where(np.isfinite(data), data, -1).astype(np.int32)
+    return data.astype(np.int32, copy=False)
+
+
+def usable_pixels(codes: np.ndarray, lookup: np.ndarray) -> np.ndarray:
+    """Whether each pixel's quality code keeps it (the extraction kernel's rule, in NumPy).
+
+    Parameters
+    ----------
+    codes
+        int32 codes from :func:`mask_codes` (-1 = none).
+    lookup
+        (65536,) bool table of :meth:`regenmap.geo.sensors.MaskSpec.valid_lookup`.
+
+    Returns
+    -------
+    numpy.ndarray
+        bool array of ``codes``' shape; False for -1 and codes outside the table.
+    """
+    inside = (codes >= 0) & (codes < lookup.shape[0])
+    out = np.zeros(codes.shape, dtype=bool)
+    out[inside] = lookup[codes[inside]]
+    return out
+
+
+def to_reflectance(raw: np.ndarray, asset: Asset) -> np.ndarray:
+    """Physical values of a raw band: ``raw * scale + offset`` in float32, NaN at nodata.
+
+    This is the rule the extraction kernel applies pixel by pixel
+    (:class:`regenmap.features.zonal.BandInput`); tests hold the two together.
+
+    Parameters
+    ----------
+    raw
+        Raw values as read (:func:`read_asset`).
+    asset
+        The band: its ``scale``, ``offset`` and ``nodata``.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 array of ``raw``'s shape (surface reflectance for optical bands).
+    """
+    values = raw.astype(np.float32) * np.float32(asset.scale) + np.float32(asset.offset)
+    if asset.nodata is not None:
+        values[raw == asset.nodata] = np.nan
+    return values

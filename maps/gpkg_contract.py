@@ -39,6 +39,7 @@ import shapely
 from regenmap import __version__
 from regenmap.errors import CRSError, FieldError, OutputError, SchemaError
 from regenmap.geo import gpkg
+from regenmap.geo.fields import area_ha
 from regenmap.io import atomic_path, check_writable_dir, json_text
 from regenmap.maps.styles import class_style_qml, confidence_style_qml
 from regenmap.provenance import config_hash, package_versions
@@ -164,13 +165,6 @@ def _check_destination(path: Path, *, overwrite: bool, geoparquet: bool = False)
 
 
 # --------------------------------------------------------------------------- frames
-def _area_ha(geoms: gpd.GeoSeries) -> np.ndarray:
-    crs = geoms.crs
-    if crs is not None and crs.is_geographic:
-        geoms = geoms.to_crs("EPSG:6933")  # equal-area for geographic inputs
-    return np.asarray(geoms.area, dtype="float64") / 1e4
-
-
 def _obs_summary(observations: pd.DataFrame | None) -> pd.DataFrame | None:
     if observations is None:
         return None
@@ -238,7 +232,7 @@ def _output_chunk(fields: gpd.GeoDataFrame, predictions: pd.DataFrame, index: pd
     if AREA_HA in fields.columns:
         cols[AREA_HA] = pd.to_numeric(fields[AREA_HA], errors="coerce").to_numpy("float64")
     else:
-        cols[AREA_HA] = _area_ha(geom)
+        cols[AREA_HA] = area_ha(geom)
     for col in (N_OBS, VALID_FRACTION):
         if col in optional:
             cols[col] = p[col].to_numpy()

@@ -7,7 +7,6 @@ measure the shipped procedure on unseen places.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +23,7 @@ from regenmap.models.metrics import (
     point_metrics,
     reliability,
 )
+from regenmap.models.options import CVOptions, EvaluationOptions, LabelledFields, TrainOptions
 from regenmap.models.params import resolve_params
 from regenmap.models.train import fit_booster, prepare
 
@@ -91,35 +91,32 @@ class CVResult:
                    strategy=strategy, notes=list(notes))
 
 
-def cross_validate_predictions(
-    features: pd.DataFrame, labels: pd.Series, *, target: str, groups: pd.Series | None,
-    n_folds: int = 5, params: Mapping[str, Any] | None = None, seed: int = 0,
-    classes: tuple[str, ...] | list[str] | None = None, area_ha: pd.Series | None = None,
-    random_folds: bool = False, group_name: str = "group",
-) -> CVResult:
+def cross_validate_predictions(data: LabelledFields, options: TrainOptions | None = None,
+                               cv: CVOptions | None = None) -> CVResult:
     """Out-of-fold raw scores of every labelled field under spatial cross-validation.
+
+    Each fold holds out whole groups of ``data.groups`` and trains as
+    :func:`regenmap.models.train.train_target` does with ``options``.
 
     Parameters
     ----------
-    features, labels, target, params, seed, classes, area_ha
-        As in :func:`regenmap.models.train.train_target`.
-    groups
-        Spatial group per field (region, tile, block); required unless ``random_folds``.
-    n_folds
-        Folds; lowered to the number of groups if there are fewer.
-    random_folds
-        Use random stratified folds instead of groups (recorded as a caveat).
-    group_name
-        Name of the group factor in the report (e.g. the group column).
+    data
+        Features, labels, classes, groups (required unless ``cv.random_folds``), areas.
+    options
+        Training options of every fold.
+    cv
+        Number of folds (lowered to the number of groups), random folds, seed.
 
     Raises
     ------
     ModelError
-        Without groups (unless ``random_folds``), with one group only, or when a
-        class has fewer labelled fields than folds.
+        Without groups (unless random folds), with one group only, or when a class has
+        fewer labelled fields than folds.
     """
-    td = prepare(features, labels, target=target, groups=groups, area_ha=area_ha,
-                 classes=classes)
+    opts, cvo = options or TrainOptions(), cv or CVOptions()
+    target, seed, n_folds, random_folds = data.target, cvo.seed, cvo.n_folds, cvo.random_folds
+    group_name = data.group_name
+    td = prepare(data)
     if td.groups is None and not random_folds:
         raise ModelError(
             f"target '{target}': spatial cross-validation needs groups (a group column such as "
@@ -129,7 +126,7 @@ def cross_validate_predictions(
     cv_groups = None if random_folds else td.groups
     folds, notes = fold_ids(td.y, cv_groups, n_folds=n_folds, seed=seed, target=target,
                             classes=td.classes)
-    tp = resolve_params(params, seed=seed, n_rows=int(td.mask.sum()))
+    tp = resolve_params(opts, n_rows=int(td.mask.sum()))
     values = td.fm.values[td.mask]
     k = len(td.classes)
     raw = np.zeros((len(td.y), k))
@@ -139,7 +136,7 @@ def cross_validate_predictions(
         train = ~test
         booster, fit_info = fit_booster(values[train], td.y[train],
                                         None if cv_groups is None else cv_groups[train],
-                                        n_classes=k, tp=tp, seed=seed)
+                                        n_classes=k, tp=tp, seed=opts.seed)
         raw[test] = np.asarray(booster.predict(values[test], raw_score=True)).reshape(-1, k)
         missing = [td.classes[c] for c in range(k) if not (td.y[train] == c).any()]
         if missing:
@@ -178,25 +175,17 @@ def cross_fitted_calibration(cv: CVResult, method: str) -> np.ndarray:
     return out
 
 
-def evaluation_report(cv: CVResult, *, calibration: str = "none", n_boot: int = 1000,
-                      seed: int = 0, confidence_threshold: float = 0.5,
-                      min_group_count: int = 20) -> dict[str, Any]:
+def evaluation_report(cv: CVResult, options: EvaluationOptions | None = None) -> dict[str, Any]:
     """Every held-out metric of a target, JSON-serialisable.
 
     Parameters
     ----------
     cv
         Out-of-fold predictions.
-    calibration
-        Calibration method evaluated by cross-fitting (``none``, ``temperature``, ``isotonic``).
-    n_boot
-        Bootstrap resamples for the overall intervals (subgroups use a fifth of it).
-    seed
-        Bootstrap seed.
-    confidence_threshold
-        Threshold whose coverage and accuracy are reported as the operating point.
-    min_group_count
-        Smallest subgroup ranked in the disaggregated analysis.
+    options
+        Calibration evaluated by cross-fitting, bootstrap resamples and seed, the
+        confidence threshold whose coverage and accuracy are the operating point, and
+        the smallest subgroup ranked in the disaggregated analysis.
 
     Returns
     -------
@@ -205,6 +194,9 @@ def evaluation_report(cv: CVResult, *, calibration: str = "none", n_boot: int = 
         (uncalibrated and calibrated reliability); ``coverage``; ``operating_point``;
         ``strategy``, ``notes``, ``folds``, ``class_counts``.
     """
+    opts = options or EvaluationOptions()
+    calibration, n_boot, seed = opts.calibration, opts.n_bootstrap, opts.seed
+    confidence_threshold, min_group_count = opts.confidence_threshold, opts.min_group_count
     p_raw = softmax(cv.raw)
     proba = cross_fitted_calibration(cv, calibration)
     pred = proba.argmax(axis=1)
@@ -244,22 +236,12 @@ def evaluation_report(cv: CVResult, *, calibration: str = "none", n_boot: int = 
     }
 
 
-def cross_validate(features: pd.DataFrame, labels: pd.Series, *, target: str,
-                   groups: pd.Series | None, n_folds: int = 5,
-                   params: Mapping[str, Any] | None = None, seed: int = 0,
-                   classes: tuple[str, ...] | list[str] | None = None,
-                   area_ha: pd.Series | None = None, random_folds: bool = False,
-                   calibration: str = "none", n_boot: int = 1000,
-                   confidence_threshold: float = 0.5, group_name: str = "group"
+def cross_validate(data: LabelledFields, options: TrainOptions | None = None,
+                   cv: CVOptions | None = None, evaluation: EvaluationOptions | None = None
                    ) -> dict[str, Any]:
     """Held-out metrics of a target under spatial cross-validation.
 
     See :func:`cross_validate_predictions` (folds) and :func:`evaluation_report`
     (metrics); the result is JSON-serialisable.
     """
-    cv = cross_validate_predictions(features, labels, target=target, groups=groups,
-                                    n_folds=n_folds, params=params, seed=seed, classes=classes,
-                                    area_ha=area_ha, random_folds=random_folds,
-                                    group_name=group_name)
-    return evaluation_report(cv, calibration=calibration, n_boot=n_boot, seed=seed,
-                             confidence_threshold=confidence_threshold)
+    return evaluation_report(cross_validate_predictions(data, options, cv), evaluation)

@@ -7,8 +7,17 @@ its feature contributions plus the expected value.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
 import lightgbm as lgb
 import numpy as np
+import pandas as pd
+
+from regenmap.schema import FIELD_ID
+
+if TYPE_CHECKING:
+    from regenmap.models.train import TrainedModel
 
 
 def contributions(booster: lgb.Booster, values: np.ndarray, n_classes: int,
@@ -85,3 +94,40 @@ def why_texts(contrib: np.ndarray, predicted: np.ndarray, names: tuple[str, ...]
         parts = [f"{names[j]} {rows[i, j]:+.2f}" for j in order[i] if rows[i, j] != 0.0]
         out.append("; ".join(parts) if parts else "no single feature stands out")
     return out
+
+
+def top_contributions(model: TrainedModel, values: np.ndarray, ids: Sequence[str], *,
+                      top: int = 8) -> pd.DataFrame:
+    """Return the features that pushed each field most towards its predicted class.
+
+    Parameters
+    ----------
+    model
+        A trained (or loaded) model.
+    values
+        float32 (n_fields, n_features) features in ``model.feature_names`` order.
+    ids
+        (n_fields,) field ids.
+    top
+        Features listed per field, by absolute contribution.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (field, feature): ``field_id``, ``predicted`` (class), ``probability``,
+        ``feature``, ``value`` (the field's feature value), ``contribution`` (TreeSHAP, raw
+        log-odds units towards the predicted class; positive = for it), sorted by field
+        then decreasing absolute contribution.
+    """
+    proba = model.predict_proba(values)
+    predicted = proba.argmax(axis=1)
+    contrib = contributions(model.booster, values, len(model.classes))
+    rows: list[dict[str, Any]] = []
+    for i, fid in enumerate(ids):
+        c = contrib[i, predicted[i], :-1]
+        for j in np.argsort(-np.abs(c), kind="stable")[:top]:
+            rows.append({FIELD_ID: str(fid), "predicted": model.classes[predicted[i]],
+                         "probability": float(proba[i, predicted[i]]),
+                         "feature": model.feature_names[j], "value": float(values[i, j]),
+                         "contribution": float(c[j])})
+    return pd.DataFrame(rows)

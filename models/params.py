@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from regenmap.errors import ModelError
+if TYPE_CHECKING:
+    from regenmap.models.options import TrainOptions
+
 
 #: Defaults chosen for a few hundred to a few hundred thousand fields and tens to
 #: hundreds of features. ``max_bin=63`` trades a little resolution for speed;
@@ -26,14 +27,6 @@ DEFAULT_PARAMS: dict[str, Any] = {
 #: Below this many training rows one thread is faster than two (thread start-up and
 #: contention dominate); the choice depends on the data only, so runs stay repeatable.
 SMALL_DATA_ROWS = 20_000
-
-#: Training-loop options accepted in the same mapping but not passed to LightGBM.
-DEFAULT_LOOP: dict[str, Any] = {
-    "num_boost_round": 300,
-    "early_stopping_rounds": 20,
-    "class_weight": "balanced",
-    "refit": "auto",
-}
 
 #: With ``refit: auto``, the booster is refitted on all labelled fields below this
 #: many; above it, the hold-out adds little and refitting would double the time.
@@ -69,30 +62,23 @@ class TrainingParams:
     refit: bool
 
 
-def resolve_params(params: Mapping[str, Any] | None, *, seed: int, n_rows: int | None = None
+def resolve_params(options: TrainOptions | None = None, *, n_rows: int | None = None
                    ) -> TrainingParams:
-    """Merge user parameters over the defaults and fix the reproducibility settings.
+    """Merge the user's LightGBM parameters over the defaults and fix reproducibility settings.
 
     Parameters
     ----------
-    params
-        LightGBM parameters and/or loop options (``num_boost_round``,
-        ``early_stopping_rounds``, ``class_weight``, ``refit``: true, false or ``auto``
-        = true below :data:`REFIT_MAX_ROWS` rows).
-    seed
-        Seed of every random choice inside LightGBM.
+    options
+        Parameters and loop options (defaults if None).
     n_rows
         Training rows; without an explicit ``num_threads`` LightGBM uses 1 thread below
         :data:`SMALL_DATA_ROWS` rows and 2 above; ``refit: auto`` refits below
         :data:`REFIT_MAX_ROWS`.
-
-    Raises
-    ------
-    ModelError
-        If an option has an invalid value.
     """
-    user = dict(params or {})
-    loop = {k: user.pop(k, v) for k, v in DEFAULT_LOOP.items()}
+    from regenmap.models.options import TrainOptions
+
+    opts = options or TrainOptions()
+    user = dict(opts.lightgbm)
     for key, value in _FORCED.items():
         if key in user and user[key] != value:
             warnings.warn(f"LightGBM parameter {key}={user[key]!r} is overridden by regenmap "
@@ -101,29 +87,8 @@ def resolve_params(params: Mapping[str, Any] | None, *, seed: int, n_rows: int |
         user.pop(key, None)
     user.pop("num_class", None)
     threads = 1 if n_rows is not None and n_rows < SMALL_DATA_ROWS else 2
-    booster = {**DEFAULT_PARAMS, "num_threads": threads, **user, **_FORCED, "seed": int(seed)}
-    if loop["class_weight"] not in ("balanced", "none"):
-        raise ModelError(f"model.params.class_weight must be 'balanced' or 'none', "
-                         f"got {loop['class_weight']!r}")
-    try:
-        rounds = int(loop["num_boost_round"])
-        stop = int(loop["early_stopping_rounds"])
-    except (TypeError, ValueError):
-        raise ModelError("model.params.num_boost_round and early_stopping_rounds must be "
-                         "integers") from None
-    if rounds < 1 or stop < 0:
-        raise ModelError(f"model.params.num_boost_round must be >= 1 (got {rounds}) and "
-                         f"early_stopping_rounds >= 0 (got {stop})")
-    return TrainingParams(booster=booster, num_boost_round=rounds, early_stopping_rounds=stop,
-                          class_weight=str(loop["class_weight"]),
-                          refit=_refit(loop["refit"], n_rows))
-
-
-def _refit(value: Any, n_rows: int | None) -> bool:
-    if isinstance(value, str):
-        if value.lower() == "auto":
-            return n_rows is None or n_rows < REFIT_MAX_ROWS
-        if value.lower() in ("true", "false"):
-            return value.lower() == "true"
-        raise ModelError(f"model.params.refit must be true, false or 'auto', got {value!r}")
-    return bool(value)
+    booster = {**DEFAULT_PARAMS, "num_threads": threads, **user, **_FORCED, "seed": int(opts.seed)}
+    refit = (n_rows is None or n_rows < REFIT_MAX_ROWS) if opts.refit == "auto" else bool(opts.refit)
+    return TrainingParams(booster=booster, num_boost_round=opts.num_boost_round,
+                          early_stopping_rounds=opts.early_stopping_rounds,
+                          class_weight=opts.class_weight, refit=refit)

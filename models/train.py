@@ -32,6 +32,7 @@ from regenmap.models.data import (
 )
 from regenmap.models.drift import build_reference
 from regenmap.models.explain import contributions, global_importance
+from regenmap.models.options import LabelledFields, TrainOptions
 from regenmap.models.params import TrainingParams, resolve_params
 
 #: Labelled fields used to compute global importance (TreeSHAP is O(trees x leaves) per field).
@@ -129,9 +130,7 @@ class TrainingData:
     unmatched: tuple[str, ...] = ()
 
 
-def prepare(features: pd.DataFrame, labels: pd.Series, *, target: str,
-            groups: pd.Series | None = None, area_ha: pd.Series | None = None,
-            classes: tuple[str, ...] | list[str] | None = None) -> TrainingData:
+def prepare(data: LabelledFields) -> TrainingData:
     """Validate and encode the inputs of a target (shared by training and CV).
 
     Raises
@@ -139,6 +138,8 @@ def prepare(features: pd.DataFrame, labels: pd.Series, *, target: str,
     ModelError
         For unknown classes, a single class, no labelled field, all-NaN features.
     """
+    features, labels, target = data.features, data.labels, data.target
+    groups, area_ha, classes = data.groups, data.area_ha, data.classes
     fm = feature_matrix(features)
     unmatched: tuple[str, ...] = ()
     if not isinstance(labels.index, pd.RangeIndex):
@@ -281,31 +282,17 @@ def fit_booster(values: np.ndarray, y: np.ndarray, groups: np.ndarray | None, *,
     return booster, info
 
 
-def train_target(features: pd.DataFrame, labels: pd.Series, *, target: str,
-                 groups: pd.Series | None = None, params: Mapping[str, Any] | None = None,
-                 seed: int = 0, classes: tuple[str, ...] | list[str] | None = None,
-                 area_ha: pd.Series | None = None) -> TrainedModel:
+def train_target(data: LabelledFields, options: TrainOptions | None = None) -> TrainedModel:
     """Train the model of one target.
 
     Parameters
     ----------
-    features
-        ``field_id`` + numeric feature columns (float32; NaN allowed).
-    labels
-        Class name per field, indexed by ``field_id``; missing = unlabelled (not trained on).
-    target
-        Target name, e.g. ``tillage``.
-    groups
-        Spatial group per field (region, tile, block), indexed by ``field_id``; the
-        early-stopping hold-out is a set of whole groups. Random hold-out if omitted.
-    params
-        LightGBM parameters and loop options over :data:`regenmap.models.params.DEFAULT_PARAMS`.
-    seed
-        Seed; the same inputs and seed give the same booster.
-    classes
-        Declared classes; labels outside them are an error.
-    area_ha
-        Field area in hectares, indexed by ``field_id``, for the training summary.
+    data
+        Features, labels (missing = unlabelled, not trained on), declared classes,
+        spatial groups (the early-stopping hold-out is a set of whole groups; random
+        without groups) and areas (for the training summary).
+    options
+        LightGBM parameters and loop options; the same inputs and seed give the same booster.
 
     Returns
     -------
@@ -314,11 +301,17 @@ def train_target(features: pd.DataFrame, labels: pd.Series, *, target: str,
     Raises
     ------
     ModelError
-        For invalid labels, features or parameters (see :func:`prepare`).
+        For invalid labels or features (see :func:`prepare`).
+
+    Examples
+    --------
+    >>> data = LabelledFields.of(features, labels, target="tillage", groups=region)  # doctest: +SKIP
+    >>> model = train_target(data, TrainOptions(num_boost_round=100))              # doctest: +SKIP
     """
-    td = prepare(features, labels, target=target, groups=groups, area_ha=area_ha,
-                 classes=classes)
-    tp = resolve_params(params, seed=seed, n_rows=int(td.mask.sum()))
+    opts = options or TrainOptions()
+    target, seed = data.target, opts.seed
+    td = prepare(data)
+    tp = resolve_params(opts, n_rows=int(td.mask.sum()))
     values = td.fm.values[td.mask]
     booster, info = fit_booster(values, td.y, td.groups, n_classes=len(td.classes), tp=tp,
                                 seed=seed)

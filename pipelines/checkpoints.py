@@ -18,12 +18,11 @@ from typing import Any
 
 from regenmap.errors import LockError
 from regenmap.io import write_json_atomic
-
-STATE_DIR = ".regenmap"
+from regenmap.pipelines.layout import RunLayout
 
 
 def _state_dir(out_dir: Path) -> Path:
-    path = Path(out_dir) / STATE_DIR
+    path = RunLayout(Path(out_dir)).state_dir
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -34,7 +33,7 @@ def stage_done(out_dir: Path, stage: str, config_hash: str) -> dict[str, Any] | 
     Valid means: written with the same configuration hash, and every output
     path it lists still exists.
     """
-    marker = Path(out_dir) / STATE_DIR / f"{stage}.done.json"
+    marker = RunLayout(Path(out_dir)).stage_marker(stage)
     if not marker.is_file():
         return None
     try:
@@ -52,7 +51,7 @@ def stage_done(out_dir: Path, stage: str, config_hash: str) -> dict[str, Any] | 
 def mark_done(out_dir: Path, stage: str, config_hash: str, outputs: Any, **extra: Any) -> None:
     """Record that ``stage`` finished with ``outputs`` under ``config_hash``."""
     write_json_atomic(
-        _state_dir(out_dir) / f"{stage}.done.json",
+        (_state_dir(out_dir), RunLayout(Path(out_dir)).stage_marker(stage))[1],
         {"stage": stage, "config_hash": config_hash, "outputs": outputs, **extra},
     )
 
@@ -102,7 +101,8 @@ def run_lock(out_dir: Path) -> Iterator[Path]:
     LockError
         If a live process holds the lock, or a process on another host does.
     """
-    lock = _state_dir(out_dir) / "lock"
+    _state_dir(out_dir)
+    lock = RunLayout(Path(out_dir)).lock
     host_file = lock.with_name("lock.host")
     here = socket.gethostname()
     for _ in range(2):

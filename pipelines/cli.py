@@ -8,8 +8,7 @@ and mapped to its exit code (see ``docs/cli.md``).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
-from importlib import import_module
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -123,38 +122,48 @@ def simulate(
     out.print(f"scenes: {region.scenes_dir}")
 
 
+def _stage(name: str, config: Path, *, scheduler: str | None = None,
+           profile: str | None = None, quiet: bool = False) -> None:
+    """Run one stage of :data:`~regenmap.pipelines.stages.STAGES` on ``config``; print what it wrote.
+
+    The configuration is validated before the stage is imported, so a bad config
+    fails fast with its own message and exit code. The stage holds the output
+    folder's lock, shows its progress and, on the cluster, uses the same cluster
+    as ``regenmap run``.
+    """
+    cfg = _guard(lambda: _load(config, scheduler))
+    from contextlib import ExitStack
+
+    from regenmap.pipelines.checkpoints import run_lock
+    from regenmap.pipelines.cluster import open_client
+    from regenmap.pipelines.log import Reporter
+    from regenmap.pipelines.stages import STAGES
+
+    stage = STAGES[name]
+    reporter = Reporter(quiet=quiet)
+
+    def go() -> dict[str, Path]:
+        with ExitStack() as stack:
+            stack.enter_context(run_lock(Path(cfg.out_dir)))
+            client = (stack.enter_context(open_client(cfg.cluster, profile=profile))
+                      if stage.uses_cluster else None)
+            progress = (stack.enter_context(reporter.progress(name, stage.progress_unit))
+                        if stage.progress_unit else None)
+            return stage(cfg, client=client, progress=progress)
+
+    written = _guard(go)
+    for key, path in written.items():
+        out.print(f"{key}: {path}")
+
+
 @app.command()
-def extract(config: ConfigArg, scheduler: SchedulerOpt = None, profile: ProfileOpt = None) -> None:
+def extract(config: ConfigArg, scheduler: SchedulerOpt = None, profile: ProfileOpt = None,
+            quiet: QuietOpt = False) -> None:
     """Per-field statistics of every acquisition (the observations table).
 
     Example: `regenmap extract configs/demo.yaml`
     """
-    cfg = _guard(lambda: _load(config, scheduler))
-    from regenmap.pipelines.extract import extract as run_extract
-    from regenmap.pipelines.jobqueue import open_client
-
-    def go() -> Path:
-        with open_client(cfg.cluster, profile=profile) as client:
-            return run_extract(cfg, client=client)
-
-    path = _guard(go)
-    out.print(str(path))
-
-
-def _stage(config: Path, module: str, name: str) -> None:
-    """Load ``config``, run stage ``module.name`` on it and print what it wrote.
-
-    The configuration is validated before the stage module is imported, so a
-    bad config fails fast with its own message and exit code.
-    """
-    cfg = _guard(lambda: _load(config))
-    entry = getattr(import_module(f"regenmap.pipelines.{module}"), name)
-    written = _guard(lambda: entry(cfg))
-    if isinstance(written, Mapping):
-        for key, path in written.items():
-            out.print(f"{key}: {path}")
-    else:
-        out.print(str(written))
+    _stage("extract", config, scheduler=scheduler, profile=profile, quiet=quiet)
 
 
 @app.command()
@@ -163,7 +172,7 @@ def features(config: ConfigArg) -> None:
 
     Example: `regenmap features configs/demo.yaml`
     """
-    _stage(config, "featurize", "features")
+    _stage("features", config)
 
 
 @app.command()
@@ -172,7 +181,7 @@ def train(config: ConfigArg) -> None:
 
     Example: `regenmap train configs/demo.yaml`
     """
-    _stage(config, "modelling", "train")
+    _stage("train", config)
 
 
 @app.command()
@@ -181,7 +190,7 @@ def evaluate(config: ConfigArg) -> None:
 
     Example: `regenmap evaluate configs/demo.yaml`
     """
-    _stage(config, "modelling", "evaluate")
+    _stage("evaluate", config)
 
 
 @app.command()
@@ -190,7 +199,7 @@ def predict(config: ConfigArg) -> None:
 
     Example: `regenmap predict configs/demo.yaml`
     """
-    _stage(config, "predict", "predict")
+    _stage("predict", config)
 
 
 @app.command()
@@ -201,7 +210,7 @@ def run(config: ConfigArg, scheduler: SchedulerOpt = None, profile: ProfileOpt =
     Example: `regenmap run configs/demo.yaml --scheduler tcp://10.0.0.5:8786`
     """
     cfg = _guard(lambda: _load(config, scheduler))
-    from regenmap.pipelines.run import run as run_all
+    from regenmap.pipelines.job import run as run_all
     from regenmap.pipelines.summary import print_summary
 
     result = _guard(lambda: run_all(cfg, quiet=quiet, profile=profile))
@@ -232,11 +241,10 @@ def model_info(
 
     Example: `regenmap model-info demo-out/model/tillage`
     """
-    import json
+    from regenmap.io import json_text
+    from regenmap.models.artifact import model_info as info
 
-    from regenmap.pipelines.modelling import model_info as info
-
-    out.print_json(json.dumps(_guard(lambda: info(model_dir)), default=str))
+    out.print_json(json_text(_guard(lambda: info(model_dir))))
 
 
 def main() -> None:

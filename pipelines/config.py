@@ -1,9 +1,11 @@
 """Run configuration: the YAML schema of a regenmap job, validated by pydantic.
 
-Only this package reads YAML. Each stage module defines the options of its own
-section (``extract``, ``features``, ``model``, ``outputs``); this module
-assembles them into :class:`RunConfig` and loads files with messages that name
-the offending key and file.
+Only this package reads YAML. The stage sections (``extract``, ``features``,
+``model``, ``outputs``) are in :mod:`regenmap.pipelines.sections`; this module
+holds the inputs and the cluster section, assembles them into :class:`RunConfig`
+and loads files with messages that name the offending key and file. Options
+that a library layer owns are built from the sections by their methods
+(``cfg.features.options()``, ``cfg.model.train_options(seed)``...).
 
 Relative paths in a config file are resolved against the folder of that file.
 """
@@ -11,6 +13,7 @@ Relative paths in a config file are resolved against the folder of that file.
 from __future__ import annotations
 
 import difflib
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,12 +21,17 @@ import yaml
 from pydantic import Field, ValidationError, field_validator
 
 from regenmap.errors import ConfigError
-from regenmap.pipelines.strict_model import StrictModel
+from regenmap.pipelines.sections import (
+    ExtractConfig,
+    FeaturesConfig,
+    ModelConfig,
+    OutputsConfig,
+    StrictModel,
+)
 from regenmap.provenance import config_hash
 
-#: The shipped YAML files. ``configs/`` sits beside ``pipelines/`` both in the
-#: repository (editable installs) and in site-packages (``regenmap/configs``).
-CONFIGS_DIR = Path(__file__).resolve().parent.parent / "configs"
+#: The shipped YAML files (package data of ``regenmap.configs``).
+CONFIGS_DIR = Path(str(resources.files("regenmap.configs")))
 
 
 class FieldsInput(StrictModel):
@@ -97,16 +105,6 @@ class ClusterConfig(StrictModel):
     memory_limit: str = "auto"
     processes: bool = True
     profile: str | None = None
-
-
-# Stage sections are imported late so that stage modules may import this module's
-# input models without a cycle.
-from regenmap.pipelines.sections import (  # noqa: E402
-    ExtractConfig,
-    FeaturesConfig,
-    ModelConfig,
-    OutputsConfig,
-)
 
 
 class RunConfig(StrictModel):
@@ -290,6 +288,11 @@ def load_config(path: str | Path, **overrides: Any) -> RunConfig:
     data.update({k: v for k, v in overrides.items() if v is not None})
     cfg = parse_config(data, base_dir=p.resolve().parent, source=str(p))
     return cfg.model_copy(update={"source": p.resolve()})
+
+
+def as_config(config: RunConfig | str | Path) -> RunConfig:
+    """Return ``config`` itself, or the configuration read from the YAML file it names."""
+    return config if isinstance(config, RunConfig) else load_config(config)
 
 
 def builtin_config_path(name: str) -> Path:

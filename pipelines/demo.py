@@ -14,7 +14,7 @@ from regenmap.pipelines.config import builtin_config_path, load_config
 
 if TYPE_CHECKING:
     from regenmap.geo.simulate import SimulatedRegion
-    from regenmap.pipelines.run import RunResult
+    from regenmap.pipelines.job import RunResult
 
 Size = Literal["small", "medium", "large"]
 _SIZES = ("small", "medium", "large")
@@ -71,7 +71,7 @@ def demo(out_dir: str | Path = "demo-out", *, size: str = "small", seed: int = 0
     RunResult
         Paths, held-out metrics per target, status counts and timings.
     """
-    from regenmap.pipelines.run import run
+    from regenmap.pipelines.job import run
 
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,7 @@
 """A notebook-friendly view of a job: scenes, fields' time series, features, models, results.
 
 Every function takes the job's configuration (a :class:`RunConfig`, the path of
-its YAML file, or the :class:`~regenmap.pipelines.run.RunResult` of
+its YAML file, or the :class:`~regenmap.pipelines.job.RunResult` of
 ``regenmap.pipelines.demo.demo``) and returns an xarray object, a (Geo)DataFrame
 or an object with an HTML representation, so that Jupyter shows it well::
 
@@ -26,11 +26,12 @@ import numpy as np
 import pandas as pd
 
 from regenmap.errors import ConfigError, InputError
+from regenmap.pipelines import inputs
 from regenmap.pipelines.config import RunConfig, load_config
+from regenmap.pipelines.layout import RunLayout, read_features, read_observations
 from regenmap.schema import FIELD_ID, TIME
 
 if TYPE_CHECKING:
-    import folium
     import geopandas as gpd
     import xarray as xr
 
@@ -85,34 +86,22 @@ def catalog(config: Any) -> pd.DataFrame:
 
 
 def _acquisitions(cfg: RunConfig) -> list[Acquisition]:
-    from regenmap.pipelines.extract import build_catalog, load_sensor_profile
-
     if cfg.scenes is None:
         raise ConfigError("scenes: this job has no 'scenes' section, so there are no scenes "
                           "to explore (it starts from observations)")
-    base = cfg.source.parent if cfg.source else None
-    names = [cfg.scenes.sensor] if isinstance(cfg.scenes.sensor, str) else cfg.scenes.sensor
-    profiles = [load_sensor_profile(n, base_dir=base) for n in names]
-    acqs, _ = build_catalog(cfg.scenes, profiles)
+    acqs, _ = inputs.catalog(cfg)
     return sorted(acqs, key=lambda a: (a.time, a.id))
-
-
-def _fields(cfg: RunConfig) -> gpd.GeoDataFrame:
-    from regenmap.geo.fields import read_fields
-
-    return read_fields(cfg.fields.path, layer=cfg.fields.layer, id_column=cfg.fields.id_column)
 
 
 def _plan(cfg: RunConfig, acqs: list[Acquisition], fields: gpd.GeoDataFrame
           ) -> tuple[GridSpec, TilePlan]:
     from regenmap.features.indices import resolve_indices
-    from regenmap.pipelines.extract import needed_bands
-    from regenmap.pipelines.tiling import plan_tiles, reference_grid
+    from regenmap.features.observe import needed_bands
+    from regenmap.pipelines.tiling import plan_job
 
     indices = resolve_indices(cfg.extract.indices)
     bands = sorted({b for a in acqs for b in needed_bands(a, indices)})
-    grid = reference_grid(acqs, bands)
-    return grid, plan_tiles(fields.geometry, grid, cfg.extract.tile_size_px)
+    return plan_job(acqs, fields.geometry, bands, cfg.extract.tile_size_px)
 
 
 def tiles(config: Any) -> gpd.GeoDataFrame:
@@ -127,22 +116,18 @@ def tiles(config: Any) -> gpd.GeoDataFrame:
     import geopandas as gpd
     import shapely
 
+    from regenmap.pipelines.tiling import tile_window
+
     cfg = load(config)
     acqs = _acquisitions(cfg)
-    fields = _fields(cfg)
+    fields = inputs.fields(cfg)
     grid, plan = _plan(cfg, acqs, fields)
     rows = []
     for tile in plan.tiles:
-        window = _tile_window(grid, fields, tile.rows)
+        window = tile_window(grid, fields.geometry.iloc[tile.rows])
         rows.append({"tile_id": tile.id, "n_fields": len(tile.rows), "width_px": window.width,
                      "height_px": window.height, "geometry": shapely.box(*window.bounds)})
     return gpd.GeoDataFrame(rows, geometry="geometry", crs=grid.crs)
-
-
-def _tile_window(grid: GridSpec, fields: gpd.GeoDataFrame, rows: np.ndarray) -> GridSpec:
-    local = fields.geometry.iloc[rows].to_crs(grid.crs)
-    xmin, ymin, xmax, ymax = (float(v) for v in local.total_bounds)
-    return grid.window_grid(grid.window_of_bounds((xmin, ymin, xmax, ymax)))
 
 
 def _select_times(acqs: list[Acquisition], time: TimeSelection) -> list[Acquisition]:
@@ -196,68 +181,30 @@ def scene_stack(config: Any, tile: str | None = None, *, bands: Sequence[str] | 
     InputError
         Unknown tile or band, or a time selection matching no acquisition.
     """
-    import xarray as xr
-
-    from regenmap.geo.raster_read import read_asset
+    from regenmap.geo.stack import read_stack
+    from regenmap.pipelines.tiling import tile_window
 
     cfg = load(config)
     acqs = _acquisitions(cfg)
-    fields = _fields(cfg)
+    fields = inputs.fields(cfg)
     grid, plan = _plan(cfg, acqs, fields)
     if tile is not None:
         found = [t for t in plan.tiles if t.id == tile]
         if not found:
             raise InputError(f"no tile {tile!r} in the plan; tiles: "
                              f"{', '.join(t.id for t in plan.tiles[:20])}")
-        grid = _tile_window(grid, fields, found[0].rows)
+        grid = tile_window(grid, fields.geometry.iloc[found[0].rows])
     chosen = _select_times([a for a in acqs if grid.same_crs(a.grid_for(list(a.assets)))], time)
     available = sorted({b for a in chosen for b in a.assets})
     names = list(bands) if bands is not None else [b for b in DEFAULT_BANDS if b in available]
-    unknown = [b for b in names if b not in available]
-    if unknown:
-        raise InputError(f"band(s) {', '.join(unknown)} are not in the scenes; they have "
-                         f"{', '.join(available)}")
-    shape = (len(chosen), grid.height, grid.width)
-    data = {b: np.full(shape, np.nan, dtype=np.float32) for b in names}
-    valid = np.ones(shape, dtype=bool)
-    for k, acq in enumerate(chosen):
-        for b in names:
-            if b not in acq.assets:
-                continue
-            asset = acq.assets[b]
-            raw = read_asset(asset, grid)
-            values = raw.astype(np.float32) * np.float32(asset.scale) + np.float32(asset.offset)
-            if asset.nodata is not None:
-                values[raw == asset.nodata] = np.nan
-            data[b][k] = values
-        if masked and acq.mask is not None and acq.mask_spec is not None:
-            raw_mask = read_asset(acq.mask, grid)
-            lut = acq.mask_spec.valid_lookup()
-            if np.issubdtype(raw_mask.dtype, np.floating):  # NaN outside the mask raster
-                good = np.zeros(raw_mask.shape, bool)
-                inside = np.isfinite(raw_mask)
-                good[inside] = lut[raw_mask[inside].astype(np.int64)]
-            else:
-                good = lut[raw_mask]
-            valid[k] = good
-            for b in names:
-                data[b][k][~good] = np.nan
-    xs, ys = grid.pixel_centres()
-    coords = {TIME: pd.to_datetime([a.time for a in chosen]).to_numpy(dtype="datetime64[ns]"),
-              "y": ys, "x": xs, "acquisition_id": (TIME, [a.id for a in chosen])}
-    variables = {b: xr.DataArray(data[b], dims=(TIME, "y", "x"),
-                                 attrs={"long_name": f"{b} surface reflectance", "units": "1"})
-                 for b in names}
-    variables["valid"] = xr.DataArray(valid, dims=(TIME, "y", "x"),
-                                      attrs={"long_name": "not flagged by the quality mask"})
-    return xr.Dataset(variables, coords=coords,
-                      attrs={"crs": grid.crs, "transform": tuple(grid.transform.to_gdal()),
-                             "tile": tile or "", "resolution_m": grid.resolution})
+    stack = read_stack(chosen, grid, names, masked=masked)
+    stack.attrs["tile"] = tile or ""
+    return stack
 
 
 def fields(config: Any) -> gpd.GeoDataFrame:
     """Return the job's field polygons as read by the extraction (``field_id``, ``area_ha``...)."""
-    return _fields(load(config))
+    return inputs.fields(load(config))
 
 
 # --------------------------------------------------------------------------- tables
@@ -269,26 +216,13 @@ def observations(config: Any, field_ids: Sequence[str] | None = None) -> pd.Data
     pandas.DataFrame
         Columns as in ``docs/architecture.md``; sorted by ``field_id`` then ``time``.
     """
-    cfg = load(config)
-    folder = Path(cfg.out_dir) / "observations"
-    files = sorted(folder.glob("*.parquet"))
-    if not files:
-        raise InputError("no observations yet: run `regenmap extract` (or run) first",
-                         path=folder)
-    filters = [(FIELD_ID, "in", [str(f) for f in field_ids])] if field_ids is not None else None
-    parts = [pd.read_parquet(f, filters=filters) for f in files]
-    table = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(
-        len(p) for p in parts) else parts[0].iloc[:0]
+    table = read_observations(RunLayout.of(load(config)), field_ids)
     return table.sort_values([FIELD_ID, TIME], kind="stable").reset_index(drop=True)
 
 
 def features(config: Any) -> pd.DataFrame:
     """Read the features table (``field_id`` then float32 feature columns)."""
-    cfg = load(config)
-    path = Path(cfg.out_dir) / "features.parquet"
-    if not path.is_file():
-        raise InputError("no features yet: run `regenmap features` (or run) first", path=path)
-    return pd.read_parquet(path)
+    return read_features(RunLayout.of(load(config)))
 
 
 def field_series(config: Any, field_id: str) -> xr.Dataset:
@@ -324,11 +258,7 @@ def field_series(config: Any, field_id: str) -> xr.Dataset:
     if obs.empty:
         raise InputError(f"field_id {field_id!r} has no observation (unknown id, or outside "
                          "every scene; see fields_status.parquet)")
-    opts = cfg.features
-    grid = regularize(obs, stat=opts.stat, step_days=opts.step_days,
-                      min_valid_fraction=opts.min_valid_fraction, max_gap_days=opts.max_gap_days,
-                      year_start=opts.year_start, composite=opts.composite,
-                      smoothing=opts.smoothing, sensor_offsets=opts.sensor_offsets)
+    grid = regularize(obs, cfg.features.options())
     regular = to_xarray(grid).sel(field=str(field_id)).drop_vars("field")
     regular = regular.rename({TIME: "grid_time"})
     per_acq = obs.drop(columns=[FIELD_ID]).set_index(TIME)
@@ -345,16 +275,14 @@ def results(config: Any) -> gpd.GeoDataFrame:
     """
     from regenmap.maps import read_results
 
-    cfg = load(config)
-    path = Path(cfg.out_dir) / cfg.outputs.gpkg
+    path = RunLayout.of(load(config)).gpkg
     if not path.is_file():
         raise InputError("no results yet: run `regenmap predict` (or run) first", path=path)
     return read_results(path)
 
 
-def result_map(config: Any, target: str | None = None, *, tiles: str | None = "OpenStreetMap"
-               ) -> folium.Map:
-    """Draw an interactive map (folium) of one target's classes, with confidence in the tooltip.
+def result_map(config: Any, target: str | None = None, *, height_px: int = 600) -> Any:
+    """Draw an interactive map of one target's classes (works offline, with a legend).
 
     Parameters
     ----------
@@ -362,45 +290,18 @@ def result_map(config: Any, target: str | None = None, *, tiles: str | None = "O
         The job.
     target
         Target to colour by; the first one if None.
-    tiles
-        Background tiles (fetched by the browser), or None for none.
+    height_px
+        Height of the map in the notebook.
 
     Returns
     -------
-    folium.Map
-        Fields coloured by class (grey: withheld), in WGS84; shown inline by Jupyter.
+    object
+        Shown inline by Jupyter (see :func:`regenmap.maps.interactive.result_map`).
     """
-    import folium
-
-    from regenmap.maps.styles import class_colours
-    from regenmap.schema import confidence_column, status_column
+    from regenmap.maps.interactive import result_map as draw
 
     frame = results(config)
-    targets: dict[str, list[str]] = dict(frame.attrs.get("targets", {}))
-    if not targets:
-        raise InputError("the results name no target")
-    name = target or next(iter(targets))
-    if name not in targets:
-        raise InputError(f"target {name!r} is not in the results; targets: {', '.join(targets)}")
-    colours = class_colours(targets[name])
-    conf, status = confidence_column(name), status_column(name)
-    shown = frame[[FIELD_ID, name, conf, status, "geometry"]].to_crs("EPSG:4326")
-    shown = shown.assign(**{name: shown[name].astype(object).where(shown[name].notna(),
-                                                                    "(withheld)"),
-                            conf: shown[conf].astype(float).round(3)})
-    xmin, ymin, xmax, ymax = (float(v) for v in shown.total_bounds)
-    fmap = folium.Map(location=[(ymin + ymax) / 2, (xmin + xmax) / 2], tiles=tiles)
-    fmap.fit_bounds([[ymin, xmin], [ymax, xmax]])
-
-    def style(feature: dict[str, Any]) -> dict[str, Any]:
-        cls = feature["properties"][name]
-        return {"fillColor": colours.get(cls, "#BBBBBB"), "color": "#333333", "weight": 0.5,
-                "fillOpacity": 0.75}
-
-    folium.GeoJson(shown.__geo_interface__, name=name, style_function=style,
-                   tooltip=folium.GeoJsonTooltip(fields=[FIELD_ID, name, conf, status])
-                   ).add_to(fmap)
-    return fmap
+    return draw(frame, frame.attrs.get("targets", {}), target, height_px=height_px)
 
 
 # --------------------------------------------------------------------------- models
@@ -430,8 +331,7 @@ class HTMLDocument:
 
 
 def _model_dir(cfg: RunConfig, target: str) -> Path:
-    base = cfg.model.path if cfg.model.path is not None else Path(cfg.out_dir) / "model"
-    path = Path(base) / target
+    path = RunLayout.of(cfg).model_dir(target)
     if not (path / "metadata.json").is_file():
         raise InputError(f"no trained model for target {target!r}: run `regenmap train` first "
                          f"(targets: {', '.join(cfg.model.targets)})", path=path)
@@ -440,13 +340,14 @@ def _model_dir(cfg: RunConfig, target: str) -> Path:
 
 def model_card(config: Any, target: str) -> HTMLDocument:
     """Return a target's model card (shown inline in Jupyter; ``.text`` is the HTML)."""
-    return HTMLDocument(_model_dir(load(config), target) / "model_card.html")
+    cfg = load(config)
+    _model_dir(cfg, target)
+    return HTMLDocument(RunLayout.of(cfg).model_card(target))
 
 
 def report(config: Any) -> HTMLDocument:
     """Return the run report (shown inline in Jupyter)."""
-    cfg = load(config)
-    path = Path(cfg.out_dir) / "report.html"
+    path = RunLayout.of(load(config)).report
     if not path.is_file():
         raise InputError("no run report yet: run `regenmap predict` (or run) first", path=path)
     return HTMLDocument(path, height_px=800)
@@ -481,7 +382,7 @@ def explain(config: Any, field_ids: Sequence[str], target: str, *, top: int = 8
         If a field is not in the features table.
     """
     from regenmap.models.artifact import load_model
-    from regenmap.models.explain import contributions
+    from regenmap.models.explain import top_contributions
 
     cfg = load(config)
     table = features(cfg).set_index(FIELD_ID)
@@ -491,15 +392,4 @@ def explain(config: Any, field_ids: Sequence[str], target: str, *, top: int = 8
         raise InputError(f"field_id(s) {', '.join(missing[:5])} are not in the features table")
     model = load_model(_model_dir(cfg, target))
     values = table.loc[ids, list(model.feature_names)].to_numpy(dtype=np.float32)
-    proba = model.predict_proba(values)
-    predicted = proba.argmax(axis=1)
-    contrib = contributions(model.booster, values, len(model.classes))
-    rows: list[dict[str, Any]] = []
-    for i, fid in enumerate(ids):
-        c = contrib[i, predicted[i], :-1]
-        for j in np.argsort(-np.abs(c), kind="stable")[:top]:
-            rows.append({FIELD_ID: fid, "predicted": model.classes[predicted[i]],
-                         "probability": float(proba[i, predicted[i]]),
-                         "feature": model.feature_names[j], "value": float(values[i, j]),
-                         "contribution": float(c[j])})
-    return pd.DataFrame(rows)
+    return top_contributions(model, values, ids, top=top)

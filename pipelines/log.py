@@ -9,28 +9,49 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
-    Progress,
     SpinnerColumn,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.progress import Progress as RichProgress
 
 #: Seconds between two JSON ``progress`` lines of one stage in quiet mode.
 QUIET_PROGRESS_INTERVAL_S = 10.0
 
 
+class Progress(Protocol):
+    """What a stage tells about its progress (see :class:`StageProgress`)."""
+
+    def plan(self, total: int, **detail: Any) -> None:
+        """Announce the units of work of the stage (e.g. tile x acquisition tasks)."""
+
+    def advance(self, n: int = 1, **detail: Any) -> None:
+        """Record ``n`` more units done (thread-safe)."""
+
+
+class NullProgress:
+    """A :class:`Progress` that shows nothing (a stage called without one)."""
+
+    def plan(self, total: int, **detail: Any) -> None:
+        """Ignore the plan."""
+
+    def advance(self, n: int = 1, **detail: Any) -> None:
+        """Ignore the progress."""
+
+
 class StageProgress:
     """Progress of one long stage: a rich bar, or throttled JSON ``progress`` lines.
 
-    Use :meth:`Reporter.progress` to get one. :meth:`update` is thread-safe.
+    Use :meth:`Reporter.progress` to get one. :meth:`update`, :meth:`plan` and
+    :meth:`advance` are thread-safe (Dask calls them from its own thread).
     """
 
     def __init__(self, reporter: Reporter, stage: str, unit: str, task: TaskID | None) -> None:
@@ -38,7 +59,7 @@ class StageProgress:
         self._stage = stage
         self._unit = unit
         self._task = task
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._last_emit = 0.0
         self.done = 0
         self.total: int | None = None
@@ -71,6 +92,15 @@ class StageProgress:
                     self._last_emit = now
                     self._emit()
 
+    def plan(self, total: int, **detail: Any) -> None:
+        """Announce ``total`` units of work (see :class:`Progress`)."""
+        self.update(0, total, **detail)
+
+    def advance(self, n: int = 1, **detail: Any) -> None:
+        """Record ``n`` more units done (see :class:`Progress`)."""
+        with self._lock:
+            self.update(self.done + n, **detail)
+
     def _emit(self) -> None:
         self._reporter.event("progress", stage=self._stage, unit=self._unit, done=self.done,
                              total=self.total, **self.detail)
@@ -100,7 +130,7 @@ class Reporter:
         self.progress_interval = progress_interval
         self.console = Console(stderr=True)
         self.timings: dict[str, float] = {}
-        self._progress: Progress | None = None
+        self._progress: RichProgress | None = None
 
     def event(self, event: str, **fields: Any) -> None:
         """Emit one event (a JSON line when quiet, a styled line otherwise)."""
@@ -132,7 +162,7 @@ class Reporter:
         """Show a progress bar (or JSON progress lines when quiet) for the duration of a stage."""
         task: TaskID | None = None
         if not self.quiet:
-            self._progress = Progress(
+            self._progress = RichProgress(
                 SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
                 MofNCompleteColumn(), TextColumn("{task.fields[extra]}"), TimeElapsedColumn(),
                 TimeRemainingColumn(), console=self.console, transient=False)

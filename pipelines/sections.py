@@ -7,13 +7,23 @@ each class documents units. Unknown keys are rejected (see :class:`StrictModel`)
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from regenmap.pipelines.strict_model import StrictModel
+from regenmap.errors import ConfigError
+
+if TYPE_CHECKING:
+    from regenmap.features.options import FeatureOptions
+    from regenmap.models.options import CVOptions, EvaluationOptions, TrainOptions
 
 Stat = Literal["mean", "median", "std", "min", "max", "count"]
+
+
+class StrictModel(BaseModel):
+    """A configuration section: rejects unknown keys and is immutable once built."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
 
 class ExtractConfig(StrictModel):
@@ -69,7 +79,6 @@ class ExtractConfig(StrictModel):
     @field_validator("indices")
     @classmethod
     def _indices_known(cls, value: list[str]) -> list[str]:
-        from regenmap.errors import ConfigError
         from regenmap.features.indices import resolve_indices
 
         if not value:
@@ -77,7 +86,7 @@ class ExtractConfig(StrictModel):
         try:
             resolve_indices(value)
         except ConfigError as err:
-            raise ValueError(str(err).removeprefix("extract.indices: ")) from None
+            raise ValueError(str(err)) from None
         return value
 
     @field_validator("percentiles")
@@ -89,8 +98,44 @@ class ExtractConfig(StrictModel):
         return value
 
 
+class WindowsConfig(StrictModel):
+    """Thresholds of the practice windows (``features.windows``); see ``docs/features.md``.
+
+    Attributes
+    ----------
+    bare_ndvi
+        NDVI below which a grid cell counts as bare (no green cover).
+    bare_bsi
+        BSI above which an observation counts as bare soil (with NDVI below ``bare_ndvi``).
+    green_ndvi
+        NDVI above which a cell counts as green cover.
+    soil_ndvi
+        NDVI of bare soil, the zero line of the green-cover integrals.
+    cash_peak_ratio
+        Share of the main peak a later cycle must reach to be the next cash crop.
+    min_cash_interval_days
+        Days after the main peak before a green-up can be the next cash crop.
+    max_window_days
+        Length of the fallow window when no next cash crop is in the data, days.
+    early_days
+        Length of the early post-harvest window (``fallow56``), days.
+    """
+
+    bare_ndvi: float = 0.3
+    bare_bsi: float = 0.0
+    green_ndvi: float = 0.4
+    soil_ndvi: float = 0.2
+    cash_peak_ratio: float = Field(default=0.8, gt=0)
+    min_cash_interval_days: float = Field(default=200.0, ge=0)
+    max_window_days: float = Field(default=330.0, gt=0)
+    early_days: float = Field(default=56.0, gt=0)
+
+
 class FeaturesConfig(StrictModel):
     """Options of the features stage (observations -> per-field features).
+
+    Every field of :class:`regenmap.features.options.FeatureOptions` is a key here
+    (see its documentation for units); ``year`` picks the agricultural year.
 
     Attributes
     ----------
@@ -106,15 +151,25 @@ class FeaturesConfig(StrictModel):
         Calendar year in which the described agricultural year starts; the year with
         the most observations if omitted.
     stat
-        Per-acquisition statistic the series are built from (``<index>_<stat>`` columns).
+        Per-acquisition statistic the series are built from (``<index>_<stat>`` columns):
+        mean, median, std, min, max, count or a percentile ``pNN``.
     composite
         How observations falling in one grid step combine: ``mean`` weighted by
         valid_fraction, ``median``, or ``max_ndvi`` (the greenest observation).
     smoothing
         ``none``, ``savgol`` (Savitzky-Golay) or ``whittaker`` smoothing of the grid.
+    smoothing_window_days
+        Window of the Savitzky-Golay filter, days.
+    whittaker_lambda
+        Roughness penalty of the Whittaker smoother (larger = smoother).
     sensor_offsets
         Harmonisation between sensors: ``{sensor: {index: offset}}`` added to that
         sensor's index values before compositing (recorded in the output's provenance).
+    detect_fraction, amplitude_fraction, min_amplitude
+        Phenology: share of the NDVI range that starts a cycle, share of the amplitude
+        marking start/end of season, smallest NDVI amplitude of a cycle.
+    windows
+        Thresholds of the practice windows.
     """
 
     step_days: int | Literal["monthly"] = Field(default=10)
@@ -122,10 +177,16 @@ class FeaturesConfig(StrictModel):
     max_gap_days: int = Field(default=45, ge=0)
     year_start: str = Field(default="01-01", pattern=r"^\d\d-\d\d$")
     year: int | None = Field(default=None, ge=1950, le=2200)
-    stat: str = "mean"
+    stat: str = Field(default="mean", pattern=r"^(mean|median|std|min|max|count|p\d{1,2})$")
     composite: Literal["mean", "median", "max_ndvi"] = "mean"
     smoothing: Literal["none", "savgol", "whittaker"] = "none"
+    smoothing_window_days: float = Field(default=50.0, gt=0)
+    whittaker_lambda: float = Field(default=2.0, gt=0)
     sensor_offsets: dict[str, dict[str, float]] = Field(default_factory=dict)
+    detect_fraction: float = Field(default=0.4, gt=0, lt=1)
+    amplitude_fraction: float = Field(default=0.2, gt=0, lt=1)
+    min_amplitude: float = Field(default=0.1, ge=0)
+    windows: WindowsConfig = WindowsConfig()
 
     @field_validator("step_days")
     @classmethod
@@ -133,6 +194,22 @@ class FeaturesConfig(StrictModel):
         if isinstance(value, int) and not 1 <= value <= 31:
             raise ValueError("step_days must be 1..31 days or 'monthly'")
         return value
+
+    @model_validator(mode="after")
+    def _options_valid(self) -> FeaturesConfig:
+        try:
+            self.options()
+        except ConfigError as err:
+            raise ValueError(str(err)) from None
+        return self
+
+    def options(self) -> FeatureOptions:
+        """Return the features layer's options value for these settings."""
+        from regenmap.features.options import FeatureOptions
+        from regenmap.features.windows import WindowOptions
+
+        data = self.model_dump(exclude={"year", "windows"})
+        return FeatureOptions(**data, windows=WindowOptions(**self.windows.model_dump()))
 
 
 class LabelsInput(StrictModel):
@@ -152,6 +229,28 @@ class LabelsInput(StrictModel):
     path: Path | None = None
     layer: str | None = None
     id_column: str = "field_id"
+
+
+class TrainingConfig(StrictModel):
+    """The boosting loop (``model.training``).
+
+    Attributes
+    ----------
+    num_boost_round
+        Maximum boosting rounds.
+    early_stopping_rounds
+        Rounds without improvement of the held-out multi-logloss before stopping; 0 disables.
+    class_weight
+        ``balanced`` (weights n / (k * n_class)) or ``none``.
+    refit
+        Refit on all labelled fields with the early-stopped number of rounds:
+        true, false or ``auto`` (true below 50,000 labelled fields).
+    """
+
+    num_boost_round: int = Field(default=300, ge=1)
+    early_stopping_rounds: int = Field(default=20, ge=0)
+    class_weight: Literal["balanced", "none"] = "balanced"
+    refit: bool | Literal["auto"] = "auto"
 
 
 class ModelConfig(StrictModel):
@@ -199,10 +298,12 @@ class ModelConfig(StrictModel):
         Bootstrap resamples of the evaluation's 95 % intervals.
     min_group_count
         Smallest subgroup (region, size class, ...) ranked in the disaggregated evaluation.
-    params
-        LightGBM parameters overriding regenmap's defaults, plus the loop options
-        ``num_boost_round``, ``early_stopping_rounds``, ``class_weight`` (balanced|none)
-        and ``refit``.
+    lightgbm
+        LightGBM parameters overriding regenmap's defaults (names are checked against
+        LightGBM's own list when the configuration is read).
+    training
+        The boosting loop: ``num_boost_round``, ``early_stopping_rounds``,
+        ``class_weight`` (balanced | none) and ``refit`` (true | false | auto).
     path
         An existing model directory to predict with instead of training.
     """
@@ -224,8 +325,49 @@ class ModelConfig(StrictModel):
     search: bool = False
     n_bootstrap: int = Field(default=1000, ge=0)
     min_group_count: int = Field(default=20, ge=1)
-    params: dict[str, float | int | str | bool] = Field(default_factory=dict)
+    lightgbm: dict[str, float | int | str | bool] = Field(default_factory=dict)
+    training: TrainingConfig = TrainingConfig()
     path: Path | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _params_was_split(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "params" in data:
+            raise ValueError("'params' was split in two: put LightGBM parameters under "
+                             "model.lightgbm and num_boost_round, early_stopping_rounds, "
+                             "class_weight, refit under model.training")
+        return data
+
+    @field_validator("lightgbm")
+    @classmethod
+    def _lightgbm_known(cls, value: dict[str, Any]) -> dict[str, Any]:
+        from regenmap.models.options import check_lightgbm_params
+
+        try:
+            check_lightgbm_params(value)
+        except ConfigError as err:
+            raise ValueError(str(err)) from None
+        return value
+
+    def train_options(self, seed: int) -> TrainOptions:
+        """Return the training options of the models layer for these settings."""
+        from regenmap.models.options import TrainOptions
+
+        return TrainOptions(lightgbm=self.lightgbm, seed=seed, **self.training.model_dump())
+
+    def cv_options(self, seed: int) -> CVOptions:
+        """Return the cross-validation options of the models layer for these settings."""
+        from regenmap.models.options import CVOptions
+
+        return CVOptions(n_folds=self.n_folds, random_folds=self.random_folds, seed=seed)
+
+    def evaluation_options(self, seed: int) -> EvaluationOptions:
+        """Return the evaluation options of the models layer for these settings."""
+        from regenmap.models.options import EvaluationOptions
+
+        return EvaluationOptions(calibration=self.calibration, n_bootstrap=self.n_bootstrap,
+                                 confidence_threshold=self.confidence_threshold,
+                                 min_group_count=self.min_group_count, seed=seed)
 
 
 class OutputsConfig(StrictModel):

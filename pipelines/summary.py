@@ -2,65 +2,43 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from regenmap.io import read_json
+from regenmap.pipelines.layout import RunLayout
 from regenmap.schema import status_column
 
 if TYPE_CHECKING:
     from regenmap.pipelines.config import RunConfig
-    from regenmap.pipelines.run import RunResult
+    from regenmap.pipelines.job import RunResult
 
 _WANTED = ("accuracy", "balanced_accuracy", "macro_f1", "kappa")
 
 
-def _find_metrics(node: Any) -> dict[str, float]:
-    """Return the first mapping holding scalar ``accuracy``/``macro_f1`` values.
-
-    Metric files nest point estimates under keys such as ``overall`` or
-    ``heldout``; a value may itself be ``{"value": x, "ci95": [...]}``.
-    """
-    if isinstance(node, dict):
-        found = {}
-        for key in _WANTED:
-            value = node.get(key)
-            if isinstance(value, dict):
-                value = value.get("value", value.get("estimate"))
-            if isinstance(value, int | float):
-                found[key] = float(value)
-        if "accuracy" in found or "macro_f1" in found:
-            return found
-        for child in node.values():
-            sub = _find_metrics(child)
-            if sub:
-                return sub
-    return {}
-
-
 def heldout_metrics(config: RunConfig) -> dict[str, dict[str, float]]:
-    """Read each target's spatially held-out metrics from its evaluation or model metadata."""
-    out_dir = Path(config.out_dir)
+    """Each target's spatially held-out metrics (``overall`` of its evaluation, else its model's)."""
+    layout = RunLayout.of(config)
     result: dict[str, dict[str, float]] = {}
     for target in config.model.targets:
-        for candidate in (out_dir / "evaluation" / f"{target}.json",
-                          out_dir / "evaluation" / target / "metrics.json",
-                          out_dir / "model" / target / "metadata.json"):
-            if candidate.is_file():
-                metrics = _find_metrics(json.loads(candidate.read_text(encoding="utf-8")))
-                if metrics:
-                    result[target] = metrics
-                    break
+        overall: dict[str, Any] = {}
+        if layout.evaluation_file(target).is_file():
+            overall = read_json(layout.evaluation_file(target), what="evaluation").get("overall", {})
+        elif (layout.model_dir(target) / "metadata.json").is_file():
+            meta = read_json(layout.model_dir(target) / "metadata.json", what="model metadata")
+            overall = meta.get("metrics", {}).get("overall", {})
+        found = {k: float(overall[k]) for k in _WANTED if isinstance(overall.get(k), int | float)}
+        if found:
+            result[target] = found
     return result
 
 
 def status_counts(config: RunConfig) -> dict[str, dict[str, int]]:
     """Count fields per label status and target in the predictions table."""
-    path = Path(config.out_dir) / "predictions.parquet"
+    path = RunLayout.of(config).predictions
     if not path.is_file():
         return {}
     targets = list(config.model.targets)

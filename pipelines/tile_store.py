@@ -1,7 +1,8 @@
 """Where extraction writes: one Parquet part per (tile, acquisition), then one file per tile.
 
 Each (tile, acquisition) task writes its rows to a part file of its own
-(``observations/_parts/tile=<id>/<acquisition>.parquet``, atomically) and hands
+(``observations/_parts/tile=<id>/<acquisition>.parquet``, atomically; the names come
+from :class:`regenmap.pipelines.layout.RunLayout`) and hands
 the tile's writer only a small :class:`PartInfo`. The writer streams the parts,
 in time order, into ``observations/tile=<id>.parquet`` (one row group per
 acquisition time) and removes them, so no task ever holds more than one
@@ -16,8 +17,6 @@ skipped by pyarrow's dataset discovery (its name starts with ``_``).
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,8 +33,6 @@ from regenmap.schema import FIELD_ID
 
 #: Parquet metadata key holding the provenance JSON of every tile and part file.
 META_KEY = PARQUET_META_KEY
-#: Folder (under the observations folder) of the per-acquisition parts of unfinished tiles.
-PARTS_DIR = "_parts"
 
 
 @dataclass(frozen=True)
@@ -62,18 +59,6 @@ class PartInfo:
     problems: list[SceneProblem] = field(default_factory=list)
     units_read: int = 0
     units_skipped: int = 0
-
-
-def tile_path(out: Path, tile_id: str) -> Path:
-    """File of one tile's observations."""
-    return out / f"tile={tile_id}.parquet"
-
-
-def part_path(out: Path, tile_id: str, acquisition_id: str) -> Path:
-    """Part file of one tile and acquisition (a readable, collision-free name)."""
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", acquisition_id)[:80]
-    digest = hashlib.sha256(acquisition_id.encode()).hexdigest()[:8]
-    return out / PARTS_DIR / f"tile={tile_id}" / f"{safe}-{digest}.parquet"
 
 
 def file_meta(path: Path) -> dict[str, Any]:

@@ -125,3 +125,29 @@ def plan_tiles(geoms: gpd.GeoSeries, grid: GridSpec, tile_size_px: int) -> TileP
         tiles.append(Tile(id=f"r{r}_c{c}", rows=np.sort(members)))
     tiles.sort(key=lambda t: t.id)
     return TilePlan(crs=grid.crs, origin=(x0, y0), size=size, tiles=tuple(tiles))
+
+
+def plan_job(acquisitions: list[Acquisition], geoms: gpd.GeoSeries, bands: list[str],
+             tile_size_px: int) -> tuple[GridSpec, TilePlan]:
+    """Return the reference grid of a job's acquisitions and its tile plan.
+
+    Parameters
+    ----------
+    acquisitions
+        The job's acquisitions.
+    geoms
+        Field geometries.
+    bands
+        Bands the extraction reads (their finest grid defines the reference grid).
+    tile_size_px
+        Largest tile edge, pixels.
+    """
+    grid = reference_grid(acquisitions, bands)
+    return grid, plan_tiles(geoms, grid, tile_size_px)
+
+
+def tile_window(grid: GridSpec, geoms: gpd.GeoSeries) -> GridSpec:
+    """Return the window of ``grid`` covering some fields (a tile's read window)."""
+    local = geoms.to_crs(grid.crs) if geoms.crs is not None else geoms
+    xmin, ymin, xmax, ymax = (float(v) for v in local.total_bounds)
+    return grid.window_grid(grid.window_of_bounds((xmin, ymin, xmax, ymax)))

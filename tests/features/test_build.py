@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from regenmap.features.build import build_features, feature_dictionary
-from regenmap.features.dictionary import dictionary_markdown
+from regenmap.features.build import build_features
+from regenmap.features.dictionary import dictionary_markdown, feature_dictionary
+from regenmap.features.options import FeatureOptions
 from regenmap.features.synthetic import synthetic_observations
 from regenmap.features.timegrid import MissingIndexWarning
 from regenmap.schema import FEATURES_SCHEMA
@@ -20,7 +21,8 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "features.md"
 def build(obs: pd.DataFrame, **kw: object) -> pd.DataFrame:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MissingIndexWarning)
-        return build_features(obs, **kw)  # type: ignore[arg-type]
+        year = kw.pop("year", None)
+        return build_features(obs, FeatureOptions(**kw), year=year)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="module")
@@ -158,4 +160,4 @@ def test_wrong_stat_is_an_error_naming_the_stats_present(
 
     obs, _ = small
     with pytest.raises(InputError, match=r"_median.*Statistics present: mean"):
-        build_features(obs, stat="median")
+        build_features(obs, FeatureOptions(stat="median"))

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from regenmap.features.build import build_features
+from regenmap.features.options import FeatureOptions
 from regenmap.features.phenology import detect_cycles, rank_in_window
 from regenmap.features.synthetic import synthetic_observations, trapezoid
 
@@ -34,7 +35,8 @@ def pulse(t: np.ndarray, start: float, rise: float, plateau: float, fall: float,
 def quiet_build(obs: pd.DataFrame, **kw: object) -> pd.DataFrame:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return build_features(obs, **kw)  # type: ignore[arg-type]
+        year = kw.pop("year", None)
+        return build_features(obs, FeatureOptions(**kw), year=year)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("step", [5, 10, 16])

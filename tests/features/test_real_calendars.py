@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 from regenmap.features.build import build_features
+from regenmap.features.options import FeatureOptions
 
 LEM = Path(__file__).resolve().parents[3] / "shared" / "data" / "lem_west_bahia_fields" \
     / "fields_monthly_landuse_long.csv"
@@ -51,7 +52,7 @@ def lem() -> tuple[pd.DataFrame, pd.DataFrame]:
     })
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        feats = build_features(obs, year_start="10-01").set_index("field_id")
+        feats = build_features(obs, FeatureOptions(year_start="10-01")).set_index("field_id")
     return wide, feats
 
 

@@ -6,6 +6,7 @@ import pytest
 import xarray as xr
 
 from regenmap.errors import ConfigError, InputError
+from regenmap.features.options import FeatureOptions
 from regenmap.features.timegrid import (
     anchor_before,
     fill_gaps,
@@ -59,7 +60,7 @@ def test_fill_gaps_linear_up_to_max_gap_no_extrapolation() -> None:
 def test_mean_composite_is_weighted_by_valid_fraction() -> None:
     obs = obs_table([("a", "2023-01-02", 1.0, 0.2), ("a", "2023-01-05", 0.5, 0.8),
                      ("a", "2023-01-15", 0.9, 0.5)])
-    g = regularize(obs, step_days=10, min_valid_fraction=0.0)
+    g = regularize(obs, FeatureOptions(step_days=10, min_valid_fraction=0.0))
     assert g.composites["ndvi"][0, 0] == pytest.approx((0.2 * 1 + 0.8 * 0.5) / 1.5, abs=1e-6)
     assert g.counts["ndvi"][0].tolist() == [2, 1]
 
@@ -68,9 +69,9 @@ def test_median_and_max_ndvi_composites() -> None:
     obs = obs_table([("a", "2023-01-02", 1.0, 0.2), ("a", "2023-01-03", 1.0, 0.9),
                      ("a", "2023-01-04", 1.0, 0.3)],
                     ndti_mean=np.array([0.01, 0.02, 0.03], dtype=np.float32))
-    med = regularize(obs, composite="median", min_valid_fraction=0)
+    med = regularize(obs, FeatureOptions(composite="median", min_valid_fraction=0))
     assert med.composites["ndvi"][0, 0] == pytest.approx(0.3)
-    mx = regularize(obs, composite="max_ndvi", min_valid_fraction=0)
+    mx = regularize(obs, FeatureOptions(composite="max_ndvi", min_valid_fraction=0))
     assert mx.composites["ndvi"][0, 0] == pytest.approx(0.9)
     # every index comes from the same (greenest) acquisition
     assert mx.composites["ndti"][0, 0] == pytest.approx(0.02)
@@ -78,8 +79,8 @@ def test_median_and_max_ndvi_composites() -> None:
 
 def test_duplicated_timestamps_give_the_same_grid() -> None:
     rows = [("a", f"2023-01-{d:02d}", 0.9, 0.1 + d / 100) for d in range(1, 29, 3)]
-    once = regularize(obs_table(rows), composite="median")
-    twice = regularize(obs_table(rows + rows), composite="median")
+    once = regularize(obs_table(rows), FeatureOptions(composite="median"))
+    twice = regularize(obs_table(rows + rows), FeatureOptions(composite="median"))
     np.testing.assert_allclose(once.values["ndvi"], twice.values["ndvi"])
     mean2 = regularize(obs_table(rows + rows))
     np.testing.assert_allclose(once.values["ndvi"], mean2.values["ndvi"], rtol=1e-6)
@@ -88,7 +89,7 @@ def test_duplicated_timestamps_give_the_same_grid() -> None:
 def test_cloudy_rows_are_dropped_and_counted_fields_kept() -> None:
     obs = obs_table([("a", "2023-01-02", 0.9, 0.2), ("a", "2023-01-03", 0.1, 0.9),
                      ("b", "2023-01-03", 0.2, 0.5), ("c", "2023-01-03", np.nan, 0.5)])
-    g = regularize(obs, min_valid_fraction=0.6)
+    g = regularize(obs, FeatureOptions(min_valid_fraction=0.6))
     assert g.field_ids.tolist() == ["a", "b", "c"]
     assert g.n_rows.tolist() == [2, 1, 1]
     assert g.n_dropped.tolist() == [1, 1, 1]
@@ -99,7 +100,7 @@ def test_cloudy_rows_are_dropped_and_counted_fields_kept() -> None:
 def test_sensor_offsets_harmonise_before_compositing() -> None:
     obs = obs_table([("a", "2023-01-02", 1.0, 0.50), ("a", "2023-01-12", 1.0, 0.50)],
                     sensor=["sentinel2_l2a", "landsat_c2_l2"])
-    g = regularize(obs, sensor_offsets={"landsat_c2_l2": {"NDVI": 0.05}})
+    g = regularize(obs, FeatureOptions(sensor_offsets={"landsat_c2_l2": {"NDVI": 0.05}}))
     np.testing.assert_allclose(g.composites["ndvi"][0], [0.50, 0.55], atol=1e-6)
     assert g.options["sensor_offsets"] == {"landsat_c2_l2": {"ndvi": 0.05}}
     assert g.n_sensors.tolist() == [2]

@@ -7,9 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from regenmap.errors import InputError, ModelError, SchemaError
+from regenmap.errors import ConfigError, InputError, ModelError, SchemaError
 from regenmap.models.artifact import load_model, save_model
 from regenmap.models.evaluate import cross_validate
+from regenmap.models.options import CVOptions, LabelledFields, TrainOptions
 from regenmap.models.predict import predict_target
 from regenmap.models.train import train_target
 
@@ -18,40 +19,67 @@ def test_misspelled_class_is_named_with_a_suggestion(data, series, fast):
     feats, _ = data
     labels = series["tillage"].copy()
     labels.iloc[:3] = "reducd"
-    with pytest.raises(ModelError, match=r"unknown class.*'reducd' \(3 fields, did you mean "
-                                         r"'reduced'\?\)"):
-        train_target(feats, labels, target="tillage", groups=series["region"], params=fast,
-                     classes=["conventional", "reduced", "no_till"])
+    with pytest.raises(
+        ModelError,
+        match=r"unknown class.*'reducd' \(3 fields, did you mean "
+        r"'reduced'\?\)",
+    ):
+        train_target(
+            LabelledFields.of(
+                feats,
+                labels,
+                target="tillage",
+                classes=["conventional", "reduced", "no_till"],
+                groups=series["region"],
+            ),
+            fast,
+        )
 
 
 def test_declared_class_without_labels(data, series, fast):
     feats, _ = data
     with pytest.raises(ModelError, match=r"declared class\(es\) \['strip_till'\] have no"):
-        train_target(feats, series["tillage"], target="tillage", params=fast,
-                     classes=["conventional", "reduced", "no_till", "strip_till"])
+        train_target(
+            LabelledFields.of(
+                feats,
+                series["tillage"],
+                target="tillage",
+                classes=["conventional", "reduced", "no_till", "strip_till"],
+            ),
+            fast,
+        )
 
 
 def test_class_with_too_few_samples_for_the_folds(data, series, fast):
     feats, _ = data
     labels = series["tillage"].copy()
     labels.iloc[:2] = "strip_till"
-    with pytest.raises(ModelError, match=r"too few labelled fields for 3 folds \('strip_till' "
-                                         r"has 2\)"):
-        cross_validate(feats, labels, target="tillage", groups=series["region"], n_folds=3,
-                       params=fast)
+    with pytest.raises(
+        ModelError,
+        match=r"too few labelled fields for 3 folds \('strip_till' "
+        r"has 2\)",
+    ):
+        cross_validate(
+            LabelledFields.of(feats, labels, target="tillage", groups=series["region"]),
+            fast,
+            CVOptions(n_folds=3),
+        )
 
 
 def test_all_nan_feature_column(data, series, fast):
     feats, _ = data
     bad = feats.assign(ndvi_empty=np.float32(np.nan))
     with pytest.raises(ModelError, match=r"entirely NaN on the labelled fields: 'ndvi_empty'"):
-        train_target(bad, series["tillage"], target="tillage", params=fast)
+        train_target(LabelledFields.of(bad, series["tillage"], target="tillage"), fast)
 
 
 def test_feature_table_missing_model_features(tillage_model, data):
     feats, _ = data
-    with pytest.raises(ModelError, match=r"lacks 2 of the model's 6 features: 'ndti_drop', "
-                                         r"'noise_a'"):
+    with pytest.raises(
+        ModelError,
+        match=r"lacks 2 of the model's 6 features: 'ndti_drop', "
+        r"'noise_a'",
+    ):
         predict_target(tillage_model, feats.drop(columns=["ndti_drop", "noise_a"]))
 
 
@@ -73,10 +101,10 @@ def test_single_class_and_no_labels(data, series, fast):
     feats, _ = data
     one = series["tillage"].where(series["tillage"] == "reduced")
     with pytest.raises(ModelError, match="at least two are needed"):
-        train_target(feats, one, target="tillage", params=fast)
+        train_target(LabelledFields.of(feats, one, target="tillage"), fast)
     none = series["tillage"].where(series["tillage"] == "nothing")
     with pytest.raises(ModelError, match="no field of the features table has a label"):
-        train_target(feats, none, target="tillage", params=fast)
+        train_target(LabelledFields.of(feats, none, target="tillage"), fast)
 
 
 def test_duplicate_field_ids(data, series, fast):
@@ -84,20 +112,29 @@ def test_duplicate_field_ids(data, series, fast):
     dup = feats.copy()
     dup.loc[1, "field_id"] = dup.loc[0, "field_id"]
     with pytest.raises(ModelError, match=r"duplicate field_id values \['F0000'\]"):
-        train_target(dup, series["tillage"], target="tillage", params=fast)
+        train_target(LabelledFields.of(dup, series["tillage"], target="tillage"), fast)
 
 
 def test_spatial_cv_needs_groups_and_more_than_one(data, series, fast):
     feats, _ = data
     with pytest.raises(ModelError, match="spatial cross-validation needs groups"):
-        cross_validate(feats, series["tillage"], target="tillage", groups=None, params=fast)
+        cross_validate(LabelledFields.of(feats, series["tillage"], target="tillage", groups=None), fast)
     one = series["region"].map(lambda _: "all")
     with pytest.raises(ModelError, match="all labelled fields are in one spatial group"):
-        cross_validate(feats, series["tillage"], target="tillage", groups=one, params=fast)
+        cross_validate(LabelledFields.of(feats, series["tillage"], target="tillage", groups=one), fast)
 
 
-def test_bad_loop_option(data, series):
-    feats, _ = data
-    with pytest.raises(ModelError, match="class_weight must be 'balanced' or 'none'"):
-        train_target(feats, series["tillage"], target="tillage",
-                     params={"class_weight": "auto"})
+def test_bad_loop_option():
+    with pytest.raises(ConfigError, match="class_weight must be 'balanced' or 'none'"):
+        TrainOptions(class_weight="auto")  # type: ignore[arg-type]
+
+
+def test_misspelled_lightgbm_parameter_is_refused_not_ignored():
+    # LightGBM itself only logs "Unknown parameter" (hidden at verbosity -1) and goes on.
+    with pytest.raises(
+        ConfigError,
+        match=r"unknown LightGBM parameter\(s\) 'num_leave' "
+        r"\(did you mean 'num_leaves'",
+    ):
+        TrainOptions(lightgbm={"num_leave": 3})
+    assert TrainOptions(lightgbm={"num_leaves": 3, "max_leaves": 4}).lightgbm["num_leaves"] == 3

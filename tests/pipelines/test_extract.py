@@ -20,13 +20,18 @@ from distributed import Client
 from regenmap.errors import ConfigError, FieldError, InputError, MissingBandError
 from regenmap.geo.grid import GridSpec
 from regenmap.geo.scene_writer import reflectance_to_dn, write_raster, write_s2_scene
+from regenmap.pipelines import extract as extract_stage
 from regenmap.pipelines.config import RunConfig, parse_config
-from regenmap.pipelines.extract import extract
 from regenmap.schema import N_PIXELS, N_VALID, VALID_FRACTION, stat_column
 
 X0, Y0 = 500000.0, 5000400.0
 GRID = GridSpec("EPSG:32631", Affine(10, 0, X0, 0, -10, Y0), 40, 40)
 DATES = [datetime(2023, 4, 10, 10, 46, 29), datetime(2023, 4, 20, 10, 46, 29)]
+
+
+def extract(config, **kwargs):  # type: ignore[no-untyped-def]
+    """Run the extract stage; return its observations folder."""
+    return extract_stage(config, **kwargs)["observations"]
 
 
 @pytest.fixture(scope="module")
@@ -210,7 +215,7 @@ def test_extract_starts_its_own_cluster_from_a_yaml_path(tmp_path: Path) -> None
 
 def test_strips_do_not_change_the_observations(tmp_path: Path, client: Client,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    import regenmap.pipelines.extract as extract_module
+    import regenmap.features.observe as extract_module
 
     rng = np.random.default_rng(3)
     scenes = tmp_path / "scenes"
@@ -238,7 +243,7 @@ def test_strips_do_not_change_the_observations(tmp_path: Path, client: Client,
 
 def test_sensor_with_none_of_the_bands_in_several_strips(tmp_path: Path, client: Client,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    import regenmap.pipelines.extract as extract_module
+    import regenmap.features.observe as extract_module
 
     monkeypatch.setattr(extract_module, "STRIP_ROWS", 8)  # several strips, no band, no mask
     folder = tmp_path / "planet"
@@ -255,8 +260,8 @@ def test_sensor_with_none_of_the_bands_in_several_strips(tmp_path: Path, client:
 
 def test_skipping_cloudy_and_field_free_blocks_changes_nothing(
         tmp_path: Path, client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    import regenmap.features.observe as extract_module
     import regenmap.geo.raster_read as raster_read
-    import regenmap.pipelines.extract as extract_module
 
     monkeypatch.setattr(extract_module, "STRIP_ROWS", 8)
     monkeypatch.setattr(raster_read, "MIN_UNIT_PX", 1)  # units = the files' 16-px blocks
@@ -301,7 +306,8 @@ def test_skipping_cloudy_and_field_free_blocks_changes_nothing(
 
 
 def test_killed_run_reuses_the_parts_it_had_written(tmp_path: Path, client: Client) -> None:
-    from regenmap.pipelines.tile_store import file_meta, part_path, write_part
+    from regenmap.pipelines.layout import RunLayout
+    from regenmap.pipelines.tile_store import file_meta, write_part
 
     cfg = make_config(tmp_path, standard_fields())
     out = extract(cfg, client=client)
@@ -315,7 +321,7 @@ def test_killed_run_reuses_the_parts_it_had_written(tmp_path: Path, client: Clie
     acq = acq.loc[acq["tile_id"] == tile_id].copy()
     acq[stat_column("NDVI", "mean")] = np.float32(-9.0)
     schema = pq.read_schema(tile).remove_metadata()
-    write_part(part_path(out, tile_id, acq["acquisition_id"].iloc[0]), acq, schema,
+    write_part(RunLayout(out.parent).part_file(tile_id, acq["acquisition_id"].iloc[0]), acq, schema,
                np.datetime64(DATES[0], "ns"), run_key, [], (0, 0))
     tile.unlink()
     second = read_obs(extract(cfg, client=client))
@@ -339,7 +345,7 @@ def test_fields_edited_in_place_are_not_met_by_stale_tiles(tmp_path: Path, clien
 
 def test_run_redoes_stages_after_an_edited_input_or_a_stage_that_ran(tmp_path: Path,
                                                                      client: Client) -> None:
-    from regenmap.pipelines.run import run
+    from regenmap.pipelines.job import run
 
     fields = standard_fields()
     cfg = make_config(tmp_path, fields, tile_size_px=64)

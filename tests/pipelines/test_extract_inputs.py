@@ -18,14 +18,19 @@ from pyproj import Transformer
 
 from regenmap.geo.grid import GridSpec
 from regenmap.geo.scene_writer import reflectance_to_dn, s2_band_name, write_raster, write_s2_scene
+from regenmap.pipelines import extract as extract_stage
 from regenmap.pipelines.config import parse_config
-from regenmap.pipelines.extract import extract
 from regenmap.schema import N_PIXELS, N_VALID, SENSOR, stat_column
 
 # Two fields near 6 degrees East, the border of UTM zones 31 and 32, given in EPSG:4326.
 LON, LAT = 5.999, 49.0
 S2_DATE = datetime(2023, 5, 2, 10, 36, 29)
 LS_DATE = datetime(2023, 5, 3)
+
+
+def extract(config, **kwargs):  # type: ignore[no-untyped-def]
+    """Run the extract stage; return its observations folder."""
+    return extract_stage(config, **kwargs)["observations"]
 
 
 @pytest.fixture(scope="module")

@@ -22,12 +22,17 @@ import rasterio
 import yaml
 from distributed import Client
 
+from regenmap.pipelines import extract as extract_stage
 from regenmap.pipelines.config import RunConfig, parse_config
-from regenmap.pipelines.extract import extract
 from regenmap.schema import N_PIXELS, N_VALID, stat_column
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "eolearn_slovenia_s2"
 FIELDS = DATA / "lulc_raba_polygons.fgb"
+
+
+def extract(config, **kwargs):  # type: ignore[no-untyped-def]
+    """Run the extract stage; return its observations folder."""
+    return extract_stage(config, **kwargs)["observations"]
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ import pytest
 from scripts import console_script
 from sim_jobs import N_DATES, assert_same_outputs, make_job, reference_run, shared_root
 
-from regenmap.pipelines.run import run
+from regenmap.pipelines.job import run
 
 pytestmark = pytest.mark.slow
 

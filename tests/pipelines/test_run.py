@@ -23,7 +23,7 @@ from sim_jobs import (
 
 from regenmap.errors import ConfigError
 from regenmap.pipelines.config import load_config
-from regenmap.pipelines.run import run
+from regenmap.pipelines.job import run
 
 pytestmark = pytest.mark.slow
 
@@ -98,7 +98,7 @@ def test_a_second_run_on_the_same_outputs_exits_with_code_7(
 
 
 def test_cluster_profiles_are_valid(tmp_path: Path) -> None:
-    from regenmap.pipelines.jobqueue import builtin_profiles, load_profile
+    from regenmap.pipelines.cluster import builtin_profiles, load_profile
 
     assert {"local", "slurm", "pbs"} <= set(builtin_profiles())
     for name in builtin_profiles():
@@ -114,7 +114,7 @@ def test_cluster_profiles_are_valid(tmp_path: Path) -> None:
 
 def test_slurm_profile_renders_a_job_script() -> None:
     pytest.importorskip("dask_jobqueue")
-    from regenmap.pipelines.jobqueue import jobqueue_cluster, load_profile
+    from regenmap.pipelines.cluster import jobqueue_cluster, load_profile
 
     prof = load_profile("slurm")
     cluster = jobqueue_cluster(prof)
@@ -129,7 +129,7 @@ def test_slurm_profile_renders_a_job_script() -> None:
 
 
 def test_local_profile_runs_a_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
-    from regenmap.pipelines.jobqueue import PROFILE_ENV, open_client
+    from regenmap.pipelines.cluster import PROFILE_ENV, open_client
 
     monkeypatch.setenv(PROFILE_ENV, "local")
     with open_client(None) as client:
@@ -138,8 +138,8 @@ def test_local_profile_runs_a_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_profile_comes_from_argument_then_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from regenmap.pipelines.cluster import PROFILE_ENV, chosen_profile
     from regenmap.pipelines.config import ClusterConfig
-    from regenmap.pipelines.jobqueue import PROFILE_ENV, chosen_profile
 
     monkeypatch.setenv(PROFILE_ENV, "slurm")
     assert chosen_profile(ClusterConfig()) == "slurm"
@@ -165,7 +165,7 @@ def test_lock_of_a_run_on_another_host_is_not_taken_over(tmp_path: Path) -> None
 
 def test_batch_profile_without_dask_jobqueue_says_what_to_install(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from regenmap.pipelines.jobqueue import jobqueue_cluster, load_profile
+    from regenmap.pipelines.cluster import jobqueue_cluster, load_profile
 
     monkeypatch.setitem(sys.modules, "dask_jobqueue", None)  # as if not installed
     with pytest.raises(ConfigError, match="pip install dask-jobqueue"):

@@ -10,18 +10,24 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from regenmap.geo.catalog import SceneProblem
+from regenmap.pipelines.layout import RunLayout
 from regenmap.pipelines.tile_store import (
     file_meta,
-    part_path,
     reuse_part,
     tile_is_done,
-    tile_path,
     write_part,
     write_tile,
 )
 
 SCHEMA = pa.schema([pa.field("field_id", pa.string()), pa.field("time", pa.timestamp("ns")),
                     pa.field("acquisition_id", pa.string()), pa.field("ndvi_mean", pa.float32())])
+
+
+def LAYOUT(observations: Path) -> RunLayout:
+    """The layout of the run whose observations folder is ``observations``."""
+    return RunLayout(observations.parent)
+
+
 T1, T2 = np.datetime64("2023-04-10T10:46:29", "ns"), np.datetime64("2023-04-20T10:46:29", "ns")
 
 
@@ -33,17 +39,17 @@ def rows(ids: list[str], when: np.datetime64, acq: str) -> pd.DataFrame:
 def test_parts_stream_into_one_sorted_tile_file_and_are_removed(tmp_path: Path) -> None:
     out = tmp_path / "observations"
     # two acquisitions at the same time (two sensors), one earlier, one with a problem
-    late_a = write_part(part_path(out, "0_0", "S2A/late"), rows(["d", "b"], T2, "S2A/late"),
+    late_a = write_part(LAYOUT(out).part_file("0_0", "S2A/late"), rows(["d", "b"], T2, "S2A/late"),
                         SCHEMA, T2, "key", [], (3, 1))
-    late_b = write_part(part_path(out, "0_0", "L9 late"), rows(["c", "a"], T2, "L9 late"),
+    late_b = write_part(LAYOUT(out).part_file("0_0", "L9 late"), rows(["c", "a"], T2, "L9 late"),
                         SCHEMA, T2, "key", [], (2, 0))
-    early = write_part(part_path(out, "0_0", "early"), rows(["z", "y"], T1, "early"), SCHEMA, T1,
+    early = write_part(LAYOUT(out).part_file("0_0", "early"), rows(["z", "y"], T1, "early"), SCHEMA, T1,
                        "key", [], (1, 1))
     problem = SceneProblem("broken", "/x/B04.tif", "tile 0_0: cannot read", fatal=False)
-    failed = write_part(part_path(out, "0_0", "broken"), None, SCHEMA, T1, "key", [problem],
+    failed = write_part(LAYOUT(out).part_file("0_0", "broken"), None, SCHEMA, T1, "key", [problem],
                         (0, 0))
     assert len({late_a.path, late_b.path, early.path, failed.path}) == 4
-    path = tile_path(out, "0_0")
+    path = LAYOUT(out).tile_file("0_0")
     got = write_tile(path, [late_a, late_b, early, failed], SCHEMA, {"run_key": "key"})
     assert got == [problem]
     table = pq.read_table(path)
@@ -59,20 +65,20 @@ def test_parts_stream_into_one_sorted_tile_file_and_are_removed(tmp_path: Path) 
 
 def test_parts_are_reused_only_from_the_same_run_and_without_problems(tmp_path: Path) -> None:
     out = tmp_path / "observations"
-    ok = part_path(out, "1_0", "a")
+    ok = LAYOUT(out).part_file("1_0", "a")
     write_part(ok, rows(["f"], T1, "a"), SCHEMA, T1, "key", [], (4, 5))
     again = reuse_part(ok, "key")
     assert again is not None and (again.n_rows, again.units_read, again.units_skipped) == (1, 4, 5)
     assert again.time == T1
     assert reuse_part(ok, "another run") is None
-    bad = part_path(out, "1_0", "b")
+    bad = LAYOUT(out).part_file("1_0", "b")
     write_part(bad, None, SCHEMA, T1, "key", [SceneProblem("b", "", "unreadable")], (0, 0))
     assert reuse_part(bad, "key") is None
-    assert reuse_part(part_path(out, "1_0", "missing"), "key") is None
+    assert reuse_part(LAYOUT(out).part_file("1_0", "missing"), "key") is None
 
 
 def test_a_tile_without_rows_is_an_empty_typed_file(tmp_path: Path) -> None:
-    path = tile_path(tmp_path, "2_2")
+    path = LAYOUT(tmp_path).tile_file("2_2")
     write_tile(path, [], SCHEMA, {"run_key": "k"})
     table = pq.read_table(path)
     assert table.num_rows == 0 and table.schema.field("time").type == pa.timestamp("ns")
@@ -82,9 +88,9 @@ def test_writing_a_finished_tile_again_leaves_it_as_it_is(tmp_path: Path) -> Non
     """Dask may run the writer again after its parts were removed (a lost worker)."""
     out = tmp_path / "observations"
     problem = SceneProblem("x", "", "unreadable", fatal=False)
-    parts = [write_part(part_path(out, "3_1", "a"), rows(["b", "a"], T1, "a"), SCHEMA, T1, "key",
+    parts = [write_part(LAYOUT(out).part_file("3_1", "a"), rows(["b", "a"], T1, "a"), SCHEMA, T1, "key",
                         [problem], (1, 0))]
-    path = tile_path(out, "3_1")
+    path = LAYOUT(out).tile_file("3_1")
     write_tile(path, parts, SCHEMA, {"run_key": "key"})
     before = path.stat().st_mtime_ns
     assert not Path(parts[0].path).exists()

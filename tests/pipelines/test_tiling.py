@@ -10,9 +10,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from regenmap.features.indices import resolve_indices
+from regenmap.features.observe import TileFields, build_tile_raster
 from regenmap.features.zonal import BandInput, zonal_stats
 from regenmap.geo.grid import GridSpec
-from regenmap.pipelines.extract import TileFields, build_tile_raster
 from regenmap.pipelines.tiling import plan_tiles, tile_edge_px
 
 GRID = GridSpec("EPSG:32631", Affine(10, 0, 1000, 0, -10, 2000), 64, 48)

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from regenmap.pipelines.run import run
+from regenmap.pipelines.job import run
 from regenmap.schema import FIELD_ID, TILE_ID, TIME
 
 N_DATES = 16
@@ -28,7 +28,7 @@ def make_job(root: Path, name: str, *, tile_size_px: int, cluster: dict[str, obj
         "extract": {"indices": ["NDVI", "EVI", "NDTI", "BSI", "NDMI"],
                     "stats": ["mean", "median", "std"], "tile_size_px": tile_size_px},
         "model": {"n_bootstrap": 20, "n_folds": 3,
-                  "params": {"num_boost_round": 60, "early_stopping_rounds": 10}},
+                  "training": {"num_boost_round": 60, "early_stopping_rounds": 10}},
         "outputs": {"maps": False},
         "cluster": cluster,
     }

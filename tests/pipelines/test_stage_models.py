@@ -9,19 +9,35 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from model_data import make_data, write_run
 
-from regenmap.models.artifact import load_model, save_model
+from regenmap.models.artifact import load_model, model_info, save_model
+from regenmap.pipelines import evaluate, inputs, train
 from regenmap.pipelines.config import load_config
-from regenmap.pipelines.modelling import evaluate, model_info, predict_table, train
+from regenmap.pipelines.stages.predict import predict_table
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory, run_dir):  # type: ignore[no-untyped-def]
+def data():  # type: ignore[no-untyped-def]
+    return make_data()
+
+
+@pytest.fixture(scope="module")
+def run_dir():  # type: ignore[no-untyped-def]
+    return write_run
+
+
+def predict_table_of(cfg):  # type: ignore[no-untyped-def]
+    return predict_table(load_config(cfg))
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):  # type: ignore[no-untyped-def]
     tmp = tmp_path_factory.mktemp("run")
-    cfg = run_dir(tmp, extra_yaml="  calibration: temperature\n")
+    cfg = write_run(tmp, extra_yaml="  calibration: temperature\n")
     models = train(cfg)
-    evaluation = evaluate(cfg)
-    predictions = predict_table(cfg)
+    evaluation = evaluate(cfg)["evaluation"]
+    predictions = predict_table_of(cfg)
     return {"cfg": cfg, "models": models, "evaluation": evaluation,
             "predictions": predictions, "out": tmp / "out"}
 
@@ -104,7 +120,7 @@ def test_predict_withholds_fields_flagged_upstream(run):
                   "reason": ["1 pixel", "no cloud-free scene"]}).to_parquet(
         out / "fields_status.parquet")
     try:
-        df = pd.read_parquet(predict_table(run["cfg"])).set_index("field_id")
+        df = pd.read_parquet(predict_table_of(run["cfg"])).set_index("field_id")
     finally:
         (out / "fields_status.parquet").unlink()
     assert df.loc["F0003", "winter_cover_status"] == "too_small"
@@ -148,15 +164,13 @@ def test_labels_file_without_the_group_column_falls_back_to_blocks(tmp_path, run
 def test_geographic_fields_get_areas_and_metre_blocks(tmp_path, run_dir):
     import geopandas as gpd
 
-    from regenmap.pipelines.modelling import read_field_table
-
     cfg = run_dir(tmp_path, n=60, extra_yaml="  block_size_m: 20000\n")
     gdf = gpd.read_file(tmp_path / "fields.gpkg", layer="fields", engine="pyogrio")
     area = gdf.set_index("field_id")["area_ha"]
     gdf.drop(columns=["area_ha"]).to_crs("EPSG:4326").to_file(
         tmp_path / "fields.gpkg", layer="fields", engine="pyogrio")
     cfg.write_text(cfg.read_text().replace("group_column: region", "group_column: null"))
-    ft = read_field_table(load_config(cfg))
+    ft = inputs.labels(load_config(cfg))
     # squares of known area (planar in EPSG:32633, whose scale there is ~1.0025, hence 1 %)
     np.testing.assert_allclose(ft.table["area_ha"], area.loc[ft.table.index], rtol=1e-2)
     assert ft.group_name == "spatial_block"

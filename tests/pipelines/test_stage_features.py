@@ -1,3 +1,5 @@
+"""The features stage: from extracted observations or a user's own series to the features table."""
+
 from __future__ import annotations
 
 import json
@@ -11,11 +13,12 @@ import pytest
 import yaml
 
 from regenmap.errors import InputError
-from regenmap.features.build import feature_dictionary
+from regenmap.features.dictionary import feature_dictionary
 from regenmap.features.synthetic import synthetic_observations
 from regenmap.features.timegrid import MissingIndexWarning
+from regenmap.io import parquet_meta as read_provenance
+from regenmap.pipelines import features
 from regenmap.pipelines.config import load_config, parse_config
-from regenmap.pipelines.featurize import features, read_provenance
 from regenmap.schema import FEATURES_SCHEMA
 
 
@@ -40,7 +43,7 @@ def band_csv(path: Path) -> None:
 def test_user_csv_with_bands_enters_at_observations(tmp_path: Path) -> None:
     band_csv(tmp_path / "series.csv")
     cfg = config(tmp_path, observations="series.csv", fields={"path": "f.gpkg", "id_column": "ID"})
-    path = features(cfg)
+    path = features(cfg)["features"]
     assert path == tmp_path / "out" / "features.parquet"
     f = pd.read_parquet(path)
     assert f["field_id"].tolist() == ["p0", "p1", "p2", "p3"]
@@ -64,7 +67,7 @@ def test_user_index_table_without_swir_from_yaml(tmp_path: Path) -> None:
         "out_dir": "o", "fields": {"path": "f.gpkg"}, "observations": "ndvi.parquet",
         "features": {"step_days": 16, "composite": "median"}}))
     with pytest.warns(MissingIndexWarning) as caught:
-        path = features(tmp_path / "run.yaml")
+        path = features(tmp_path / "run.yaml")["features"]
     missing = sorted(str(w.message).split("'")[1] for w in caught
                      if isinstance(w.message, MissingIndexWarning))
     assert missing == ["bsi", "ndti"]
@@ -89,7 +92,7 @@ def test_observations_folder_from_extract(tmp_path: Path) -> None:
     obs[~obs["field_id"].isin(ids[:10])].to_parquet(folder / "tile=1.parquet")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        path = features(config(tmp_path))
+        path = features(config(tmp_path))["features"]
     meta = json.loads(pq.read_schema(path).metadata[b"regenmap"])
     assert len(meta["inputs"]) == 2
     assert len(pd.read_parquet(path)) == 30
@@ -110,4 +113,4 @@ def test_load_config_path_is_accepted(tmp_path: Path) -> None:
     band_csv(tmp_path / "s.csv")
     (tmp_path / "c.yaml").write_text(yaml.safe_dump({
         "out_dir": "o", "fields": {"path": "f.gpkg", "id_column": "ID"}, "observations": "s.csv"}))
-    assert features(load_config(tmp_path / "c.yaml")).is_file()
+    assert features(load_config(tmp_path / "c.yaml"))["features"].is_file()

@@ -1,9 +1,9 @@
-"""``regenmap run``: every stage in order, with checkpoints, a lock, progress and a summary.
+"""``regenmap run``: every stage of a job in order, with checkpoints, a lock, progress and a summary.
 
 The Dask cluster is opened once per run, and only if a stage that needs it
 (extraction) has work to do: an existing scheduler (``cluster.address`` or
 ``--scheduler``), a cluster profile (``configs/cluster/``, see
-:mod:`regenmap.pipelines.jobqueue`) or a LocalCluster sized to the machine. Its
+:mod:`regenmap.pipelines.cluster`) or a LocalCluster sized to the machine. Its
 dashboard address is reported as a ``cluster`` event.
 
 SIGTERM (what batch schedulers send at a time limit or pre-emption) is turned
@@ -13,29 +13,23 @@ tiles are kept, and the exit code is 130, so re-running continues.
 
 from __future__ import annotations
 
-import inspect
-import logging
 import signal
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from regenmap.io import to_jsonable
 from regenmap.pipelines.checkpoints import mark_done, run_lock, stage_done
-from regenmap.pipelines.config import RunConfig, load_config
-from regenmap.pipelines.log import Reporter, StageProgress
+from regenmap.pipelines.config import RunConfig, as_config
+from regenmap.pipelines.log import Reporter
+from regenmap.pipelines.stages import STAGES
 
 if TYPE_CHECKING:
     from distributed import Client
 
-STAGES = ("extract", "features", "train", "evaluate", "predict")
-#: Stages that run on the Dask cluster (it is started only for them).
-CLUSTER_STAGES = frozenset({"extract"})
-#: Seconds between two looks at the progress of the extraction.
-POLL_S = 0.5
 #: Times a cluster stage is started again after the cluster lost a worker or a connection.
 CLUSTER_RETRIES = 2
 
@@ -71,24 +65,6 @@ class RunResult:
     dashboard: str | None = None
 
 
-def _stage_functions() -> dict[str, Callable[..., Any]]:
-    from regenmap.pipelines.extract import extract
-    from regenmap.pipelines.featurize import features
-    from regenmap.pipelines.modelling import evaluate, train
-    from regenmap.pipelines.predict import predict
-
-    return {"extract": extract, "features": features, "train": train,
-            "evaluate": evaluate, "predict": predict}
-
-
-def _as_jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _as_jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_as_jsonable(v) for v in value]
-    return str(value) if isinstance(value, Path) else value
-
-
 class _LazyClient:
     """Opens the run's Dask client on first use; closes it with the run or on :meth:`reset`."""
 
@@ -104,7 +80,7 @@ class _LazyClient:
 
     def get(self) -> Client:
         if self.client is None:
-            from regenmap.pipelines.jobqueue import open_client
+            from regenmap.pipelines.cluster import open_client
 
             self.client = self._stack.enter_context(open_client(self._cfg.cluster,
                                                                 profile=self._profile))
@@ -129,7 +105,7 @@ class _LazyClient:
 
 
 def run(config: RunConfig | str | Path, *, quiet: bool = False,
-        stages: tuple[str, ...] = STAGES, client: Client | None = None,
+        stages: tuple[str, ...] = tuple(STAGES), client: Client | None = None,
         profile: str | Path | None = None) -> RunResult:
     """Run the stages of a job in order, skipping those already done.
 
@@ -160,19 +136,24 @@ def run(config: RunConfig | str | Path, *, quiet: bool = False,
     KeyboardInterrupt
         On Ctrl-C or SIGTERM (the CLI exits with 130; re-running continues).
     """
-    cfg = config if isinstance(config, RunConfig) else load_config(config)
-    if cfg.scenes is None and cfg.observations is None:
+    cfg = as_config(config)
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown:
+        from regenmap.errors import ConfigError
+
+        raise ConfigError(f"unknown stage(s) {unknown}; stages are {', '.join(STAGES)}")
+    if cfg.scenes is None:
         stages = tuple(s for s in stages if s != "extract")
     reporter = Reporter(quiet=quiet)
     out_dir = Path(cfg.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     result = RunResult(config=cfg)
     chash = cfg.run_hash()  # configuration and input contents
-    functions = _stage_functions()
     lazy = _LazyClient(cfg, reporter, client, profile)
     with _sigterm_as_interrupt(), run_lock(out_dir), closing(lazy):
         upstream_ran = False
         for name in stages:
+            stage = STAGES[name]
             # a stage after one that ran again must run again too: its inputs changed
             marker = None if upstream_ran else stage_done(out_dir, name, chash)
             if marker is not None:
@@ -180,21 +161,13 @@ def run(config: RunConfig | str | Path, *, quiet: bool = False,
                 result.skipped.append(name)
                 result.outputs[name] = marker["outputs"]
                 continue
-            fn = functions[name]
             for attempt in range(CLUSTER_RETRIES + 1):
-                kwargs: dict[str, Any] = {}
-                if name in CLUSTER_STAGES and "client" in inspect.signature(fn).parameters:
-                    kwargs["client"] = lazy.get()
                 try:
                     with reporter.stage(name):
-                        if name == "extract":
-                            with _watch_extract(reporter, out_dir, kwargs.get("client")):
-                                produced = fn(cfg, **kwargs)
-                        else:
-                            produced = fn(cfg, **kwargs)
+                        produced = _run_stage(stage, cfg, reporter, lazy)
                     break
                 except Exception as err:
-                    if (name not in CLUSTER_STAGES or attempt == CLUSTER_RETRIES
+                    if (not stage.uses_cluster or attempt == CLUSTER_RETRIES
                             or not _is_cluster_fault(err)):
                         raise
                     # Finished tiles are on disk: starting again computes only the rest.
@@ -202,7 +175,7 @@ def run(config: RunConfig | str | Path, *, quiet: bool = False,
                                    error=f"{type(err).__name__}: {err}"[:300])
                     lazy.reset()
             upstream_ran = True
-            outputs = _as_jsonable(produced)
+            outputs = to_jsonable(produced)
             mark_done(out_dir, name, chash, outputs)
             result.outputs[name] = outputs
         result.dashboard = lazy.dashboard
@@ -211,6 +184,16 @@ def run(config: RunConfig | str | Path, *, quiet: bool = False,
     result.timings = reporter.timings
     _collect_summary(result)
     return result
+
+
+def _run_stage(stage: Any, cfg: RunConfig, reporter: Reporter, lazy: _LazyClient
+               ) -> dict[str, Path]:
+    """Run one stage with the run's client (cluster stages only) and a progress display."""
+    client = lazy.get() if stage.uses_cluster else None
+    if stage.progress_unit is None:
+        return dict(stage(cfg, client=client))
+    with reporter.progress(stage.name, stage.progress_unit) as bar:
+        return dict(stage(cfg, client=client, progress=bar))
 
 
 def _is_cluster_fault(err: BaseException) -> bool:
@@ -237,93 +220,6 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-class _PlanListener(logging.Handler):
-    """Catches the extraction's plan line (fields, acquisitions, tiles, tiles to compute)."""
-
-    def __init__(self) -> None:
-        super().__init__(level=logging.INFO)
-        self.plan: tuple[int, int, int, int] | None = None
-
-    def emit(self, record: logging.LogRecord) -> None:
-        args = record.args
-        if (isinstance(record.msg, str) and record.msg.startswith("extract: ")
-                and isinstance(args, tuple) and len(args) == 4):
-            a, b, c, d = (int(str(x)) for x in args)
-            self.plan = (a, b, c, d)
-
-
-@contextmanager
-def _watch_extract(reporter: Reporter, out_dir: Path, client: Client | None) -> Iterator[None]:
-    """Show the extraction's progress: tile x acquisition tasks done, tile files written.
-
-    Tasks are counted from the scheduler's task stream (keys ``extract-<tile>-<acq>-...``),
-    tiles from the files written since the stage started.
-    """
-    logger = logging.getLogger("regenmap.pipelines.extract")
-    listener = _PlanListener()
-    old_level = logger.level
-    if logger.getEffectiveLevel() > logging.INFO:
-        logger.setLevel(logging.INFO)
-    logger.addHandler(listener)
-    stop = threading.Event()
-    with reporter.progress("extract", "tile x acquisition tasks") as bar:
-        thread = threading.Thread(target=_poll_extract, name="regenmap-progress", daemon=True,
-                                  args=(bar, listener, out_dir / "observations", client, stop))
-        thread.start()
-        try:
-            yield
-        finally:
-            stop.set()
-            thread.join(timeout=10)
-            logger.removeHandler(listener)
-            logger.setLevel(old_level)
-
-
-def _poll_extract(bar: StageProgress, listener: _PlanListener, obs_dir: Path,
-                  client: Client | None, stop: threading.Event) -> None:
-    t0 = time.time()
-    seen: set[str] = set()
-    index: int | None = None
-    use_stream = client is not None
-    while True:
-        finished = stop.wait(POLL_S)
-        if use_stream and client is not None:
-            try:
-                if index is None:  # start from the scheduler's current position
-                    index = _stream_index(client)
-                scheduler: Any = client.scheduler
-                records = client.sync(scheduler.get_task_stream, start_index=index)
-                index += len(records)
-                seen.update(k for r in records if (k := str(r.get("key", ""))).startswith("extract-")
-                            and r.get("status", "OK") == "OK")
-            except Exception:  # progress must never break a run
-                use_stream = False
-        try:
-            tiles = sum(1 for p in obs_dir.glob("tile=*.parquet") if p.stat().st_mtime >= t0 - 1)
-        except OSError:
-            tiles = 0
-        plan = listener.plan
-        if plan is not None:
-            _, n_acq, _, n_pending = plan
-            total = n_pending * n_acq
-            done = len(seen) if use_stream else tiles * n_acq
-            bar.update(min(done, total), total, tiles=f"{tiles}/{n_pending}")
-        if finished:
-            return
-
-
-def _stream_index(client: Client) -> int:
-    """Append counter of the scheduler's task stream now (tasks finished before the stage)."""
-    def count(dask_scheduler: Any = None) -> int:
-        plugin = dask_scheduler.plugins.get("task-stream") if dask_scheduler else None
-        return int(plugin.index) if plugin is not None else 0
-
-    try:
-        return int(client.run_on_scheduler(count))
-    except Exception:  # older schedulers: count from the buffer's start
-        return 0
 
 
 def _collect_summary(result: RunResult) -> None:

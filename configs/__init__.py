@@ -1,0 +1,1 @@
+"""Package data: the shipped YAML files (demo job, sensor profiles, cluster profiles)."""

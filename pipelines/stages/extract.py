@@ -1,0 +1,312 @@
+"""Stage ``extract``: scenes + field polygons -> per-field observations, one Parquet file per tile.
+
+One Dask task per (tile, acquisition) runs
+:func:`regenmap.features.observe.observe_acquisition` on the tile's window: it reads
+only the bands its indices need, masks clouds and nodata, and reduces every field
+of the tile. The field raster of a tile is built once per acquisition grid (a task
+of its own) and reused by every acquisition on that grid. Each task writes its
+rows to a part file; one task per tile streams the parts into the tile's file
+(:mod:`regenmap.pipelines.tile_store`), atomically; a run started again skips the
+tiles already written by the same inputs and options, and reuses the parts.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from regenmap.errors import ConfigError, InputError
+from regenmap.features.indices import resolve_indices
+from regenmap.features.observe import (
+    ObserveSpec,
+    TileFields,
+    TileRaster,
+    build_tile_raster,
+    index_notes,
+    needed_bands,
+    observations_schema,
+    observe_acquisition,
+    tile_fields,
+)
+from regenmap.geo.catalog import Acquisition, SceneProblem
+from regenmap.geo.grid import GridSpec
+from regenmap.geo.raster_read import RESAMPLING_RULE
+from regenmap.io import write_parquet_atomic
+from regenmap.pipelines import inputs
+from regenmap.pipelines.config import as_config
+from regenmap.pipelines.fingerprint import inputs_fingerprint
+from regenmap.pipelines.layout import RunLayout
+from regenmap.pipelines.log import NullProgress, Progress
+from regenmap.pipelines.tile_store import (
+    PartInfo,
+    file_meta,
+    reuse_part,
+    tile_is_done,
+    write_part,
+    write_tile,
+)
+from regenmap.pipelines.tiling import Tile, TilePlan, plan_job
+from regenmap.provenance import config_hash, stamp
+from regenmap.schema import (
+    ACQUISITION_ID,
+    AREA_HA,
+    FIELD_ID,
+    N_PIXELS,
+    N_VALID,
+    OBSERVATIONS_SCHEMA,
+    REASON,
+    STATUS,
+    FieldStatus,
+)
+
+if TYPE_CHECKING:
+    from distributed import Client, Future
+
+    from regenmap.pipelines.config import RunConfig
+
+log = logging.getLogger(__name__)
+
+#: Columns of ``scenes_status.parquet`` (one row per scene problem).
+SCENE_PATH = "path"
+SCENE_SEVERITY = "severity"
+
+
+def extract_part(fields: TileFields, tile_raster: TileRaster, acq: Acquisition,
+                 spec: ObserveSpec, path: Path, schema: pa.Schema, run_key: str,
+                 tile_file: Path) -> PartInfo:
+    """Extract one tile and acquisition into its part file (one Dask task).
+
+    A part written before by a run with the same ``run_key`` (and no problem) is reused;
+    nothing is done when ``tile_file`` is already written by that run (Dask running the
+    task again after its tile was finished).
+    """
+    when = np.datetime64(acq.time, "ns")
+    if tile_is_done(tile_file, run_key):
+        return PartInfo(str(path), when, 0)
+    done = reuse_part(path, run_key)
+    if done is not None:
+        return done
+    res = observe_acquisition(fields, tile_raster, acq, spec)
+    return write_part(path, res.rows, schema, when, run_key, res.problems,
+                      (res.units_read, res.units_skipped))
+
+
+# --------------------------------------------------------------------------- driver
+
+def extract(config: RunConfig | str | Path, *, client: Client | None = None,
+            progress: Progress | None = None) -> dict[str, Path]:
+    """Run the extraction stage.
+
+    Parameters
+    ----------
+    config
+        Run configuration, or the path of its YAML file.
+    client
+        Dask client to run on; else one is opened (and closed) as the CLI does
+        (:func:`regenmap.pipelines.cluster.open_client`: address, profile, LocalCluster).
+    progress
+        Told the plan (tile x acquisition tasks) and each finished task.
+
+    Returns
+    -------
+    dict
+        ``observations``: the folder of ``tile=<id>.parquet`` files; ``fields_status``
+        (field_id, status, reason, area_ha, n_pixels); ``scenes_status`` (acquisition_id,
+        path, severity, reason).
+
+    Raises
+    ------
+    ConfigError
+        Bad options or no ``scenes`` section.
+    InputError
+        Unreadable inputs; with ``extract.on_error: fail`` also the first scene problem.
+    """
+    cfg = as_config(config)
+    layout = RunLayout.of(cfg)
+    progress = progress or NullProgress()
+    if cfg.scenes is None:
+        raise ConfigError("scenes: the extraction stage needs a 'scenes' section (path, sensor, "
+                          "kind), or start from existing observations with 'observations:'")
+    profiles = inputs.sensor_profiles(cfg)
+    opts = cfg.extract
+    indices = resolve_indices(opts.indices)
+    spec = ObserveSpec(indices=indices, stats=tuple(opts.stats),
+                       percentiles=tuple(opts.percentiles), min_pixels=opts.min_pixels,
+                       inner_buffer_px=opts.inner_buffer_px, threads=opts.read_threads,
+                       on_error=opts.on_error, skip_blocks=opts.skip_blocks,
+                       sensor_bands={p.name: frozenset(p.common_names) for p in profiles})
+    fields = inputs.fields(cfg)
+    acquisitions, problems = inputs.catalog(cfg, profiles)
+    fatal = [p for p in problems if p.severity == "error"]
+    if fatal and opts.on_error == "fail":
+        raise InputError(f"{fatal[0].reason} (acquisition {fatal[0].acquisition_id or '?'}); "
+                         "set extract.on_error: record to skip it and go on", path=fatal[0].path)
+    if not acquisitions:
+        raise InputError("no usable acquisition: " + "; ".join(p.reason for p in problems[:5]),
+                         path=cfg.scenes.path)
+    notes = [n for prof in profiles for n in index_notes(
+        prof.name, indices, [a for a in acquisitions if a.sensor == prof.name])]
+    for note in notes:
+        log.warning(note)
+    bands = sorted({b for a in acquisitions for b in needed_bands(a, indices)})
+    _, plan = plan_job(acquisitions, fields.geometry, bands, opts.tile_size_px)
+    run_key = config_hash({"fields": cfg.fields.model_dump(mode="json"),
+                           "scenes": cfg.scenes.model_dump(mode="json"),
+                           "extract": opts.model_dump(mode="json"),
+                           "acquisitions": [a.id for a in acquisitions],
+                           # contents too: a fields file or scene edited in place
+                           "inputs": inputs_fingerprint([cfg.fields.path, cfg.scenes.path,
+                                                         cfg.scenes.dates],
+                                                        exclude=cfg.out_dir)})
+    out = layout.observations_dir
+    out.mkdir(parents=True, exist_ok=True)
+    meta = stamp(schema=OBSERVATIONS_SCHEMA, config=cfg.model_dump(mode="json"),
+                 inputs=[str(cfg.fields.path), str(cfg.scenes.path)])
+    meta.update(run_key=run_key, indices={i.name: {"formula": i.formula, "source": i.source}
+                                          for i in indices},
+                resampling=RESAMPLING_RULE, inner_buffer_px=opts.inner_buffer_px,
+                min_pixels=opts.min_pixels, pixel_rule="pixel centre inside the buffered polygon",
+                notes=notes)
+    pending = [t for t in plan.tiles if not tile_is_done(layout.tile_file(t.id), run_key)]
+    log.info("extract: %d field(s), %d acquisition(s), %d tile(s), %d to compute",
+             len(fields), len(acquisitions), len(plan.tiles), len(pending))
+    progress.plan(len(pending) * len(acquisitions), tiles=f"0/{len(pending)}")
+    if pending:
+        if client is None:
+            from regenmap.pipelines.cluster import open_client
+
+            with open_client(cfg.cluster) as own:
+                _run(own, pending, fields, acquisitions, spec, layout, meta,
+                     opts.tiles_in_flight, progress)
+        else:
+            _run(client, pending, fields, acquisitions, spec, layout, meta, opts.tiles_in_flight,
+                 progress)
+    parts = layout.parts_dir
+    if parts.is_dir() and not any(parts.iterdir()):
+        parts.rmdir()  # every tile written: no part left
+    # what every tile (written now or by an earlier run) recorded, read once
+    metas = [file_meta(path) for path in (layout.tile_file(t.id) for t in plan.tiles)
+             if path.is_file()]
+    problems += [SceneProblem(**p) for m in metas for p in m.get("scene_problems", [])]
+    _log_block_units(metas)
+    _write_scene_status(layout.scenes_status, problems)
+    _write_field_status(layout, fields, plan, opts.min_pixels, opts.inner_buffer_px)
+    return {"observations": out, "fields_status": layout.fields_status,
+            "scenes_status": layout.scenes_status}
+
+
+def _identity(value: Any) -> Any:
+    """Return ``value``: puts an object into the task graph with lineage."""
+    return value
+
+
+def _run(client: Client, pending: list[Tile], fields: gpd.GeoDataFrame,
+         acquisitions: list[Acquisition], spec: ObserveSpec, layout: RunLayout,
+         meta: dict[str, Any], in_flight: int | None, progress: Progress) -> None:
+    """Extract and write the pending tiles, at most ``in_flight`` at a time."""
+    from distributed import as_completed
+
+    by_grid: dict[GridSpec, list[Acquisition]] = {}
+    for acq in acquisitions:
+        by_grid.setdefault(acq.grid_for(needed_bands(acq, spec.indices)), []).append(acq)
+    schema = observations_schema(spec)
+    n_workers = max(1, len(client.scheduler_info().get("workers", {})))
+    limit = in_flight or 2 * n_workers
+    tiles: Iterator[Tile] = iter(pending)
+
+    def submit(tile: Tile) -> Future:
+        # A task, not client.scatter: its data lives in the graph, so the scheduler can
+        # recompute it on another worker if the one holding it dies.
+        tf_future = client.submit(_identity, tile_fields(fields, tile.id, tile.rows),
+                                  key=f"tile-fields-{tile.id}-{meta['run_key']}", pure=False)
+        parts = []
+        for g, (grid, accs) in enumerate(by_grid.items()):
+            ids = client.submit(build_tile_raster, tf_future, grid, spec.inner_buffer_px,
+                                key=f"field-raster-{tile.id}-{g}-{meta['run_key']}", pure=False)
+            parts += [client.submit(extract_part, tf_future, ids, acq, spec,
+                                    layout.part_file(tile.id, acq.id), schema, meta["run_key"],
+                                    layout.tile_file(tile.id),
+                                    key=f"extract-{tile.id}-{acq.id}-{meta['run_key']}",
+                                    pure=False) for acq in accs]
+        for part in parts:
+            part.add_done_callback(
+                lambda f: progress.advance() if f.status == "finished" else None)
+        return client.submit(write_tile, layout.tile_file(tile.id), parts, schema,
+                             {**meta, "tile_id": tile.id}, key=f"write-{tile.id}-{meta['run_key']}",
+                             pure=False)
+
+    queue = as_completed([submit(t) for t in itertools.islice(tiles, limit)])
+    for written, fut in enumerate(queue, start=1):
+        fut.result()  # raises the task's error; its problems are in the tile's metadata
+        progress.advance(0, tiles=f"{written}/{len(pending)}")
+        nxt = next(tiles, None)
+        if nxt is not None:
+            queue.add(submit(nxt))
+
+
+def _log_block_units(metas: list[dict[str, Any]]) -> None:
+    """Log how many block units of band files the tiles decoded and skipped."""
+    read = sum(int(m.get("block_units", {}).get("read", 0)) for m in metas)
+    skipped = sum(int(m.get("block_units", {}).get("skipped", 0)) for m in metas)
+    if read + skipped:
+        log.info("extract: decoded %d of %d band block units (%.0f%% skipped: no field, or "
+                 "every field pixel masked)", read, read + skipped, 100 * skipped / (read + skipped))
+
+
+def _write_scene_status(path: Path, problems: list[SceneProblem]) -> None:
+    seen: dict[tuple[str, str, str], SceneProblem] = {}
+    for p in problems:
+        seen.setdefault((p.acquisition_id, p.path, p.reason), p)
+    df = pd.DataFrame({ACQUISITION_ID: [p.acquisition_id for p in seen.values()],
+                       SCENE_PATH: [p.path for p in seen.values()],
+                       SCENE_SEVERITY: [p.severity for p in seen.values()],
+                       REASON: [p.reason for p in seen.values()]}).astype(str)
+    write_parquet_atomic(df, path)
+
+
+def _write_field_status(layout: RunLayout, fields: gpd.GeoDataFrame, plan: TilePlan,
+                        min_pixels: int, buffer_px: float) -> None:
+    cols = [FIELD_ID, N_PIXELS, N_VALID]
+    files = [layout.tile_file(t.id) for t in plan.tiles if layout.tile_file(t.id).is_file()]
+    # tile by tile (a field is in one tile), so only one tile's rows are in memory
+    per_tile = [pd.read_parquet(f, columns=cols).groupby(FIELD_ID).agg(
+        n_pixels=(N_PIXELS, "max"), n_valid=(N_VALID, "sum"), n_obs=(N_PIXELS, "size"))
+        for f in files]
+    if per_tile:
+        agg = pd.concat(per_tile).groupby(level=0).agg(
+            n_pixels=("n_pixels", "max"), n_valid=("n_valid", "sum"), n_obs=("n_obs", "sum"))
+    else:
+        agg = pd.DataFrame({"n_pixels": [], "n_valid": [], "n_obs": []}, index=pd.Index([]))
+    agg = agg.reindex(fields[FIELD_ID].to_numpy())
+    status = fields[STATUS].to_numpy(dtype=object).copy()
+    reason = fields[REASON].to_numpy(dtype=object).copy()
+    n_pix = agg["n_pixels"].to_numpy()
+    n_obs = agg["n_obs"].to_numpy()
+    n_val = agg["n_valid"].to_numpy()
+    for i in range(len(fields)):
+        if status[i] == FieldStatus.ERROR.value:
+            continue
+        extra = ""
+        if not n_obs[i] > 0:
+            status[i], extra = FieldStatus.NO_DATA.value, "outside every scene"
+        elif n_pix[i] < min_pixels:
+            status[i] = FieldStatus.TOO_SMALL.value
+            extra = (f"{int(n_pix[i])} pixel(s) after an inner buffer of {buffer_px:g} px; "
+                     f"minimum is {min_pixels} (extract.min_pixels)")
+        elif n_val[i] == 0:
+            status[i], extra = FieldStatus.NO_DATA.value, "no valid (cloud-free) pixel in any scene"
+        if extra:
+            reason[i] = f"{reason[i]}; {extra}" if reason[i] else extra
+    df = pd.DataFrame({FIELD_ID: fields[FIELD_ID].astype(str).to_numpy(), STATUS: status.astype(str),
+                       REASON: reason.astype(str),
+                       AREA_HA: fields[AREA_HA].to_numpy(dtype=np.float64),
+                       N_PIXELS: np.nan_to_num(n_pix.astype(np.float64), nan=0).astype(np.int32)})
+    write_parquet_atomic(df, layout.fields_status)

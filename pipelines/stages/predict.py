@@ -1,0 +1,152 @@
+"""Stage ``predict``: label every field, then write the GeoPackage, maps and run report.
+
+Each target's model labels every field of ``features.parquet``; fields flagged
+upstream (``fields_status.parquet``) or by feature-quality flags are withheld with
+their status, never guessed. Drift against the training data is written to
+``drift.json`` and the predictions' metadata; a drifted run warns.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from regenmap.errors import ConfigError, ModelError
+from regenmap.io import read_json, write_json_atomic, write_parquet_atomic
+from regenmap.models.artifact import load_model
+from regenmap.models.predict import predict_target
+from regenmap.pipelines import inputs
+from regenmap.pipelines.config import as_config
+from regenmap.pipelines.layout import (
+    RunLayout,
+    read_features,
+    read_fields_status,
+    read_observations,
+    read_predictions,
+)
+from regenmap.provenance import stamp
+from regenmap.schema import FIELD_ID, GPKG_SCHEMA, PREDICTIONS_SCHEMA, proba_column
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+    from regenmap.pipelines.config import RunConfig
+    from regenmap.pipelines.log import Progress
+
+log = logging.getLogger(__name__)
+
+
+def predict_table(cfg: RunConfig) -> Path:
+    """Label every field of ``features.parquet`` with each target's model.
+
+    Returns
+    -------
+    pathlib.Path
+        ``out_dir/predictions.parquet`` (also writes ``out_dir/drift.json``).
+    """
+    layout = RunLayout.of(cfg)
+    mc = cfg.model
+    features = read_features(layout)
+    status = read_fields_status(layout)
+    merged: pd.DataFrame | None = None
+    drift: dict[str, Any] = {}
+    models: dict[str, Any] = {}
+    for target in mc.targets:
+        directory = layout.model_dir(target)
+        model = load_model(directory)
+        if model.target != target:
+            raise ModelError(f"{directory} holds a model of '{model.target}', not '{target}'. "
+                             "Fix model.path.")
+        flags = [*mc.withhold_flags.get("all", []), *mc.withhold_flags.get(target, [])]
+        pred = predict_target(model, features, confidence_threshold=mc.confidence_threshold,
+                              field_status=status, ood_threshold=mc.ood_threshold,
+                              min_feature_share=mc.min_feature_share, flags=flags,
+                              explain=mc.explain)
+        drift[target] = pred.attrs.get("drift", {}).get(target)
+        models[target] = {"dir": str(directory), "model_id": model.provenance.get("model_id"),
+                          "config_hash": model.provenance.get("config_hash")}
+        pred.attrs = {}
+        merged = pred if merged is None else merged.merge(pred, on=FIELD_ID, how="outer",
+                                                          sort=False)
+        report = drift[target]
+        if report and report.get("warning"):
+            warnings.warn(f"{target}: {report['warning']}", stacklevel=2)
+            log.warning("%s: %s", target, report["warning"])
+    if merged is None:
+        raise ConfigError("model.targets is empty: nothing to predict.")
+    meta = {**stamp(schema=PREDICTIONS_SCHEMA, config=cfg.model_dump(mode="json"),
+                    inputs=[str(layout.features)]),
+            "models": models, "drift": {t: _drift_brief(r) for t, r in drift.items()}}
+    write_json_atomic(layout.drift, {"drift": drift, "models": models})
+    return write_parquet_atomic(merged, layout.predictions, meta=meta)
+
+
+def _drift_brief(report: dict[str, Any] | None) -> dict[str, Any] | None:
+    if report is None:
+        return None
+    return {k: report[k] for k in ("drifted", "max_psi", "threshold", "warning")}
+
+
+def predict(config: RunConfig | str | Path, *, client: Client | None = None,
+            progress: Progress | None = None) -> dict[str, Path]:
+    """Predict every field, then write ``practices.gpkg``, maps and the run report.
+
+    Parameters
+    ----------
+    config
+        Run configuration or the path of its YAML file.
+    client, progress
+        Accepted for the stages' one signature.
+
+    Returns
+    -------
+    dict
+        Output name (``predictions``, ``gpkg``, one per map, ``report``) -> path.
+    """
+    from regenmap.maps import render_maps, write_report, write_results
+
+    cfg = as_config(config)
+    layout = RunLayout.of(cfg)
+    predictions_path = predict_table(cfg)
+    predictions = read_predictions(layout)
+    fields = inputs.fields(cfg)
+    observations = read_observations(layout) if layout.tile_files() else None
+    targets = _targets_and_classes(cfg, predictions)
+    source = cfg.scenes.path if cfg.scenes else cfg.observations
+    run_info = stamp(schema=GPKG_SCHEMA, config=cfg.model_dump(mode="json"),
+                     inputs=[str(cfg.fields.path), str(source)])
+    run_info["name"] = cfg.name
+    run_info["config"] = cfg.model_dump(mode="json")
+    if layout.drift.is_file():
+        drift = read_json(layout.drift, what="drift report")
+        run_info["drift"] = drift.get("drift", drift)
+    out = cfg.outputs
+    gpkg = write_results(layout.gpkg, fields, predictions, targets=targets, run_info=run_info,
+                         observations=observations, crs=out.crs, passthrough=out.passthrough,
+                         geoparquet=out.geoparquet, overwrite=out.overwrite,
+                         store_observations=out.observations)
+    outputs: dict[str, Path] = {"predictions": predictions_path, "gpkg": gpkg}
+    if out.maps:
+        for path in render_maps(gpkg, layout.maps_dir, targets=list(targets)):
+            outputs[path.stem] = path
+        card = layout.model_card(cfg.model.targets[0])
+        summary = (read_json(layout.evaluation_summary, what="evaluation summary")
+                   if layout.evaluation_summary.is_file() else None)
+        outputs["report"] = write_report(layout.out_dir, gpkg_path=gpkg, run_info=run_info,
+                                         evaluation=summary,
+                                         model_card=card if card.is_file() else None,
+                                         observations=observations)
+    return outputs
+
+
+def _targets_and_classes(cfg: RunConfig, predictions: pd.DataFrame) -> dict[str, list[str]]:
+    """Class names of each target, read from the probability columns of the predictions."""
+    targets: dict[str, list[str]] = {}
+    for target in cfg.model.targets:
+        prefix = proba_column(target, "")
+        targets[target] = [c[len(prefix):] for c in predictions.columns if c.startswith(prefix)]
+    return targets

@@ -1,0 +1,132 @@
+"""Stage ``train``: features + labels -> one model directory per target.
+
+For every target: an optional small spatially cross-validated parameter search,
+the spatial cross-validation whose out-of-fold predictions the ``evaluate``
+stage reads, then the model trained on every labelled field, written to
+``out_dir/model/<target>/`` (booster as text, JSON metadata, training reference,
+out-of-fold predictions). Models are never pickled.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from regenmap.io import read_json, write_json_atomic, write_parquet_atomic
+from regenmap.models.artifact import save_model
+from regenmap.models.calibration import fit_calibration
+from regenmap.models.evaluate import CVResult, cross_validate_predictions, evaluation_report
+from regenmap.models.train import train_target
+from regenmap.pipelines import inputs
+from regenmap.pipelines.config import as_config
+from regenmap.pipelines.layout import RunLayout, read_features
+from regenmap.provenance import stamp
+from regenmap.schema import MODEL_SCHEMA
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+    from regenmap.pipelines.config import RunConfig
+    from regenmap.pipelines.log import Progress
+
+log = logging.getLogger(__name__)
+
+
+def summary_metrics(report: dict[str, Any]) -> dict[str, Any]:
+    """Return the headline numbers of an evaluation report (stored in metadata.json)."""
+    ov = report["overall"]
+    ci = ov.get("ci", {})
+    return {
+        "strategy": report["strategy"],
+        "n_folds": report["n_folds"],
+        "notes": report["notes"],
+        "overall": {k: ov.get(k) for k in ("n", "accuracy", "balanced_accuracy", "macro_f1",
+                                           "kappa", "log_loss")},
+        "ci95": {k: ci.get(k) for k in ("accuracy", "balanced_accuracy", "macro_f1", "kappa")},
+        "per_class": ov.get("per_class"),
+        "ece": report["calibration"]["uncalibrated"]["ece"],
+        "ece_calibrated": (report["calibration"]["calibrated"] or {}).get("ece"),
+        "worst_group": report["disaggregated"]["worst"],
+        "operating_point": report["operating_point"],
+    }
+
+
+def train(config: RunConfig | str | Path, *, client: Client | None = None,
+          progress: Progress | None = None) -> dict[str, Path]:
+    """Train and cross-validate one model per target; write the model directories.
+
+    Parameters
+    ----------
+    config
+        Run configuration or its YAML path.
+    client, progress
+        Accepted for the stages' one signature; LightGBM trains in this process.
+
+    Returns
+    -------
+    dict
+        Target -> model directory (``out_dir/model/<target>``).
+    """
+    cfg = as_config(config)
+    layout = RunLayout.of(cfg)
+    mc = cfg.model
+    features = read_features(layout)
+    table = inputs.labels(cfg)
+    base = mc.train_options(cfg.seed)
+    cvo = mc.cv_options(cfg.seed)
+    out: dict[str, Path] = {}
+    for target in mc.targets:
+        data = table.labelled(features, target, cfg)
+        options = base
+        search_info = None
+        if mc.search:
+            from regenmap.models.search import search_params
+
+            search_info = search_params(data, base, cvo)
+            options = base.with_lightgbm(**search_info["best"])
+        cv = cross_validate_predictions(data, options, cvo)
+        cv.notes[:0] = list(table.notes)
+        report = evaluation_report(cv, mc.evaluation_options(cfg.seed))
+        model = train_target(data, options)
+        model.calibration = fit_calibration(cv.raw, cv.y, mc.calibration)
+        model.metrics = summary_metrics(report)
+        model.training["label_source"] = str(table.source)
+        model.training["group_column"] = table.group_name
+        if search_info is not None:
+            model.training["search"] = search_info
+        model.provenance = {
+            **stamp(schema=MODEL_SCHEMA, inputs=[str(layout.features), str(table.source)]),
+            "config_hash": cfg.hash(),
+            "seed": cfg.seed,
+            "run_name": cfg.name,
+            "model_id": model.provenance.get("model_id"),
+        }
+        directory = save_model(model, layout.trained_model_dir(target))
+        write_cv(layout, cv)
+        out[target] = directory
+        log.info("trained %s: held-out accuracy %.3f", target, report["overall"]["accuracy"])
+    return out
+
+
+def write_cv(layout: RunLayout, cv: CVResult) -> None:
+    """Save the out-of-fold predictions of a target beside its model."""
+    write_parquet_atomic(cv.to_frame(), layout.cv_predictions(cv.target, trained=True))
+    write_json_atomic(layout.cv_meta(cv.target, trained=True),
+                      {"target": cv.target, "classes": list(cv.classes), "strategy": cv.strategy,
+                       "notes": cv.notes, "folds": cv.fold_info})
+
+
+def read_cv(layout: RunLayout, target: str) -> CVResult | None:
+    """Read the out-of-fold predictions beside the model in use, or None if there are none."""
+    meta_path, data_path = layout.cv_meta(target), layout.cv_predictions(target)
+    if not (meta_path.is_file() and data_path.is_file()):
+        return None
+    meta = read_json(meta_path, what="cross-validation description")
+    cv = CVResult.from_frame(pd.read_parquet(data_path), target=meta["target"],
+                             classes=tuple(meta["classes"]), strategy=meta["strategy"],
+                             notes=meta["notes"])
+    cv.fold_info = meta.get("folds", [])
+    return cv
