@@ -11,13 +11,14 @@ records, never dropped silently.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 import rasterio
-from rasterio.errors import RasterioIOError
+from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 
 from regenmap.errors import CRSError, InputError
 from regenmap.geo.grid import GridSpec
@@ -133,7 +134,11 @@ def open_grid(href: str) -> tuple[GridSpec, int, str, float | None, tuple[str | 
         If the raster has no CRS.
     """
     try:
-        with rasterio.open(href) as ds:
+        # a file without georeferencing is reported by GridSpec, with the fix; not warned twice
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            ds = rasterio.open(href)
+        with ds:
             grid = GridSpec.from_dataset(ds, path=href)
             return grid, ds.count, ds.dtypes[0], ds.nodata, tuple(ds.descriptions)
     except RasterioIOError as err:

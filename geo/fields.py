@@ -52,7 +52,7 @@ def read_fields(path: str | Path, *, layer: str | None = None, id_column: str = 
     """
     p = Path(path)
     if not p.exists() and "://" not in str(path):
-        raise InputError("fields file not found; set fields.path", path=p)
+        raise InputError("fields file not found", path=p)
     try:
         if p.suffix.lower() in (".parquet", ".geoparquet"):
             gdf = gpd.read_parquet(p)
@@ -62,7 +62,7 @@ def read_fields(path: str | Path, *, layer: str | None = None, id_column: str = 
         raise InputError(f"cannot read fields: {err}", path=p) from None
     if id_column not in gdf.columns:
         raise FieldError(f"no id column {id_column!r}; columns are {sorted(map(str, gdf.columns))}. "
-                         "Set fields.id_column.", path=p)
+                         "Name the id column (id_column).", path=p)
     if gdf.crs is None:
         raise CRSError("fields have no CRS; assign one (e.g. ogr2ogr -a_srs EPSG:4326)", path=p)
     ids = gdf[id_column]

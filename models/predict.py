@@ -31,8 +31,6 @@ from regenmap.schema import (
 #: Fields explained per TreeSHAP call (memory ~ chunk x classes x features x 8 bytes).
 _EXPLAIN_CHUNK = 5000
 
-STATUS_COLUMN = STATUS
-REASON_COLUMN = REASON
 
 
 def predict_target(model: TrainedModel, features: pd.DataFrame, *,
@@ -93,9 +91,9 @@ def predict_target(model: TrainedModel, features: pd.DataFrame, *,
     if field_status is not None:
         up = _upstream(field_status)
         known = up.reindex(fm.field_ids)
-        flagged = known[STATUS_COLUMN].notna() & (known[STATUS_COLUMN] != FieldStatus.OK.value)
-        status[flagged.to_numpy()] = known.loc[flagged, STATUS_COLUMN].to_numpy()
-        why[flagged.to_numpy()] = known.loc[flagged, REASON_COLUMN].to_numpy()
+        flagged = known[STATUS].notna() & (known[STATUS] != FieldStatus.OK.value)
+        status[flagged.to_numpy()] = known.loc[flagged, STATUS].to_numpy()
+        why[flagged.to_numpy()] = known.loc[flagged, REASON].to_numpy()
         extra_ids = [i for i in up.index if i not in set(fm.field_ids)]
 
     for flag in flags:
@@ -174,21 +172,21 @@ def predict_target(model: TrainedModel, features: pd.DataFrame, *,
 
 def _upstream(field_status: pd.DataFrame) -> pd.DataFrame:
     """Validate an upstream status table; index it by field id."""
-    missing = [c for c in (FIELD_ID, STATUS_COLUMN) if c not in field_status.columns]
+    missing = [c for c in (FIELD_ID, STATUS) if c not in field_status.columns]
     if missing:
         raise ModelError(f"field status table lacks column(s) {missing}; it needs "
-                         f"'{FIELD_ID}', '{STATUS_COLUMN}' and optionally '{REASON_COLUMN}'.")
+                         f"'{FIELD_ID}', '{STATUS}' and optionally '{REASON}'.")
     valid = {s.value for s in FieldStatus}
-    st = field_status[STATUS_COLUMN].astype(str).str.strip().str.lower()
+    st = field_status[STATUS].astype(str).str.strip().str.lower()
     bad = sorted(set(st) - valid)
     if bad:
         raise ModelError(f"field status table holds unknown status value(s) {bad}; "
                          f"valid: {sorted(valid)}.")
-    reason = (field_status[REASON_COLUMN].astype(object) if REASON_COLUMN in field_status
+    reason = (field_status[REASON].astype(object) if REASON in field_status
               else pd.Series(None, index=field_status.index, dtype=object))
     default = st.map(lambda s: f"flagged upstream: {s}")
     reason = reason.where(reason.notna() & (reason.astype(str).str.strip() != ""), default)
-    up = pd.DataFrame({STATUS_COLUMN: st.to_numpy(), REASON_COLUMN: reason.astype(str).to_numpy()},
+    up = pd.DataFrame({STATUS: st.to_numpy(), REASON: reason.astype(str).to_numpy()},
                       index=pd.Index(field_status[FIELD_ID].astype(str), name=FIELD_ID))
     if up.index.has_duplicates:
         dup = up.index[up.index.duplicated()].unique()[:5].tolist()
@@ -199,8 +197,8 @@ def _upstream(field_status: pd.DataFrame) -> pd.DataFrame:
 def _status_only_rows(model: TrainedModel, up: pd.DataFrame, dtypes: pd.Series) -> pd.DataFrame:
     """Rows for fields that have a status but no features: withheld, never guessed."""
     t = model.target
-    st = up[STATUS_COLUMN].to_numpy(dtype=object).copy()
-    reason = up[REASON_COLUMN].to_numpy(dtype=object).copy()
+    st = up[STATUS].to_numpy(dtype=object).copy()
+    reason = up[REASON].to_numpy(dtype=object).copy()
     no_feat = st == FieldStatus.OK.value
     st[no_feat] = FieldStatus.NO_DATA.value
     reason[no_feat] = "no features were computed for this field"

@@ -144,6 +144,7 @@ def _stage(name: str, config: Path, *, scheduler: str | None = None,
 
     def go() -> dict[str, Path]:
         with ExitStack() as stack:
+            stack.enter_context(reporter.capture())
             stack.enter_context(run_lock(Path(cfg.out_dir)))
             client = (stack.enter_context(open_client(cfg.cluster, profile=profile))
                       if stage.uses_cluster else None)

@@ -133,9 +133,19 @@ def catalog(cfg: RunConfig, profiles: list[SensorProfile] | None = None
 # --------------------------------------------------------------------------- fields and labels
 def fields(cfg: RunConfig) -> gpd.GeoDataFrame:
     """Return the job's field polygons, validated (:func:`regenmap.geo.fields.read_fields`)."""
+    from regenmap.errors import FieldError
     from regenmap.geo.fields import read_fields
 
-    return read_fields(cfg.fields.path, layer=cfg.fields.layer, id_column=cfg.fields.id_column)
+    if not Path(cfg.fields.path).exists() and "://" not in str(cfg.fields.path):
+        raise InputError("fields file not found; set fields.path", path=cfg.fields.path)
+    try:
+        return read_fields(cfg.fields.path, layer=cfg.fields.layer,
+                           id_column=cfg.fields.id_column)
+    except FieldError as err:
+        if "id column" not in str(err):
+            raise
+        raise FieldError(str(err).replace("Name the id column (id_column).",
+                                          "Set fields.id_column.")) from None
 
 
 @dataclass(frozen=True)

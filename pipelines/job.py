@@ -150,7 +150,7 @@ def run(config: RunConfig | str | Path, *, quiet: bool = False,
     result = RunResult(config=cfg)
     chash = cfg.run_hash()  # configuration and input contents
     lazy = _LazyClient(cfg, reporter, client, profile)
-    with _sigterm_as_interrupt(), run_lock(out_dir), closing(lazy):
+    with _sigterm_as_interrupt(), reporter.capture(), run_lock(out_dir), closing(lazy):
         upstream_ran = False
         for name in stages:
             stage = STAGES[name]

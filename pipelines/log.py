@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -131,6 +133,8 @@ class Reporter:
         self.console = Console(stderr=True)
         self.timings: dict[str, float] = {}
         self._progress: RichProgress | None = None
+        self._stage = ""
+        self._seen: set[tuple[str, str]] = set()
 
     def event(self, event: str, **fields: Any) -> None:
         """Emit one event (a JSON line when quiet, a styled line otherwise)."""
@@ -147,6 +151,7 @@ class Reporter:
     def stage(self, name: str) -> Iterator[None]:
         """Time a stage and report its start and end."""
         self.event("start", stage=name)
+        self._stage = name
         t0 = time.perf_counter()
         try:
             yield
@@ -156,6 +161,36 @@ class Reporter:
         seconds = time.perf_counter() - t0
         self.timings[name] = round(seconds, 2)
         self.event("done", stage=name, seconds=round(seconds, 2))
+
+    def warning(self, message: str, *, source: str = "regenmap") -> None:
+        """Report a warning once per stage and message (an event, never a raw Python warning)."""
+        key = (self._stage, message)
+        if key in self._seen:
+            return
+        self._seen.add(key)
+        self.event("warning", stage=self._stage, source=source, message=message)
+
+    @contextmanager
+    def capture(self) -> Iterator[None]:
+        """Route Python warnings and regenmap's logged warnings to :meth:`warning` events.
+
+        Batch logs then hold only events (JSON lines with ``--quiet``), and each
+        warning is said once, with the stage it came from.
+        """
+        handler = _WarningHandler(self)
+        logger = logging.getLogger("regenmap")
+        logger.addHandler(handler)
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            warnings.showwarning = self._show_warning
+            try:
+                yield
+            finally:
+                logger.removeHandler(handler)
+
+    def _show_warning(self, message: Warning | str, category: type[Warning], filename: str,
+                      lineno: int, file: Any = None, line: str | None = None) -> None:
+        self.warning(str(message), source=category.__name__)
 
     @contextmanager
     def progress(self, stage: str, unit: str) -> Iterator[StageProgress]:
@@ -181,3 +216,14 @@ class Reporter:
         """Report a stage skipped because its checkpoint is valid."""
         self.timings[name] = 0.0
         self.event("skipped", stage=name, reason=reason)
+
+
+class _WarningHandler(logging.Handler):
+    """Sends WARNING and above records of regenmap's loggers to a reporter."""
+
+    def __init__(self, reporter: Reporter) -> None:
+        super().__init__(level=logging.WARNING)
+        self._reporter = reporter
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._reporter.warning(record.getMessage(), source=record.name)

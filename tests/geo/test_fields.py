@@ -66,8 +66,9 @@ def test_duplicates_missing_column_missing_file_and_crs(tmp_path: Path) -> None:
         read_fields(tmp_path / "d.gpkg")
     with pytest.raises(InputError, match="not found"):
         read_fields(tmp_path / "missing.gpkg")
-    table(["a"], [shapely.box(0, 0, 1, 1)], crs=None).to_file(tmp_path / "n.geojson",
-                                                               driver="GeoJSON")
+    with pytest.warns(UserWarning, match="'crs' was not provided"):
+        table(["a"], [shapely.box(0, 0, 1, 1)], crs=None).to_file(tmp_path / "n.geojson",
+                                                                   driver="GeoJSON")
     (tmp_path / "n.shp").write_bytes(b"")
     with pytest.raises((CRSError, InputError)):
         read_fields(tmp_path / "n.shp", id_column="pid")

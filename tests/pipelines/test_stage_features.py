@@ -66,8 +66,9 @@ def test_user_index_table_without_swir_from_yaml(tmp_path: Path) -> None:
     (tmp_path / "run.yaml").write_text(yaml.safe_dump({
         "out_dir": "o", "fields": {"path": "f.gpkg"}, "observations": "ndvi.parquet",
         "features": {"step_days": 16, "composite": "median"}}))
-    with pytest.warns(MissingIndexWarning) as caught:
+    with pytest.warns(UserWarning) as caught:
         path = features(tmp_path / "run.yaml")["features"]
+    assert any("no observation has BSI, EVI, NDMI, NDTI" in str(w.message) for w in caught)
     missing = sorted(str(w.message).split("'")[1] for w in caught
                      if isinstance(w.message, MissingIndexWarning))
     assert missing == ["bsi", "ndti"]
