@@ -78,7 +78,7 @@ def gen(args: argparse.Namespace) -> None:
     import rasterio
     from rasterio import features
 
-    from regenmap.geo.scene_writer import s2_band_name
+    from regenmap.geo.testing import s2_band_name
 
     size = args.size
     DATA.mkdir(parents=True, exist_ok=True)
@@ -183,7 +183,7 @@ def gen_cloudy(g: Any, nodata20: np.ndarray, profile: dict[str, Any]) -> None:
     import rasterio
     from scipy import ndimage
 
-    from regenmap.geo.scene_writer import s2_band_name
+    from regenmap.geo.testing import s2_band_name
 
     folder = DATA / "scenes_cloudy"
     folder.mkdir(exist_ok=True)

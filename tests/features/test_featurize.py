@@ -12,7 +12,7 @@ import yaml
 
 from regenmap.errors import InputError
 from regenmap.features.build import feature_dictionary
-from regenmap.features.synthetic import synthetic_observations
+from regenmap.features.testing import synthetic_observations
 from regenmap.features.timegrid import MissingIndexWarning
 from regenmap.pipelines.config import load_config, parse_config
 from regenmap.pipelines.featurize import features, read_provenance

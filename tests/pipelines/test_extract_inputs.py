@@ -17,7 +17,7 @@ from distributed import Client
 from pyproj import Transformer
 
 from regenmap.geo.grid import GridSpec
-from regenmap.geo.scene_writer import reflectance_to_dn, s2_band_name, write_raster, write_s2_scene
+from regenmap.geo.testing import reflectance_to_dn, s2_band_name, write_raster, write_s2_scene
 from regenmap.pipelines.config import parse_config
 from regenmap.pipelines.extract import extract
 from regenmap.schema import N_PIXELS, N_VALID, SENSOR, stat_column

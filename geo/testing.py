@@ -1,6 +1,7 @@
-"""Write band files the way sensors deliver them (tests, benchmarks, examples).
+"""Raster files written the way sensors deliver them.
 
-Writes tiled, DEFLATE-compressed GeoTIFFs named like Sentinel-2 L2A band files
+Factories for tests and benchmarks; not used by the pipeline. Writes tiled,
+DEFLATE-compressed GeoTIFFs named like Sentinel-2 L2A band files
 (``T31UFQ_20230412T104629_B04_10m.tif``) so that every reader of
 :mod:`regenmap.geo.catalog` can be exercised on small real files.
 """
