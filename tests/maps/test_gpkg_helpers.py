@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import shapely
 
-from regenmap.errors import InputError, OutputError
+from regenmap.errors import InputError
 from regenmap.geo import gpkg
 
 
