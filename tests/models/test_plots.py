@@ -1,0 +1,69 @@
+"""Evaluation plots and the model card, written without touching the user's matplotlib state."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from regenmap.io import write_json_atomic
+from regenmap.models.artifact import save_model
+from regenmap.models.evaluate import cross_validate
+from regenmap.models.train import train_target
+
+KINDS = ("reliability", "coverage", "confusion", "groups", "importance")
+
+# Runs in a fresh interpreter: a notebook user has chosen a backend before importing regenmap.
+SCRIPT = """
+import json, sys
+from pathlib import Path
+import matplotlib
+matplotlib.use("svg")
+before = matplotlib.get_backend()
+import regenmap.maps.report, regenmap.maps.static, regenmap.models.card, regenmap.models.plots
+after_import = matplotlib.get_backend()
+from regenmap.models.artifact import load_model
+from regenmap.models.card import write_model_card
+from regenmap.models.plots import write_plots
+d = Path(sys.argv[1])
+model = load_model(d / "model")
+report = json.loads((d / "report.json").read_text())
+plots = write_plots(report, model, d / "plots")
+card = write_model_card(model, report, plots, d / "card")
+print(json.dumps({"before": before, "after_import": after_import,
+                  "after_write": matplotlib.get_backend(),
+                  "pyplot": "matplotlib.pyplot" in sys.modules,
+                  "plots": sorted(p.name for p in plots.values()),
+                  "card": sorted(p.name for p in card.values())}))
+"""
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory, data, series, fast) -> Path:  # type: ignore[no-untyped-def]
+    """A saved tillage model and its evaluation report (temperature-calibrated)."""
+    feats, _ = data
+    model = train_target(feats, series["tillage"], target="tillage", groups=series["region"],
+                         params=fast, area_ha=series["area_ha"])
+    report = cross_validate(feats, series["tillage"], target="tillage", groups=series["region"],
+                            n_folds=3, params=fast, area_ha=series["area_ha"], n_boot=50,
+                            group_name="region", calibration="temperature")
+    d = tmp_path_factory.mktemp("evaluated")
+    save_model(model, d / "model")
+    write_json_atomic(d / "report.json", report)
+    return d
+
+
+def test_plots_and_card_leave_the_matplotlib_backend_alone(evaluated: Path) -> None:
+    proc = subprocess.run([sys.executable, "-c", SCRIPT, str(evaluated)], capture_output=True,
+                          text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["before"] == out["after_import"] == out["after_write"] == "svg"
+    assert not out["pyplot"]  # figures are built outside pyplot: no global figure state
+    assert out["plots"] == sorted(f"tillage_{k}.png" for k in KINDS)
+    assert out["card"] == ["model_card.html", "model_card.md"]
+    for k in KINDS:
+        assert (evaluated / "plots" / f"tillage_{k}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
