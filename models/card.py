@@ -3,18 +3,18 @@
 The card is built as a list of blocks (heading, paragraph, bullet list, table,
 image) filled from the model's metadata and its evaluation report, then
 rendered twice: Markdown (images referenced by file name) and HTML (images
-embedded as base64, no external file or script).
+embedded as base64, no external file or script; page, stylesheet and tables
+shared with the run report through :mod:`regenmap.html`).
 """
 
 from __future__ import annotations
 
-import base64
-import html
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from regenmap.html import Markup, escape, page, png_img, table
 from regenmap.io import write_text_atomic
 from regenmap.models.train import TrainedModel
 
@@ -331,16 +331,9 @@ def render_markdown(blocks: list[Block], *, base: Path | None = None) -> str:
     return "\n".join(out)
 
 
-_CSS = ("body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;"
-        "color:#222;line-height:1.45}table{border-collapse:collapse;margin:.5rem 0 1rem}"
-        "td,th{border:1px solid #ccc;padding:.25rem .5rem;text-align:left;font-size:.9rem}"
-        "th{background:#f2f2f2}img{max-width:100%;margin:.5rem 0}code{background:#f5f5f5}"
-        "h2{border-bottom:1px solid #ddd;padding-bottom:.2rem;margin-top:2rem}")
-
-
 def _inline(text: str) -> str:
     """Escape text and turn ``code`` and **bold** spans into HTML."""
-    parts = html.escape(text).split("`")
+    parts = escape(text).split("`")
     s = "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
     bold = s.split("**")
     return "".join(f"<strong>{p}</strong>" if i % 2 else p for i, p in enumerate(bold))
@@ -357,17 +350,11 @@ def render_html(blocks: list[Block], *, title: str) -> str:
         elif blk.kind == "ul" and blk.content:
             body.append("<ul>" + "".join(f"<li>{_inline(i)}</li>" for i in blk.content) + "</ul>")
         elif blk.kind == "table":
-            head = "".join(f"<th>{_inline(str(c))}</th>" for c in blk.content[0])
-            rows = "".join("<tr>" + "".join(f"<td>{_inline(str(c))}</td>" for c in r) + "</tr>"
-                           for r in blk.content[1:])
-            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+            head, *rows = [[Markup(_inline(str(c))) for c in r] for r in blk.content]
+            body.append(table(head, rows))
         elif blk.kind == "img" and blk.content is not None and Path(blk.content).is_file():
-            data = base64.b64encode(Path(blk.content).read_bytes()).decode("ascii")
-            body.append(f'<img alt="{html.escape(str(blk.extra))}" '
-                        f'src="data:image/png;base64,{data}">')
-    return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"
-            + "\n".join(body) + "</body></html>\n")
+            body.append(png_img(Path(blk.content).read_bytes(), str(blk.extra)))
+    return page(title, body)
 
 
 def write_model_card(model: TrainedModel, report: dict[str, Any], plots: dict[str, Path],
@@ -381,7 +368,7 @@ def write_model_card(model: TrainedModel, report: dict[str, Any], plots: dict[st
     """
     d = Path(directory)
     blocks = card_blocks(model, report, plots)
-    md, page = d / "model_card.md", d / "model_card.html"
+    md, html = d / "model_card.md", d / "model_card.html"
     write_text_atomic(md, render_markdown(blocks, base=d))
-    write_text_atomic(page, render_html(blocks, title=f"Model card: {model.target}"))
-    return {"markdown": md, "html": page}
+    write_text_atomic(html, render_html(blocks, title=f"Model card: {model.target}"))
+    return {"markdown": md, "html": html}

@@ -1,4 +1,4 @@
-"""Evaluation plots and the model card, written without touching the user's matplotlib state."""
+"""Evaluation plots and the model card (written without touching the user's matplotlib state)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from regenmap.io import write_json_atomic
-from regenmap.models.artifact import save_model
+from regenmap.models.artifact import load_model, save_model
+from regenmap.models.card import card_blocks, render_html, render_markdown
 from regenmap.models.evaluate import cross_validate
 from regenmap.models.train import train_target
 
@@ -67,3 +68,23 @@ def test_plots_and_card_leave_the_matplotlib_backend_alone(evaluated: Path) -> N
     assert out["card"] == ["model_card.html", "model_card.md"]
     for k in KINDS:
         assert (evaluated / "plots" / f"tillage_{k}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+SECTIONS = ("Model details", "Intended use", "Factors", "Metrics", "Evaluation data",
+            "Training data", "Quantitative analyses", "Ethical considerations",
+            "Caveats and recommendations")
+
+
+def test_card_sections_in_order_and_rendered_through_the_shared_page(evaluated: Path) -> None:
+    model = load_model(evaluated / "model")
+    report = json.loads((evaluated / "report.json").read_text())
+    blocks = card_blocks(model, report, {})
+    assert blocks[0].kind == "h1" and blocks[0].content == "Model card: tillage"
+    assert tuple(b.content for b in blocks if b.kind == "h2") == SECTIONS
+    md = render_markdown(blocks)
+    assert f"held-out accuracy {report['overall']['accuracy']:.3f}" in md
+    page = render_html(blocks, title="Model card: tillage")
+    assert page.count("<style>") == 1 and page.count("<h2>") == len(SECTIONS)
+    # text is escaped in tables too (size classes such as "<2 ha"), code spans become <code>
+    assert "&lt;2 ha" in page and "<2 ha" not in page
+    assert "<code>tillage</code>" in page
