@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from regenmap.maps.gpkg_contract import read_results, validate_results, write_results
+    from regenmap.maps.interactive import result_map
     from regenmap.maps.render import render_maps
     from regenmap.maps.report import write_report
 
@@ -19,10 +20,12 @@ _EXPORTS = {
     "read_results": "regenmap.maps.gpkg_contract",
     "validate_results": "regenmap.maps.gpkg_contract",
     "render_maps": "regenmap.maps.render",
+    "result_map": "regenmap.maps.interactive",
     "write_report": "regenmap.maps.report",
 }
 
-__all__ = ["read_results", "render_maps", "validate_results", "write_report", "write_results"]
+__all__ = ["read_results", "render_maps", "result_map", "validate_results", "write_report",
+           "write_results"]
 
 
 def __getattr__(name: str) -> Any:
