@@ -113,11 +113,9 @@ def test_maps_and_report_leave_the_matplotlib_backend_alone(tmp_path, gpkg):
     assert (tmp_path / "report.html").is_file() and (tmp_path / "maps" / "map.html").is_file()
 
 
-def test_nice_scale_bar_lengths():
-    assert _nice_length(1000) == 200
-    assert _nice_length(640) == 200
-    assert _nice_length(12_000) == 5000
-    assert _nice_length(90) == 20
+@pytest.mark.parametrize(("span_m", "bar_m"), [(1000, 200), (640, 200), (12_000, 5000), (90, 20)])
+def test_nice_length__scale_bar_of_a_map_span(span_m, bar_m):
+    assert _nice_length(span_m) == bar_m
 
 
 def test_html_is_offline(rendered):
