@@ -78,7 +78,7 @@ def gen(args: argparse.Namespace) -> None:
     import rasterio
     from rasterio import features
 
-    from regenmap.geo.scene_writer import s2_band_name
+    from regenmap.geo.sentinel2 import NODATA, band_filename, reflectance_to_dn
 
     size = args.size
     DATA.mkdir(parents=True, exist_ok=True)
@@ -106,21 +106,21 @@ def gen(args: argparse.Namespace) -> None:
     nodata = xx + yy < size // 4  # orbit-edge triangle
     for k in range(N_POOL):
         when = datetime(2023, 1, 2, 10, 46, 29) + timedelta(days=5 * k)
-        if (pool / s2_band_name("31UFQ", when, "SCL", 20)).exists():
+        if (pool / band_filename("31UFQ", when, "SCL", 20)).exists():
             continue
         t = time.time()
         st = (state + k) % 4
         for b, band in enumerate(("B04", "B08", "B11", "B12")):
             refl = np.where(ids >= 0, levels[st, b][np.maximum(ids, 0)], 0.12).astype(np.float32)
             refl *= 1 + 0.03 * rng.standard_normal(g.shape, dtype=np.float32)
-            dn = np.clip((refl + 0.1) * 10000 + 15 * rng.standard_normal(g.shape, np.float32),
-                         1, 65535).astype(np.uint16)
-            dn[nodata] = 0
+            # sensor noise of 15 DN
+            dn = reflectance_to_dn(refl + 0.0015 * rng.standard_normal(g.shape, np.float32))
+            dn[nodata] = NODATA
             res = 10 if band in BANDS_10 else 20
             if res == 20:
                 dn = dn[::2, ::2]
             h, w = dn.shape
-            with rasterio.open(pool / s2_band_name("31UFQ", when, band, res), "w", width=w,
+            with rasterio.open(pool / band_filename("31UFQ", when, band, res), "w", width=w,
                                height=h, transform=g.transform @ g.transform.scale(res / 10),
                                **profile) as ds:
                 ds.write(dn, 1)
@@ -129,7 +129,7 @@ def gen(args: argparse.Namespace) -> None:
         r = size // 12
         scl[max(0, cy - r):cy + r, max(0, cx - r):cx + r] = 9  # a cloud
         scl[nodata[::2, ::2]] = 0
-        with rasterio.open(pool / s2_band_name("31UFQ", when, "SCL", 20), "w", width=size // 2,
+        with rasterio.open(pool / band_filename("31UFQ", when, "SCL", 20), "w", width=size // 2,
                            height=size // 2, transform=g.transform @ g.transform.scale(2),
                            **{**profile, "dtype": "uint8"}) as ds:
             ds.write(scl, 1)
@@ -142,9 +142,9 @@ def gen(args: argparse.Namespace) -> None:
             new = datetime(2020, 1, 1, 10, 46, 29) + timedelta(days=k)
             for band in BANDS_10 + BANDS_20:
                 res = 10 if band in BANDS_10 else 20
-                link = folder / s2_band_name("31UFQ", new, band, res)
+                link = folder / band_filename("31UFQ", new, band, res)
                 if not link.exists():
-                    link.symlink_to(pool / s2_band_name("31UFQ", when, band, res))
+                    link.symlink_to(pool / band_filename("31UFQ", when, band, res))
     gen_cloudy(g, nodata[::2, ::2], profile)
     # warm-up inputs: one acquisition cropped to 256 x 256 px, the fields inside it
     from regenmap.geo.grid import GridSpec
@@ -154,7 +154,7 @@ def gen(args: argparse.Namespace) -> None:
     first = datetime(2023, 1, 2, 10, 46, 29)
     for band in BANDS_10 + BANDS_20:
         res = 10 if band in BANDS_10 else 20
-        src = pool / s2_band_name("31UFQ", first, band, res)
+        src = pool / band_filename("31UFQ", first, band, res)
         dst = warm / src.name
         if not dst.exists():
             n = 256 * 10 // res
@@ -183,7 +183,7 @@ def gen_cloudy(g: Any, nodata20: np.ndarray, profile: dict[str, Any]) -> None:
     import rasterio
     from scipy import ndimage
 
-    from regenmap.geo.scene_writer import s2_band_name
+    from regenmap.geo.sentinel2 import band_filename
 
     folder = DATA / "scenes_cloudy"
     folder.mkdir(exist_ok=True)
@@ -194,10 +194,10 @@ def gen_cloudy(g: Any, nodata20: np.ndarray, profile: dict[str, Any]) -> None:
         new = datetime(2021, 1, 1, 10, 46, 29) + timedelta(days=k)
         for band in BANDS_10 + BANDS_20[:-1]:
             res = 10 if band in BANDS_10 else 20
-            link = folder / s2_band_name("31UFQ", new, band, res)
+            link = folder / band_filename("31UFQ", new, band, res)
             if not link.exists():
-                link.symlink_to(DATA / "pool" / s2_band_name("31UFQ", when, band, res))
-        path = folder / s2_band_name("31UFQ", new, "SCL", 20)
+                link.symlink_to(DATA / "pool" / band_filename("31UFQ", when, band, res))
+        path = folder / band_filename("31UFQ", new, "SCL", 20)
         noise = ndimage.zoom(rng.standard_normal((12, 12)), n / 12, order=3)[:n, :n]
         cloud = noise >= np.quantile(noise, 1 - frac) if frac > 0 else np.zeros((n, n), bool)
         scl = np.where(cloud, 9, 4).astype(np.uint8)

@@ -5,7 +5,7 @@ Not a timed test: run it by hand on an idle machine.
     python benchmarks/bench_features.py                 # 100,000 fields (the floor)
     python benchmarks/bench_features.py --fields 20000 --composite median mean
 
-The observations table is generated once (regenmap.features.synthetic) and
+The observations table is generated once (regenmap.features.testing) and
 written as one Parquet file per tile, as the extract stage does; every case then
 runs in a fresh Python process that reads the folder the way the features stage
 does (``read_observations``) and calls ``build_features``, so the peak RSS of
@@ -92,7 +92,7 @@ def main() -> None:
     ap.add_argument("--tiles", type=int, default=16)
     args = ap.parse_args()
 
-    from regenmap.features.synthetic import synthetic_observations
+    from regenmap.features.testing import synthetic_observations
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "observations"

@@ -4,7 +4,7 @@
 
 1. Simulates a region (regenmap.geo.simulate.simulate_region) and extracts its
    observations with the pipeline's extract stage, unless ``WORK/observations``
-   already holds them (``--synthetic`` uses regenmap.features.synthetic instead).
+   already holds them (``--synthetic`` uses regenmap.features.testing instead).
 2. Builds the features table and plots, per class of each target, the
    distributions of the practice-window features -> docs/img/feature_distributions.png.
 3. Ablation: held-out macro-F1 of LightGBM with all features vs without the
@@ -70,8 +70,8 @@ def simulated_observations(work: Path, size: str, seed: int) -> tuple[pd.DataFra
 
 
 def synthetic(n: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Observations from regenmap.features.synthetic, with 8 pseudo-regions."""
-    from regenmap.features.synthetic import synthetic_observations
+    """Observations from regenmap.features.testing, with 8 pseudo-regions."""
+    from regenmap.features.testing import synthetic_observations
 
     obs, truth = synthetic_observations(n, seed=seed)
     truth["region"] = "R" + (np.arange(n) % 8 + 1).astype(str)
@@ -167,7 +167,7 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/tmp/regenmap-features"))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--synthetic", type=int, default=0,
-                    help="use N fields of regenmap.features.synthetic instead of the simulator")
+                    help="use N fields of regenmap.features.testing instead of the simulator")
     ap.add_argument("--out", type=Path, default=PNG)
     ap.add_argument("--no-ablation", action="store_true", help="only draw the figure")
     ap.add_argument("--shift-days", type=int, default=30,

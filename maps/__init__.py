@@ -6,11 +6,13 @@ The public functions are re-exported here lazily, so that importing
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from regenmap._lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from regenmap.maps.gpkg_contract import read_results, validate_results, write_results
+    from regenmap.maps.interactive import result_map
     from regenmap.maps.render import render_maps
     from regenmap.maps.report import write_report
 
@@ -19,13 +21,11 @@ _EXPORTS = {
     "read_results": "regenmap.maps.gpkg_contract",
     "validate_results": "regenmap.maps.gpkg_contract",
     "render_maps": "regenmap.maps.render",
+    "result_map": "regenmap.maps.interactive",
     "write_report": "regenmap.maps.report",
 }
 
-__all__ = ["read_results", "render_maps", "validate_results", "write_report", "write_results"]
+__all__ = ["read_results", "render_maps", "result_map", "validate_results", "write_report",
+           "write_results"]
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'regenmap.maps' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

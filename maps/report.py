@@ -4,15 +4,13 @@ Sections: inputs and provenance; per target the counts by status, class areas,
 a confidence histogram and example time series per class; warnings (drift,
 out-of-distribution fields, many fields without a label); the evaluation
 summary; links to the model card, maps and GeoPackage (relative, so the
-output folder can be moved as a whole).
+output folder can be moved as a whole). Page, stylesheet and tables are those
+of :mod:`regenmap.html`, shared with the model card.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import html
-import io
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -26,7 +24,9 @@ from matplotlib.figure import Figure
 
 from regenmap import __version__
 from regenmap.geo import gpkg
-from regenmap.io import atomic_path
+from regenmap.html import Markup, figure_img, page, table
+from regenmap.html import escape as _e
+from regenmap.io import write_text_atomic
 from regenmap.maps.gpkg_contract import (
     FIELDS_LAYER,
     OBSERVATIONS_TABLE,
@@ -60,41 +60,9 @@ OOD_HIGH: Final = 0.5
 WARN_OOD_SHARE: Final = 0.1
 EXAMPLES_PER_CLASS: Final = 3
 
-_CSS = """
-body{font:14px/1.45 system-ui,sans-serif;margin:0 auto;max-width:1050px;padding:0 18px;color:#222}
-h1{font-size:24px;margin-top:22px}h2{font-size:19px;border-bottom:1px solid #ccc;margin-top:28px}
-h3{font-size:16px}table{border-collapse:collapse;margin:6px 0 12px}
-td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}td.n{text-align:right}
-th{background:#f2f2f2}.warn{background:#fff4d6;border-left:4px solid #d9a400;padding:6px 10px;
-margin:6px 0}.ok{background:#e9f6ec;border-left:4px solid #2b8a3e;padding:6px 10px}
-img{max-width:100%}.swatch{display:inline-block;width:11px;height:11px;border:1px solid #333;
-margin-right:5px}pre{background:#f7f7f7;padding:8px;overflow:auto;max-height:380px}
-.muted{color:#666}
-"""
-
-
-def _e(value: Any) -> str:
-    return html.escape(str(value))
-
-
-def _png(fig: Figure) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=96, bbox_inches="tight")
-    data = base64.b64encode(buf.getvalue()).decode()
-    return f'<img alt="plot" src="data:image/png;base64,{data}">'
-
-
-def _table(header: Sequence[str] | None, rows: Sequence[Sequence[Any]]) -> str:
-    head = "".join(f"<th>{_e(h)}</th>" for h in header or [])
-    body = []
-    for row in rows:
-        cells = []
-        for v in row:
-            is_num = isinstance(v, int | float | np.integer | np.floating)
-            cells.append(f'<td class="n">{_e(v)}</td>' if is_num else f"<td>{v}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    head_row = f"<tr>{head}</tr>" if head else ""
-    return f"<table>{head_row}{''.join(body)}</table>"
+def _swatch(colour: str, label: str) -> Markup:
+    """Return a colour square followed by its label."""
+    return Markup(f'<span class="swatch" style="background:{_e(colour)}"></span>{_e(label)}')
 
 
 def _link(target: Path, base: Path, text: str) -> str:
@@ -106,14 +74,14 @@ def _link(target: Path, base: Path, text: str) -> str:
 def _provenance(run: Mapping[str, Mapping[str, str]], run_info: Mapping[str, Any]) -> str:
     r = run.get("run", {})
     tr = run.get("time_range", {})
-    rows = [("created (UTC)", _e(r.get("created_utc", ""))),
-            ("regenmap", _e(r.get("regenmap_version", __version__))),
-            ("output CRS", _e(r.get("crs", ""))),
-            ("fields", _e(r.get("n_fields", ""))),
-            ("time range", _e(f"{tr.get('start') or '?'} to {tr.get('end') or '?'}")),
-            ("config hash", _e(r.get("config_hash", "")))]
+    rows = [("created (UTC)", r.get("created_utc", "")),
+            ("regenmap", r.get("regenmap_version", __version__)),
+            ("output CRS", r.get("crs", "")),
+            ("fields", r.get("n_fields", "")),
+            ("time range", f"{tr.get('start') or '?'} to {tr.get('end') or '?'}"),
+            ("config hash", r.get("config_hash", ""))]
     for t, m in run.get("models", {}).items():
-        rows.append((f"model ({t})", _e(m)))
+        rows.append((f"model ({t})", m))
     inputs = run.get("inputs", {})
     inputs_html = "<ul>" + "".join(f"<li><code>{_e(v)}</code></li>" for v in inputs.values()) \
         + "</ul>" if inputs else '<p class="muted">No inputs recorded.</p>'
@@ -123,9 +91,8 @@ def _provenance(run: Mapping[str, Mapping[str, str]], run_info: Mapping[str, Any
     with contextlib.suppress(ValueError):
         config = json.dumps(json.loads(config), indent=2, ensure_ascii=False)
     counts = run.get("input_counts", {})
-    counts_html = _table(["count", "value"], [(_e(k), _e(v)) for k, v in counts.items()]) \
-        if counts else ""
-    return ("<h2>Inputs and provenance</h2>" + _table(None, rows) + "<h3>Inputs</h3>"
+    counts_html = table(["count", "value"], counts.items()) if counts else ""
+    return ("<h2>Inputs and provenance</h2>" + table(None, rows) + "<h3>Inputs</h3>"
             + inputs_html + counts_html + f'<p class="muted">Versions: {vers}</p>'
             + f"<details><summary>Configuration</summary><pre>{_e(config)}</pre></details>")
 
@@ -133,9 +100,9 @@ def _provenance(run: Mapping[str, Mapping[str, str]], run_info: Mapping[str, Any
 def _status_section(frame: pd.DataFrame, target: str) -> str:
     n = max(len(frame), 1)
     vc = frame[status_column(target)].value_counts()
-    rows = [(_e(s.value), int(vc.get(s.value, 0)), f"{100 * vc.get(s.value, 0) / n:.1f} %")
+    rows = [(s.value, int(vc.get(s.value, 0)), f"{100 * vc.get(s.value, 0) / n:.1f} %")
             for s in FieldStatus]
-    return "<h3>Fields by status</h3>" + _table(["status", "fields", "share"], rows)
+    return "<h3>Fields by status</h3>" + table(["status", "fields", "share"], rows)
 
 
 def _class_section(frame: pd.DataFrame, target: str, classes: Sequence[str]) -> str:
@@ -145,14 +112,14 @@ def _class_section(frame: pd.DataFrame, target: str, classes: Sequence[str]) -> 
     count = labelled.groupby(class_column(target)).size()
     total = float(area.sum()) or 1.0
     colours = class_colours(classes)
-    rows = []
+    rows: list[tuple[Any, ...]] = []
     for c in classes:
-        sw = f'<span class="swatch" style="background:{colours[c]}"></span>{_e(class_label(c))}'
         a = float(area.get(c, 0.0))
-        rows.append((sw, int(count.get(c, 0)), round(a, 2), f"{100 * a / total:.1f} %"))
+        rows.append((_swatch(colours[c], class_label(c)), int(count.get(c, 0)), round(a, 2),
+                     f"{100 * a / total:.1f} %"))
     other = frame.loc[~ok, AREA_HA].sum()
-    rows.append((f'<span class="swatch" style="background:{OTHER_COLOUR}"></span>other / '
-                 "uncertain", int((~ok).sum()), round(float(other), 2), "-"))
+    rows.append((_swatch(OTHER_COLOUR, "other / uncertain"), int((~ok).sum()),
+                 round(float(other), 2), "-"))
     fig = Figure(figsize=(6.5, 0.45 * len(classes) + 1.2))
     ax = fig.subplots()
     ax.barh([class_label(c) for c in classes], [float(area.get(c, 0.0)) for c in classes],
@@ -160,8 +127,8 @@ def _class_section(frame: pd.DataFrame, target: str, classes: Sequence[str]) -> 
     ax.invert_yaxis()
     ax.set_xlabel("area of fields labelled with status ok (ha)")
     ax.set_title(f"{target}: area by class")
-    return ("<h3>Class areas</h3>" + _table(["class", "fields", "area (ha)", "share of labelled"],
-                                           rows) + _png(fig))
+    return ("<h3>Class areas</h3>" + table(["class", "fields", "area (ha)", "share of labelled"],
+                                          rows) + figure_img(fig))
 
 
 def _confidence_section(frame: pd.DataFrame, target: str, threshold: float | None) -> str:
@@ -188,7 +155,7 @@ def _confidence_section(frame: pd.DataFrame, target: str, threshold: float | Non
     text = (f'<p class="muted">Median confidence {q[1]:.2f} (10th-90th percentile '
             f"{q[0]:.2f}-{q[2]:.2f}); map classes {', '.join(f'{b:g}' for b in CONFIDENCE_BREAKS)}."
             "</p>")
-    return "<h3>Confidence</h3>" + _png(fig) + text
+    return "<h3>Confidence</h3>" + figure_img(fig) + text
 
 
 def _series_column(obs: pd.DataFrame) -> str | None:
@@ -238,7 +205,7 @@ def _series_section(obs: pd.DataFrame | None, examples: Mapping[str, Sequence[st
                     fontsize=8, color="#666")
     axes[0][0].set_ylabel(col)
     fig.suptitle(f"{target}: {col} of the most confident fields per class", fontsize=11, y=1.06)
-    return "<h3>Example time series</h3>" + _png(fig)
+    return "<h3>Example time series</h3>" + figure_img(fig)
 
 
 def _warnings(frame: pd.DataFrame, targets: Mapping[str, Sequence[str]],
@@ -313,7 +280,7 @@ def _metrics_table(summary: Mapping[str, Any]) -> str:
         lo_hi = ci.get(k) if ci else None
         interval = (f"{lo_hi[0]:.3f} - {lo_hi[1]:.3f}"
                     if isinstance(lo_hi, list | tuple) and len(lo_hi) == 2 else "")
-        rows.append((_e(k), _e(value), _e(interval)))
+        rows.append((k, value, interval))
     notes = [str(n) for n in summary.get("notes") or []]
     worst = summary.get("worst_group")
     if isinstance(worst, Mapping) and worst.get("group") is not None:
@@ -322,7 +289,7 @@ def _metrics_table(summary: Mapping[str, Any]) -> str:
         notes.append(f"weakest {worst.get('factor', 'group')}: {worst.get('group')} "
                      f"(accuracy {acc_text}, n={worst.get('n')})")
     text = "".join(f'<p class="muted">{_e(n)}</p>' for n in notes)
-    return _table(["metric", "value", "95 % interval"], rows) + text
+    return table(["metric", "value", "95 % interval"], rows) + text
 
 
 def _evaluation_section(evaluation: Mapping[str, Any] | None) -> str:
@@ -333,15 +300,14 @@ def _evaluation_section(evaluation: Mapping[str, Any] | None) -> str:
     for key, value in evaluation.items():
         if key in ("drift", "warnings"):
             continue
-        table = _metrics_table(value) if isinstance(value, Mapping) else ""
-        if table:
+        metrics = _metrics_table(value) if isinstance(value, Mapping) else ""
+        if metrics:
             strategy = value.get("strategy")
             how = f" ({_e(strategy)} cross-validation)" if strategy else ""
-            parts.append(f"<h3>{_e(key)}{how}</h3>{table}")
-    rows = [(_e(k), _e(v)) for k, v in _flatten(evaluation)
-            if not k.startswith(("drift", "warnings"))]
+            parts.append(f"<h3>{_e(key)}{how}</h3>{metrics}")
+    rows = [(k, v) for k, v in _flatten(evaluation) if not k.startswith(("drift", "warnings"))]
     parts.append("<details><summary>All evaluation figures</summary>"
-                 + _table(["metric", "value"], rows[:500]) + "</details>")
+                 + table(["metric", "value"], rows[:500]) + "</details>")
     return "".join(parts)
 
 
@@ -446,10 +412,4 @@ def write_report(out_dir: str | Path, *, gpkg_path: str | Path, run_info: Mappin
         parts.append(f"<h2>Model card</h2><p>{_link(Path(model_card), d, rel)}: "
                      "what the model was trained on, its validated accuracy per region and "
                      "field size, and its known weaknesses.</p>")
-    page = ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>regenmap report: {_e(name)}</title><style>{_CSS}</style></head><body>"
-            + "\n".join(parts) + "</body></html>")
-    out = d / REPORT_NAME
-    with atomic_path(out) as tmp:
-        tmp.write_text(page, encoding="utf-8")
-    return out
+    return write_text_atomic(d / REPORT_NAME, page(f"regenmap report: {name}", parts))

@@ -1,4 +1,7 @@
-"""Static PNG maps (matplotlib, Agg): class map and confidence map per target.
+"""Static PNG maps: class map and confidence map per target.
+
+Figures are :class:`matplotlib.figure.Figure` objects built outside pyplot's
+state, so drawing maps never changes the user's matplotlib backend.
 
 Each map has a legend, a scale bar (in metres or kilometres, drawn in a
 projected CRS) and a north arrow. Geographic inputs are drawn in their local

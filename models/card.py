@@ -3,18 +3,19 @@
 The card is built as a list of blocks (heading, paragraph, bullet list, table,
 image) filled from the model's metadata and its evaluation report, then
 rendered twice: Markdown (images referenced by file name) and HTML (images
-embedded as base64, no external file or script).
+embedded as base64, no external file or script; page, stylesheet and tables
+shared with the run report through :mod:`regenmap.html`).
 """
 
 from __future__ import annotations
 
-import base64
-import html
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from regenmap.features.dictionary import feature_dictionary
+from regenmap.html import Markup, escape, page, png_img, table
 from regenmap.io import write_text_atomic
 from regenmap.models.train import TrainedModel
 
@@ -55,16 +56,25 @@ def card_blocks(model: TrainedModel, report: dict[str, Any], plots: dict[str, Pa
     plots
         Plot kind -> PNG path (see :func:`regenmap.models.plots.write_plots`).
     """
-    t = model.target
-    tr = model.training
-    ov = report["overall"]
+    return [
+        Block("h1", f"Model card: {model.target}"),
+        *_glance(report),
+        *_details_section(model, report),
+        *_intended_use_section(),
+        *_factors_section(report),
+        *_metrics_section(report),
+        *_evaluation_data_section(report),
+        *_training_data_section(model),
+        *_quantitative_section(model, report, plots),
+        *_ethics_section(model, report),
+        *_caveats_section(report),
+    ]
+
+
+def _glance(report: dict[str, Any]) -> list[Block]:
+    ov, op = report["overall"], report["operating_point"]
     ci = ov.get("ci", {})
-    prov = model.provenance
-    versions = prov.get("versions", {})
-    op = report["operating_point"]
     worst = report["disaggregated"].get("worst")
-    classes = list(model.classes)
-    b: list[Block] = [Block("h1", f"Model card: {t}")]
     glance = (f"At a glance: held-out accuracy {ov['accuracy']:.3f} "
               f"(95 % interval {_ci(ci.get('accuracy'))}), macro-F1 {ov['macro_f1']:.3f}, "
               f"on {ov['n']} fields under "
@@ -74,12 +84,16 @@ def card_blocks(model: TrainedModel, report: dict[str, Any], plots: dict[str, Pa
     if worst:
         glance += (f" Weakest subgroup: `{worst['factor']}` = `{worst['group']}` "
                    f"(accuracy {worst['accuracy']:.3f}, {worst['gap']:+.3f}).")
-    b.append(Block("p", glance))
+    return [Block("p", glance)]
 
-    b.append(Block("h2", "Model details"))
-    b.append(Block("ul", [
-        f"Predicts the practice class of a farm field for target **{t}**: "
-        + ", ".join(f"`{c}`" for c in classes) + ".",
+
+def _details_section(model: TrainedModel, report: dict[str, Any]) -> list[Block]:
+    tr, prov = model.training, model.provenance
+    versions = prov.get("versions", {})
+    op = report["operating_point"]
+    return [Block("h2", "Model details"), Block("ul", [
+        f"Predicts the practice class of a farm field for target **{model.target}**: "
+        + ", ".join(f"`{c}`" for c in model.classes) + ".",
         f"Model id `{prov.get('model_id', 'unrecorded')}`, created "
         f"{prov.get('created_utc', 'at an unrecorded time')} by regenmap "
         f"{versions.get('regenmap', '')} (run `{prov.get('run_name', '')}`, configuration hash "
@@ -95,10 +109,11 @@ def card_blocks(model: TrainedModel, report: dict[str, Any], plots: dict[str, Pa
         f"confidence, margin, out-of-distribution score, status and the top contributing "
         "features. Labels below the confidence threshold "
         f"({op['threshold']:.2f}) are withheld as `uncertain`.",
-    ]))
+    ])]
 
-    b.append(Block("h2", "Intended use"))
-    b.append(Block("ul", [
+
+def _intended_use_section() -> list[Block]:
+    return [Block("h2", "Intended use"), Block("ul", [
         "Mapping and monitoring tillage / winter-cover practices over many fields, to target "
         "field visits, summarise adoption by region and screen claims of regenerative "
         "practice programmes (subsidies, carbon credits).",
@@ -107,9 +122,7 @@ def card_blocks(model: TrainedModel, report: dict[str, Any], plots: dict[str, Pa
         "Every decision with money attached for an individual farmer should treat the label as "
         "evidence to be confirmed, not as a verdict: withheld (`uncertain`, `no_data`, "
         "`too_small`) fields need another source of evidence.",
-    ]))
-    b.append(Block("h3", "Out-of-scope uses"))
-    b.append(Block("ul", [
+    ]), Block("h3", "Out-of-scope uses"), Block("ul", [
         "Denying or clawing back a payment, or imposing a penalty, on the model's label alone.",
         "Regions, years, crops or sensors unlike the training data: check the drift report "
         "(`drift.json`) and each field's `_ood` score; labels there may be much worse than "
@@ -117,22 +130,25 @@ def card_blocks(model: TrainedModel, report: dict[str, Any], plots: dict[str, Pa
         "Fields smaller than the smallest size class evaluated here, or with too few cloud-free "
         "observations (these are withheld as `too_small` / `no_data`).",
         "Inferring anything about the farmer (income, compliance history, identity).",
-    ]))
+    ])]
 
-    b.append(Block("h2", "Factors"))
+
+def _factors_section(report: dict[str, Any]) -> list[Block]:
     factors = list(report["disaggregated"]["factors"])
-    b.append(Block("ul", [
-        "Relevant factors: spatial group (" + ", ".join(f"`{f}`" for f in factors if f !=
-                                                      "size_class") +
-        ") standing for soils, climate, farming systems and image availability; field size "
+    return [Block("h2", "Factors"), Block("ul", [
+        "Relevant factors: spatial group ("
+        + ", ".join(f"`{f}`" for f in factors if f != "size_class")
+        + ") standing for soils, climate, farming systems and image availability; field size "
         "(mixed edge pixels dominate small fields, which are often smallholders').",
         "Evaluation factors: every configured group and field-size class "
         "(<2 ha, 2-10 ha, 10-50 ha, >50 ha), and their intersections where subgroups have at "
         f"least {report['disaggregated']['min_count']} held-out fields.",
-    ]))
+    ])]
 
-    b.append(Block("h2", "Metrics"))
-    b.append(Block("ul", [
+
+def _metrics_section(report: dict[str, Any]) -> list[Block]:
+    ci = report["overall"].get("ci", {})
+    return [Block("h2", "Metrics"), Block("ul", [
         "Overall accuracy; balanced accuracy and macro-F1 (not dominated by the majority "
         "class); Cohen's kappa (agreement beyond chance); per-class precision, recall and F1; "
         "the confusion matrix.",
@@ -141,9 +157,10 @@ def card_blocks(model: TrainedModel, report: dict[str, Any], plots: dict[str, Pa
         "spatial correlation of errors: the true uncertainty is larger.",
         "Calibration: reliability curve and expected calibration error (ECE) of the top-class "
         "probability; coverage-accuracy trade-off of the confidence threshold.",
-    ]))
+    ])]
 
-    b.append(Block("h2", "Evaluation data"))
+
+def _evaluation_data_section(report: dict[str, Any]) -> list[Block]:
     strategy = ("spatial cross-validation: whole groups held out per fold"
                 if report["strategy"] == "spatial" else "RANDOM k-fold (not spatial)")
     fold_lines = []
@@ -152,14 +169,17 @@ def card_blocks(model: TrainedModel, report: dict[str, Any], plots: dict[str, Pa
         shown = "" if not groups else (": " + ", ".join(map(str, groups[:6]))
                                        + (" ..." if len(groups) > 6 else ""))
         fold_lines.append(f"fold {f['fold']}: {f['n_test']} fields held out{shown}")
-    b.append(Block("p", f"{ov['n']} labelled fields, each predicted by a model that never saw "
-                        f"its group; {report['n_folds']} folds, {strategy}."))
-    b.append(Block("ul", fold_lines))
+    return [Block("h2", "Evaluation data"),
+            Block("p", f"{report['overall']['n']} labelled fields, each predicted by a model "
+                       f"that never saw its group; {report['n_folds']} folds, {strategy}."),
+            Block("ul", fold_lines)]
 
-    b.append(Block("h2", "Training data"))
+
+def _training_data_section(model: TrainedModel) -> list[Block]:
+    t, tr, classes = model.target, model.training, list(model.classes)
     counts = tr.get("class_counts", {})
     total = sum(counts.values()) or 1
-    b.append(Block("ul", [
+    b = [Block("h2", "Training data"), Block("ul", [
         f"Label provenance: column `{t}` of `{tr.get('label_source', 'the labels table')}`; "
         f"{tr.get('n_labelled', 0)} labelled and {tr.get('n_unlabelled', 0)} unlabelled fields "
         "(predicted, not trained on).",
@@ -174,39 +194,60 @@ def card_blocks(model: TrainedModel, report: dict[str, Any], plots: dict[str, Pa
            "or no usable observation) and were not trained on, e.g. "
            + ", ".join(f"`{i}`" for i in tr.get("labelled_without_features_examples", [])[:5])
            + "."] if tr.get("n_labelled_without_features") else []),
-    ]))
+    ])]
     for key, title in (("group_counts", "Labelled fields per group and class"),
                        ("size_class_counts", "Labelled fields per field-size class and class")):
-        table = tr.get(key)
-        if table:
+        crosstab = tr.get(key)
+        if crosstab:
             b.append(Block("h3", title))
             b.append(Block("table", [["", *classes], *[[g, *[str(row.get(c, 0)) for c in classes]]
-                                                       for g, row in table.items()]]))
+                                                       for g, row in crosstab.items()]]))
+    return b
 
-    b.append(Block("h2", "Quantitative analyses"))
-    b.append(Block("h3", "Overall (held out)"))
-    b.append(Block("table", [["metric", "value", "95 % interval"],
-                             *[[name, _num(ov.get(key)), _ci(ci.get(key))]
-                               for key, name in (("accuracy", "accuracy"),
-                                                 ("balanced_accuracy", "balanced accuracy"),
-                                                 ("macro_f1", "macro-F1"),
-                                                 ("kappa", "Cohen's kappa"))],
-                             ["log loss", _num(ov.get("log_loss")), ""]]))
-    b.append(Block("h3", "Per class"))
+
+def _quantitative_section(model: TrainedModel, report: dict[str, Any], plots: dict[str, Path]
+                          ) -> list[Block]:
+    return [Block("h2", "Quantitative analyses"),
+            *_overall_tables(model, report), Block("img", plots.get("confusion"), "confusion matrix"),
+            *_disaggregated(report), Block("img", plots.get("groups"), "accuracy by group"),
+            *_calibration(report), Block("img", plots.get("reliability"), "reliability diagram"),
+            Block("img", plots.get("coverage"), "coverage vs accuracy"),
+            *_drivers(model), Block("img", plots.get("importance"), "global importance")]
+
+
+def _overall_tables(model: TrainedModel, report: dict[str, Any]) -> list[Block]:
+    classes = list(model.classes)
+    ov = report["overall"]
+    ci = ov.get("ci", {})
     pc, pci = ov.get("per_class", {}), ci.get("per_class", {})
-    b.append(Block("table", [["class", "support", "precision", "recall", "F1"],
-                             *[[c, str(pc[c]["support"]),
-                                f"{pc[c]['precision']:.3f} {_ci(pci.get(c, {}).get('precision'))}",
-                                f"{pc[c]['recall']:.3f} {_ci(pci.get(c, {}).get('recall'))}",
-                                f"{pc[c]['f1']:.3f} {_ci(pci.get(c, {}).get('f1'))}"]
-                               for c in classes]]))
-    b.append(Block("h3", "Confusion matrix (rows true, columns predicted)"))
-    b.append(Block("table", [["true \\ predicted", *classes],
-                             *[[c, *[str(v) for v in row]]
-                               for c, row in zip(classes, ov["confusion"], strict=True)]]))
-    b.append(Block("img", plots.get("confusion"), "confusion matrix"))
-    b.append(Block("h3", "Disaggregated"))
-    for factor, groups in report["disaggregated"]["factors"].items():
+    return [
+        Block("h3", "Overall (held out)"),
+        Block("table", [["metric", "value", "95 % interval"],
+                        *[[name, _num(ov.get(key)), _ci(ci.get(key))]
+                          for key, name in (("accuracy", "accuracy"),
+                                            ("balanced_accuracy", "balanced accuracy"),
+                                            ("macro_f1", "macro-F1"),
+                                            ("kappa", "Cohen's kappa"))],
+                        ["log loss", _num(ov.get("log_loss")), ""]]),
+        Block("h3", "Per class"),
+        Block("table", [["class", "support", "precision", "recall", "F1"],
+                        *[[c, str(pc[c]["support"]),
+                           f"{pc[c]['precision']:.3f} {_ci(pci.get(c, {}).get('precision'))}",
+                           f"{pc[c]['recall']:.3f} {_ci(pci.get(c, {}).get('recall'))}",
+                           f"{pc[c]['f1']:.3f} {_ci(pci.get(c, {}).get('f1'))}"]
+                          for c in classes]]),
+        Block("h3", "Confusion matrix (rows true, columns predicted)"),
+        Block("table", [["true \\ predicted", *classes],
+                        *[[c, *[str(v) for v in row]]
+                          for c, row in zip(classes, ov["confusion"], strict=True)]]),
+    ]
+
+
+def _disaggregated(report: dict[str, Any]) -> list[Block]:
+    dis = report["disaggregated"]
+    worst = dis.get("worst")
+    b = [Block("h3", "Disaggregated")]
+    for factor, groups in dis["factors"].items():
         b.append(Block("p", f"By `{factor}`:"))
         b.append(Block("table", [["group", "n", "accuracy", "95 % interval", "gap to overall",
                                   "balanced acc.", "macro-F1"],
@@ -214,11 +255,11 @@ def card_blocks(model: TrainedModel, report: dict[str, Any], plots: dict[str, Pa
                                     _num(m["gap"], 3) if m["ranked"] else "(too few)",
                                     _num(m["balanced_accuracy"]), _num(m["macro_f1"])]
                                    for g, m in groups.items()]]))
-    for name, groups in report["disaggregated"]["intersections"].items():
+    for name, groups in dis["intersections"].items():
         ranked = {g: m for g, m in groups.items() if m["ranked"]}
         if ranked:
             b.append(Block("p", f"Intersection `{name}` (subgroups with at least "
-                                f"{report['disaggregated']['min_count']} fields):"))
+                                f"{dis['min_count']} fields):"))
             b.append(Block("table", [["subgroup", "n", "accuracy", "95 % interval"],
                                      *[[g, str(m["n"]), _num(m["accuracy"]),
                                         _ci(m["accuracy_ci"])] for g, m in ranked.items()]]))
@@ -226,32 +267,35 @@ def card_blocks(model: TrainedModel, report: dict[str, Any], plots: dict[str, Pa
         b.append(Block("p", f"**Worst subgroup**: `{worst['factor']}` = `{worst['group']}` "
                             f"({worst['n']} fields): accuracy {worst['accuracy']:.3f}, "
                             f"{abs(worst['gap']):.3f} below the overall {worst['overall_accuracy']:.3f}."))
-    b.append(Block("img", plots.get("groups"), "accuracy by group"))
-    cal = report["calibration"]
-    b.append(Block("h3", "Calibration and coverage"))
+    return b
+
+
+def _calibration(report: dict[str, Any]) -> list[Block]:
+    cal, op = report["calibration"], report["operating_point"]
     cal_text = f"ECE of the raw probabilities: {cal['uncalibrated']['ece']:.3f}"
     if cal.get("calibrated"):
         cal_text += f"; after {cal['method']} calibration (cross-fitted): {cal['calibrated']['ece']:.3f}"
-    b.append(Block("p", cal_text + f". At the confidence threshold {op['threshold']:.2f}, "
-                        f"{op['coverage']:.0%} of held-out fields get a label, with accuracy "
-                        f"{_num(op['accuracy_labelled'])}; {op['n_uncertain']} are withheld as "
-                        "uncertain."))
-    b.append(Block("img", plots.get("reliability"), "reliability diagram"))
-    b.append(Block("img", plots.get("coverage"), "coverage vs accuracy"))
-    b.append(Block("h3", "What drives the predictions"))
+    return [Block("h3", "Calibration and coverage"),
+            Block("p", cal_text + f". At the confidence threshold {op['threshold']:.2f}, "
+                                  f"{op['coverage']:.0%} of held-out fields get a label, with "
+                                  f"accuracy {_num(op['accuracy_labelled'])}; "
+                                  f"{op['n_uncertain']} are withheld as uncertain.")]
+
+
+def _drivers(model: TrainedModel) -> list[Block]:
     top = sorted(model.importance.items(), key=lambda kv: -kv[1])[:10]
     meaning = _feature_meanings()
-    b.append(Block("table", [["feature", "mean |contribution| (log-odds)", "unit", "meaning"],
-                             *[[k, f"{v:.3f}", *meaning.get(k, ("", "(not in the feature "
-                                                                 "dictionary)"))]
-                               for k, v in top]]))
-    b.append(Block("img", plots.get("importance"), "global importance"))
+    missing = ("", "(not in the feature dictionary)")
+    return [Block("h3", "What drives the predictions"),
+            Block("table", [["feature", "mean |contribution| (log-odds)", "unit", "meaning"],
+                            *[[k, f"{v:.3f}", *meaning.get(k, missing)] for k, v in top]])]
 
-    b.append(Block("h2", "Ethical considerations"))
-    b.append(Block("p", "Labels can move money to or away from real farmers, smallholders "
-                        "included. The two kinds of error affect different people:"))
+
+def _ethics_section(model: TrainedModel, report: dict[str, Any]) -> list[Block]:
+    ov = report["overall"]
+    pc = ov.get("per_class", {})
     lines = []
-    for c in classes:
+    for c in model.classes:
         m = pc.get(c, {})
         lines.append(
             f"Fields truly `{c}` labelled otherwise: {_pct(1 - m.get('recall', 0))} of them "
@@ -262,7 +306,10 @@ def card_blocks(model: TrainedModel, report: dict[str, Any], plots: dict[str, Pa
             f"`{c}` labels (precision {_num(m.get('precision'))}). If `{c}` earns a payment, "
             "these are paid without the practice; if it is penalised, these farmers are "
             "wrongly penalised.")
-    b.append(Block("ul", lines))
+    b = [Block("h2", "Ethical considerations"),
+         Block("p", "Labels can move money to or away from real farmers, smallholders "
+                    "included. The two kinds of error affect different people:"),
+         Block("ul", lines)]
     sizes = report["disaggregated"]["factors"].get("size_class", {})
     small = sizes.get("<2 ha")
     if small and small["accuracy"] is not None:
@@ -277,8 +324,11 @@ def card_blocks(model: TrainedModel, report: dict[str, Any], plots: dict[str, Pa
     else:
         b.append(Block("p", "No field under 2 ha was evaluated: the model's behaviour on "
                             "smallholders' fields is unknown."))
+    return b
 
-    b.append(Block("h2", "Caveats and recommendations"))
+
+def _caveats_section(report: dict[str, Any]) -> list[Block]:
+    worst = report["disaggregated"].get("worst")
     rec = [f"Caveat recorded in the evaluation: {n}" for n in report.get("notes", [])]
     if worst and worst["gap"] < -0.05:
         rec.append(f"Performance is weakest in `{worst['factor']}` = `{worst['group']}`; "
@@ -293,18 +343,13 @@ def card_blocks(model: TrainedModel, report: dict[str, Any], plots: dict[str, Pa
         "Labels predicted for the training fields themselves are in-sample and look more "
         "confident than they are; the held-out figures above are the ones to quote.",
     ]
-    b.append(Block("ul", rec))
-    return b
+    return [Block("h2", "Caveats and recommendations"), Block("ul", rec)]
 
 
 def _feature_meanings() -> dict[str, tuple[str, str]]:
     """Feature name -> (unit, description) from regenmap's feature dictionary."""
-    try:
-        from regenmap.features.dictionary import feature_dictionary
-    except ImportError:  # pragma: no cover - features layer absent
-        return {}
-    table = feature_dictionary()
-    return {str(r.name): (str(r.unit), str(r.description)) for r in table.itertuples()}
+    return {str(r.name): (str(r.unit), str(r.description))
+            for r in feature_dictionary().itertuples()}
 
 
 def render_markdown(blocks: list[Block], *, base: Path | None = None) -> str:
@@ -331,16 +376,9 @@ def render_markdown(blocks: list[Block], *, base: Path | None = None) -> str:
     return "\n".join(out)
 
 
-_CSS = ("body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;"
-        "color:#222;line-height:1.45}table{border-collapse:collapse;margin:.5rem 0 1rem}"
-        "td,th{border:1px solid #ccc;padding:.25rem .5rem;text-align:left;font-size:.9rem}"
-        "th{background:#f2f2f2}img{max-width:100%;margin:.5rem 0}code{background:#f5f5f5}"
-        "h2{border-bottom:1px solid #ddd;padding-bottom:.2rem;margin-top:2rem}")
-
-
 def _inline(text: str) -> str:
     """Escape text and turn ``code`` and **bold** spans into HTML."""
-    parts = html.escape(text).split("`")
+    parts = escape(text).split("`")
     s = "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
     bold = s.split("**")
     return "".join(f"<strong>{p}</strong>" if i % 2 else p for i, p in enumerate(bold))
@@ -357,17 +395,11 @@ def render_html(blocks: list[Block], *, title: str) -> str:
         elif blk.kind == "ul" and blk.content:
             body.append("<ul>" + "".join(f"<li>{_inline(i)}</li>" for i in blk.content) + "</ul>")
         elif blk.kind == "table":
-            head = "".join(f"<th>{_inline(str(c))}</th>" for c in blk.content[0])
-            rows = "".join("<tr>" + "".join(f"<td>{_inline(str(c))}</td>" for c in r) + "</tr>"
-                           for r in blk.content[1:])
-            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+            head, *rows = [[Markup(_inline(str(c))) for c in r] for r in blk.content]
+            body.append(table(head, rows))
         elif blk.kind == "img" and blk.content is not None and Path(blk.content).is_file():
-            data = base64.b64encode(Path(blk.content).read_bytes()).decode("ascii")
-            body.append(f'<img alt="{html.escape(str(blk.extra))}" '
-                        f'src="data:image/png;base64,{data}">')
-    return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"
-            + "\n".join(body) + "</body></html>\n")
+            body.append(png_img(Path(blk.content).read_bytes(), str(blk.extra)))
+    return page(title, body)
 
 
 def write_model_card(model: TrainedModel, report: dict[str, Any], plots: dict[str, Path],
@@ -381,7 +413,7 @@ def write_model_card(model: TrainedModel, report: dict[str, Any], plots: dict[st
     """
     d = Path(directory)
     blocks = card_blocks(model, report, plots)
-    md, page = d / "model_card.md", d / "model_card.html"
+    md, html = d / "model_card.md", d / "model_card.html"
     write_text_atomic(md, render_markdown(blocks, base=d))
-    write_text_atomic(page, render_html(blocks, title=f"Model card: {model.target}"))
-    return {"markdown": md, "html": page}
+    write_text_atomic(html, render_html(blocks, title=f"Model card: {model.target}"))
+    return {"markdown": md, "html": html}

@@ -1,16 +1,17 @@
-"""PNG plots of an evaluation report (matplotlib, Agg backend, no display needed)."""
+"""PNG plots of an evaluation report.
+
+Figures are built as :class:`matplotlib.figure.Figure` objects, outside pyplot:
+no display is needed, and importing this module or writing plots leaves the
+user's matplotlib backend (e.g. inline plots in a notebook) as it was.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from regenmap.io import atomic_path
@@ -19,19 +20,22 @@ from regenmap.models.train import TrainedModel
 _DPI = 110
 
 
+def _axes(width_in: float, height_in: float) -> tuple[Figure, Axes]:
+    """Return a new figure of this size (inches) with one axes, not registered with pyplot."""
+    fig = Figure(figsize=(width_in, height_in))
+    return fig, fig.subplots()
+
+
 def _save(fig: Figure, path: Path) -> Path:
-    """Save a figure atomically and close it."""
-    try:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=_DPI, bbox_inches="tight", format="png")
-    finally:
-        plt.close(fig)
+    """Save a figure as PNG atomically."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=_DPI, bbox_inches="tight", format="png")
     return path
 
 
 def reliability_plot(report: dict[str, Any]) -> Figure:
     """Reliability diagram: observed accuracy against mean confidence per bin."""
-    fig, ax = plt.subplots(figsize=(4.8, 4.2))
+    fig, ax = _axes(4.8, 4.2)
     ax.plot([0, 1], [0, 1], color="0.6", lw=1, ls="--", label="perfect calibration")
     cal = report["calibration"]
     for key, colour in (("uncalibrated", "tab:blue"), ("calibrated", "tab:orange")):
@@ -54,7 +58,7 @@ def coverage_plot(report: dict[str, Any]) -> Figure:
     """Share of fields labelled and their accuracy as the confidence threshold rises."""
     cov = report["coverage"]
     t = [c["threshold"] for c in cov]
-    fig, ax = plt.subplots(figsize=(4.8, 4.2))
+    fig, ax = _axes(4.8, 4.2)
     ax.plot(t, [c["coverage"] for c in cov], color="tab:green", label="coverage (share labelled)")
     ax.plot(t, [np.nan if c["accuracy"] is None else c["accuracy"] for c in cov],
             color="tab:purple", label="accuracy of labelled fields")
@@ -73,7 +77,7 @@ def confusion_plot(report: dict[str, Any]) -> Figure:
     cm = np.asarray(report["overall"]["confusion"], dtype=float)
     rate = cm / np.where(cm.sum(axis=1, keepdims=True) > 0, cm.sum(axis=1, keepdims=True), 1)
     k = len(classes)
-    fig, ax = plt.subplots(figsize=(1.3 * k + 2.2, 1.1 * k + 1.6))
+    fig, ax = _axes(1.3 * k + 2.2, 1.1 * k + 1.6)
     ax.imshow(rate, cmap="Blues", vmin=0, vmax=1)
     for i in range(k):
         for j in range(k):
@@ -93,7 +97,7 @@ def groups_plot(report: dict[str, Any]) -> Figure:
         for g, m in groups.items():
             if m["accuracy"] is not None:
                 rows.append((f"{factor}: {g}", m["accuracy"], m["accuracy_ci"], m["n"]))
-    fig, ax = plt.subplots(figsize=(5.6, 0.32 * max(len(rows), 3) + 1.2))
+    fig, ax = _axes(5.6, 0.32 * max(len(rows), 3) + 1.2)
     y = np.arange(len(rows))
     acc = np.array([r[1] for r in rows])
     lo = np.array([acc[i] - (r[2][0] if r[2] and r[2][0] is not None else acc[i])
@@ -114,7 +118,7 @@ def groups_plot(report: dict[str, Any]) -> Figure:
 def importance_plot(model: TrainedModel, top: int = 15) -> Figure:
     """Mean |contribution| of the most influential features."""
     items = sorted(model.importance.items(), key=lambda kv: -kv[1])[:top]
-    fig, ax = plt.subplots(figsize=(5.6, 0.3 * max(len(items), 3) + 1.2))
+    fig, ax = _axes(5.6, 0.3 * max(len(items), 3) + 1.2)
     ax.barh(range(len(items)), [v for _, v in items], color="tab:gray")
     ax.set_yticks(range(len(items)), [k for k, _ in items], fontsize=8)
     ax.invert_yaxis()

@@ -281,7 +281,8 @@ def results(config: Any) -> gpd.GeoDataFrame:
     return read_results(path)
 
 
-def result_map(config: Any, target: str | None = None, *, height_px: int = 600) -> Any:
+def result_map(config: Any, target: str | None = None, *, height_px: int = 600,
+               tiles: str | None = None) -> Any:
     """Draw an interactive map of one target's classes (works offline, with a legend).
 
     Parameters
@@ -292,6 +293,9 @@ def result_map(config: Any, target: str | None = None, *, height_px: int = 600) 
         Target to colour by; the first one if None.
     height_px
         Height of the map in the notebook.
+    tiles
+        Background tiles (a ``{z}/{x}/{y}`` URL or ``"OpenStreetMap"``, fetched by the
+        browser); none by default, so the map works offline.
 
     Returns
     -------
@@ -301,7 +305,7 @@ def result_map(config: Any, target: str | None = None, *, height_px: int = 600) 
     from regenmap.maps.interactive import result_map as draw
 
     frame = results(config)
-    return draw(frame, frame.attrs.get("targets", {}), target, height_px=height_px)
+    return draw(frame, frame.attrs.get("targets", {}), target, height_px=height_px, tiles=tiles)
 
 
 # --------------------------------------------------------------------------- models

@@ -5,7 +5,8 @@ Physical values and their sources
 Radiometry (ESA, *Sentinel-2 Products Specification Document*, S2-PDGS-TAS-DI-PSD,
 issue 14.9, and the processing-baseline 04.00 note of January 2022): L2A surface
 reflectance is stored as ``DN = (reflectance + 0.1) * 10000`` (``BOA_ADD_OFFSET = -1000``,
-``BOA_QUANTIFICATION_VALUE = 10000``), ``DN = 0`` is nodata. Scene classification
+``BOA_QUANTIFICATION_VALUE = 10000``), ``DN = 0`` is nodata; the encoding and the band
+file names are those of :mod:`regenmap.geo.sentinel2`. Scene classification
 (SCL) codes are those of Sen2Cor: 0 nodata, 1 saturated/defective, 2 dark area,
 3 cloud shadow, 4 vegetation, 5 not vegetated, 6 water, 7 unclassified, 8 cloud medium
 probability, 9 cloud high probability, 10 thin cirrus, 11 snow/ice.
@@ -51,11 +52,6 @@ BANDS_20M: Final = ("B11", "B12")
 BAND_ORDER: Final = ("B02", "B03", "B04", "B08", "B11", "B12")
 STAC_NAMES: Final = {"B02": "blue", "B03": "green", "B04": "red", "B08": "nir",
                      "B11": "swir16", "B12": "swir22"}
-
-#: L2A radiometric offset and scale (processing baseline 04.00 and later).
-BOA_ADD_OFFSET: Final = 0.1
-BOA_QUANTIFICATION: Final = 10000.0
-NODATA_DN: Final = 0
 
 #: Sen2Cor scene classification codes.
 SCL_NODATA: Final = 0

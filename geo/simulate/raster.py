@@ -13,6 +13,7 @@ Per pixel and date (in reflectance units, BAND_ORDER):
     top     = (1 - cloud) * surface * (1 - shadow * (1 - T_shadow))
               + cloud * cloud_spectrum + cirrus * cirrus_spectrum
     DN      = round((top + noise + 0.1) * 10000), clipped to 1..65535, 0 = nodata
+              (regenmap.geo.sentinel2.reflectance_to_dn)
 
 Within-field variability multiplies the green, residue and soil abundances by smooth
 random fields (15 %, 20 % and 8 % standard deviation, 60-250 m correlation).
@@ -33,10 +34,9 @@ from numpy.typing import NDArray
 from shapely.geometry.base import BaseGeometry
 
 from regenmap.errors import ConfigError
+from regenmap.geo.sentinel2 import NODATA, reflectance_to_dn
 from regenmap.geo.simulate.noise import SmoothNoise
 from regenmap.geo.simulate.params import (
-    BOA_ADD_OFFSET,
-    BOA_QUANTIFICATION,
     CIRRUS_SPECTRUM,
     CLOUD_SPECTRUM,
     EM_CALC,
@@ -253,12 +253,6 @@ class Texture:
                         ).astype(np.float32)
 
 
-def to_dn(reflectance: NDArray[np.floating]) -> NDArray[np.uint16]:
-    """L2A digital numbers from surface reflectance (processing baseline >= 04.00)."""
-    dn = np.rint((reflectance + BOA_ADD_OFFSET) * BOA_QUANTIFICATION)
-    return np.clip(dn, 1, 65535).astype(np.uint16)
-
-
 def _upsample(a: NDArray[Any]) -> NDArray[Any]:
     """Repeat every value of a 20 m array into its 2x2 block of 10 m pixels."""
     return np.repeat(np.repeat(a, 2, axis=0), 2, axis=1)
@@ -327,14 +321,14 @@ def render_chunk(ab: NDArray[np.float32], texture: NDArray[np.floating], sky: Sk
     sigma = NOISE_SIGMA.astype(np.float32)
     b10 = top[:4] + rng.standard_normal((4, rows, cols), dtype=np.float32) * sigma[:4, None, None]
     for i, band in enumerate(("B02", "B03", "B04", "B08")):
-        dn = to_dn(b10[i])
-        dn[nodata10] = 0
+        dn = reflectance_to_dn(b10[i])
+        dn[nodata10] = NODATA
         out[band] = dn
     for i, band in enumerate(("B11", "B12")):
         b20 = _block_mean(top[4 + i])
         b20 += rng.standard_normal(b20.shape, dtype=np.float32) * sigma[4 + i]
-        dn = to_dn(b20)
-        dn[nodata20] = 0
+        dn = reflectance_to_dn(b20)
+        dn[nodata20] = NODATA
         out[band] = dn
     red20 = _block_mean(b10[2])
     nir20 = _block_mean(b10[3])

@@ -13,8 +13,8 @@ Outputs in ``out_dir``:
 
 from __future__ import annotations
 
-import json
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -30,9 +30,18 @@ from affine import Affine
 from numpy.typing import NDArray
 
 from regenmap.errors import ConfigError, OutputError
+from regenmap.geo.sentinel2 import (
+    BOA_ADD_OFFSET,
+    BOA_QUANTIFICATION_VALUE,
+    NODATA,
+    band_filename,
+    band_resolution,
+)
 from regenmap.geo.simulate.landscape import Landscape, build_landscape
 from regenmap.geo.simulate.noise import SmoothNoise
 from regenmap.geo.simulate.params import (
+    BANDS_10M,
+    BANDS_20M,
     BLOCK,
     CRS,
     DEFAULT_N_DATES,
@@ -64,6 +73,7 @@ from regenmap.geo.simulate.raster import (
     render_chunk,
 )
 from regenmap.geo.simulate.sky import Sky, draw_sky
+from regenmap.io import atomic_path, write_json_atomic, write_parquet_atomic
 from regenmap.provenance import stamp
 
 SIMULATION_SCHEMA = "regenmap.simulation/1"
@@ -109,33 +119,21 @@ def acquisition_days(n_dates: int) -> NDArray[np.float64]:
     return 3.0 + np.floor(np.arange(n_dates) * 365.0 / n_dates)
 
 
-def band_filename(when: str, band: str) -> str:
-    """L2A-style band file name, e.g. ``T31UFQ_20230412T104629_B04_10m.tif``."""
-    res = 10 if band in ("B02", "B03", "B04", "B08") else 20
-    return f"{TILE_ID}_{when}_{band}_{res}m.tif"
-
-
-def _atomic_replace(tmp: Path, final: Path) -> None:
-    tmp.replace(final)
-
-
 def _write_fields(gdf: gpd.GeoDataFrame, path: Path) -> None:
     """Write the fields layer atomically with fixed GeoPackage timestamps."""
-    tmp = path.with_name(f".{path.name}.tmp.gpkg")
-    tmp.unlink(missing_ok=True)
-    old = pyogrio.get_gdal_config_option("OGR_CURRENT_DATE")
-    pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": f"{YEAR}-01-01T00:00:00Z"})
-    try:
-        pyogrio.write_dataframe(gdf, tmp, layer="fields", driver="GPKG", promote_to_multi=True,
-                                geometry_type="MultiPolygon")
-    finally:
-        pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": old})
-    _atomic_replace(tmp, path)
+    with atomic_path(path) as tmp:
+        old = pyogrio.get_gdal_config_option("OGR_CURRENT_DATE")
+        pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": f"{YEAR}-01-01T00:00:00Z"})
+        try:
+            pyogrio.write_dataframe(gdf, tmp, layer="fields", driver="GPKG",
+                                    promote_to_multi=True, geometry_type="MultiPolygon")
+        finally:
+            pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": old})
 
 
 def _scene_profile(width: int, height: int, transform: Affine) -> dict[str, Any]:
     return {"driver": "GTiff", "dtype": "uint16", "count": 1, "width": width, "height": height,
-            "crs": CRS, "transform": transform, "nodata": 0, "tiled": True,
+            "crs": CRS, "transform": transform, "nodata": NODATA, "tiled": True,
             "blockxsize": BLOCK, "blockysize": BLOCK, "compress": "deflate", "predictor": 2,
             "zlevel": 1}
 
@@ -159,19 +157,19 @@ def _texture_grid(texture: Texture, transform: Affine, spec: SizeSpec) -> NDArra
 def _write_acquisition(scenes_dir: Path, when: str, spec: SizeSpec, transform: Affine,
                        mixes: list[ChunkMix], texture: NDArray[np.float16],
                        abundance: NDArray[np.float32], sky: Sky, noise_seed: list[int]) -> None:
-    """Render one acquisition chunk by chunk into its seven band files."""
+    """Render one acquisition chunk by chunk into its seven band files (each written atomically)."""
     w, h = spec.width_px, spec.height_px
-    bands = ("B02", "B03", "B04", "B08", "B11", "B12", "SCL")
-    finals = {b: scenes_dir / band_filename(when, b) for b in bands}
-    tmps = {b: p.with_name(f".{p.name}.tmp") for b, p in finals.items()}
+    bands = (*BANDS_10M, *BANDS_20M, "SCL")
     t20 = transform @ Affine.scale(2.0)
     files = {}
-    try:
+    # each band file is closed, then renamed into place, when the block ends without error
+    with ExitStack() as stack:
         for b in bands:
-            is10 = b in ("B02", "B03", "B04", "B08")
+            tmp = stack.enter_context(atomic_path(scenes_dir / band_filename(TILE_ID, when, b)))
+            is10 = band_resolution(b) == 10
             prof = _scene_profile(w if is10 else w // 2, h if is10 else h // 2,
                                   transform if is10 else t20)
-            files[b] = rasterio.open(tmps[b], "w", **prof)
+            files[b] = stack.enter_context(rasterio.open(tmp, "w", **prof))
         xs = np.asarray(transform.c + (np.arange(w) + 0.5) * transform.a, dtype=np.float64)
         for k, rows in enumerate(_chunk_rows(spec)):
             ys = np.asarray(transform.f + (np.arange(rows.start, rows.stop) + 0.5) * transform.e,
@@ -180,7 +178,7 @@ def _write_acquisition(scenes_dir: Path, when: str, spec: SizeSpec, transform: A
             ab = mix_abundances(mixes[k], abundance)
             out = render_chunk(ab, texture[:, rows], sky, xs, ys, rng)
             for b, arr in out.items():
-                is10 = b in ("B02", "B03", "B04", "B08")
+                is10 = band_resolution(b) == 10
                 row = rows.start if is10 else rows.start // 2
                 win = rasterio.windows.Window(0, row, arr.shape[1], arr.shape[0])
                 files[b].write(arr, 1, window=win)
@@ -189,14 +187,9 @@ def _write_acquisition(scenes_dir: Path, when: str, spec: SizeSpec, transform: A
             tags = {"BAND": b, "TILE_ID": TILE_ID, "SENSING_TIME": when,
                     "SIMULATED": "regenmap.geo.simulate"}
             if b != "SCL":
-                tags.update(STAC_NAME=STAC_NAMES[b], BOA_ADD_OFFSET="-1000",
-                            BOA_QUANTIFICATION_VALUE="10000")
+                tags.update(STAC_NAME=STAC_NAMES[b], BOA_ADD_OFFSET=str(BOA_ADD_OFFSET),
+                            BOA_QUANTIFICATION_VALUE=str(BOA_QUANTIFICATION_VALUE))
             ds.update_tags(**tags)
-    finally:
-        for ds in files.values():
-            ds.close()
-    for b in bands:
-        _atomic_replace(tmps[b], finals[b])
 
 
 def _calcareous_share(rng: np.random.Generator, cx: NDArray[np.float64],
@@ -312,9 +305,7 @@ def simulate_region(out_dir: str | Path, *,
     del gdf
     truth = pd.DataFrame({"field_id": field_ids, **season.as_columns(),
                           "soil_brightness": soil_brightness, "calcareous_share": calcareous})
-    truth_tmp = out / ".field_truth.parquet.tmp"
-    truth.to_parquet(truth_tmp, index=False)
-    _atomic_replace(truth_tmp, out / "field_truth.parquet")
+    write_parquet_atomic(truth, out / "field_truth.parquet")
 
     label_dtype = np.uint16 if FIRST_FIELD_LABEL + n_fields < 65535 else np.int32
     cover = pixel_cover(_label_layers(land, fields), transform=transform, width=spec.width_px,
@@ -350,9 +341,7 @@ def simulate_region(out_dir: str | Path, *,
 
     meta = _metadata(seed=seed, size=size, spec=spec, n_dates=n, summary=summary,
                      acquisitions=acquisitions)
-    meta_tmp = out / ".simulation.json.tmp"
-    meta_tmp.write_text(json.dumps(meta, indent=2, sort_keys=False), encoding="utf-8")
-    _atomic_replace(meta_tmp, out / "simulation.json")
+    write_json_atomic(out / "simulation.json", meta)
     return SimulatedRegion(out_dir=out, fields_path=fields_path, scenes_dir=scenes_dir, crs=CRS,
                            n_fields=n_fields, n_acquisitions=n,
                            targets={k: list(v) for k, v in TARGETS.items()})

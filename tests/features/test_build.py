@@ -11,7 +11,7 @@ import pytest
 from regenmap.features.build import build_features
 from regenmap.features.dictionary import dictionary_markdown, feature_dictionary
 from regenmap.features.options import FeatureOptions
-from regenmap.features.synthetic import synthetic_observations
+from regenmap.features.testing import synthetic_observations
 from regenmap.features.timegrid import MissingIndexWarning
 from regenmap.schema import FEATURES_SCHEMA
 

@@ -9,7 +9,7 @@ import pytest
 from regenmap.features.build import build_features
 from regenmap.features.options import FeatureOptions
 from regenmap.features.phenology import detect_cycles, rank_in_window
-from regenmap.features.synthetic import synthetic_observations, trapezoid
+from regenmap.features.testing import synthetic_observations, trapezoid
 
 
 def series_obs(field_id: str, start: str, days: int, every: int,

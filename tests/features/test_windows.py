@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from regenmap.features.build import build_features
-from regenmap.features.synthetic import synthetic_observations
+from regenmap.features.testing import synthetic_observations
 from regenmap.features.windows import _drop_before_min, _rise_after_min, longest_run_days
 
 

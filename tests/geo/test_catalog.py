@@ -15,8 +15,8 @@ from regenmap.errors import CRSError, InputError
 from regenmap.geo.catalog import scan_band_files
 from regenmap.geo.grid import GridSpec, index_map
 from regenmap.geo.raster_read import read_asset
-from regenmap.geo.scene_writer import write_raster, write_s2_scene
 from regenmap.geo.sensors import SensorProfile
+from regenmap.geo.testing import write_raster, write_s2_scene
 
 S2 = SensorProfile.from_mapping(yaml.safe_load(
     (Path(__file__).resolve().parents[2] / "configs" / "sensors" / "sentinel2_l2a.yaml").read_text()))

@@ -14,7 +14,7 @@ from regenmap.geo.grid import GridSpec
 from regenmap.geo.pixel_need import Coverage, PixelNeed, kept
 from regenmap.geo.raster_read import BandReader, read_native
 from regenmap.geo.rasterize import rasterize_fields
-from regenmap.geo.scene_writer import write_raster
+from regenmap.geo.testing import write_raster
 
 GRID = GridSpec("EPSG:32631", Affine(10, 0, 0, 0, -10, 2000), 150, 200)
 

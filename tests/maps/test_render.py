@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -89,11 +91,31 @@ def test_geographic_and_empty_results_render(tmp_path, make_results, targets):
     assert all(p.stat().st_size > 1000 for p in paths)
 
 
-def test_nice_scale_bar_lengths():
-    assert _nice_length(1000) == 200
-    assert _nice_length(640) == 200
-    assert _nice_length(12_000) == 5000
-    assert _nice_length(90) == 20
+# Runs in a fresh interpreter: a notebook user has chosen a backend before importing regenmap.
+_BACKEND_SCRIPT = """
+import json, sys
+import matplotlib
+matplotlib.use("svg")
+from regenmap.maps import render_maps, write_report
+gpkg, out = sys.argv[1], sys.argv[2]
+after_import = matplotlib.get_backend()
+render_maps(gpkg, out + "/maps")
+write_report(out, gpkg_path=gpkg, run_info={})
+print(json.dumps([after_import, matplotlib.get_backend()]))
+"""
+
+
+def test_maps_and_report_leave_the_matplotlib_backend_alone(tmp_path, gpkg):
+    proc = subprocess.run([sys.executable, "-c", _BACKEND_SCRIPT, str(gpkg), str(tmp_path)],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == ["svg", "svg"]
+    assert (tmp_path / "report.html").is_file() and (tmp_path / "maps" / "map.html").is_file()
+
+
+@pytest.mark.parametrize(("span_m", "bar_m"), [(1000, 200), (640, 200), (12_000, 5000), (90, 20)])
+def test_nice_length__scale_bar_of_a_map_span(span_m, bar_m):
+    assert _nice_length(span_m) == bar_m
 
 
 def test_html_is_offline(rendered):

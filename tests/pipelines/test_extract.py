@@ -19,7 +19,8 @@ from distributed import Client
 
 from regenmap.errors import ConfigError, FieldError, InputError, MissingBandError
 from regenmap.geo.grid import GridSpec
-from regenmap.geo.scene_writer import reflectance_to_dn, write_raster, write_s2_scene
+from regenmap.geo.sentinel2 import reflectance_to_dn
+from regenmap.geo.testing import write_raster, write_s2_scene
 from regenmap.pipelines import extract as extract_stage
 from regenmap.pipelines.config import RunConfig, parse_config
 from regenmap.schema import N_PIXELS, N_VALID, VALID_FRACTION, stat_column

@@ -17,7 +17,8 @@ from distributed import Client
 from pyproj import Transformer
 
 from regenmap.geo.grid import GridSpec
-from regenmap.geo.scene_writer import reflectance_to_dn, s2_band_name, write_raster, write_s2_scene
+from regenmap.geo.sentinel2 import band_filename, reflectance_to_dn
+from regenmap.geo.testing import write_raster, write_s2_scene
 from regenmap.pipelines import extract as extract_stage
 from regenmap.pipelines.config import parse_config
 from regenmap.schema import N_PIXELS, N_VALID, SENSOR, stat_column
@@ -113,7 +114,7 @@ def stac_item(folder: Path, grid: GridSpec) -> dict[str, object]:
     assets = {}
     for band, common, res in [("B02", "blue", 10), ("B04", "red", 10), ("B08", "nir", 10),
                               ("B11", "swir16", 20), ("B12", "swir22", 20), ("SCL", None, 20)]:
-        href = folder / s2_band_name("31UGQ", S2_DATE, band, res)
+        href = folder / band_filename("31UGQ", S2_DATE, band, res)
         asset: dict[str, object] = {"href": str(href), "type": "image/tiff; application=geotiff"}
         if common:
             asset["eo:bands"] = [{"name": band, "common_name": common}]

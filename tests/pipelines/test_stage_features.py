@@ -14,7 +14,7 @@ import yaml
 
 from regenmap.errors import InputError
 from regenmap.features.dictionary import feature_dictionary
-from regenmap.features.synthetic import synthetic_observations
+from regenmap.features.testing import synthetic_observations
 from regenmap.features.timegrid import MissingIndexWarning
 from regenmap.io import parquet_meta as read_provenance
 from regenmap.pipelines import features

@@ -1,4 +1,7 @@
-"""Synthetic observations tables with known phenology and practices (tests, benchmarks).
+"""Observations tables with known phenology and practices.
+
+Factories for tests and benchmarks; not used by the pipeline. Class names are
+those of the simulator (:mod:`regenmap.geo.simulate.practices`).
 
 Each field has one cash crop with a piecewise-linear NDVI curve (base, linear
 rise, plateau, linear decline), so start and end of season at any amplitude
@@ -15,6 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from regenmap.geo.simulate.practices import COVER_CLASSES, TILLAGE_CLASSES
 from regenmap.schema import (
     ACQUISITION_ID,
     FIELD_ID,
@@ -27,8 +31,8 @@ from regenmap.schema import (
     stat_column,
 )
 
-TILLAGE = ("conventional", "reduced", "no_till")
-COVER = ("bare", "cover_crop")
+#: Share of crop residue a tillage system leaves on the soil after harvest.
+_RESIDUE_LEFT = {"conventional": 0.1, "reduced": 0.55, "no_till": 0.95}
 
 
 def trapezoid(t: np.ndarray, start: np.ndarray, rise: np.ndarray, plateau: np.ndarray,
@@ -95,22 +99,23 @@ def synthetic_observations(n_fields: int, *, n_obs: int = 80, start: str = "2023
     fall = rng.uniform(25, 40, (n, 1))
     base = rng.uniform(0.12, 0.18, (n, 1))
     peak = rng.uniform(0.75, 0.9, (n, 1))
-    till = rng.integers(0, 3, n)
-    cover = rng.integers(0, 2, n)
+    till = rng.integers(0, len(TILLAGE_CLASSES), n)
+    cover = rng.integers(0, len(COVER_CLASSES), n)
     harvest = sos0 + rise + plateau + fall
 
     t = np.sort(rng.uniform(0, days, (n, k)), axis=1)
     crop = trapezoid(t, sos0, rise, plateau, fall)
     c_start = harvest + rng.uniform(10, 25, (n, 1))
     c_peak = rng.uniform(0.45, 0.6, (n, 1))
+    sown = cover[:, None] == COVER_CLASSES.index("cover_crop")
     green_cover = trapezoid(t, c_start, np.full((n, 1), 45.0), np.full((n, 1), 400.0),
-                            np.full((n, 1), 10.0)) * (cover[:, None] == 1)
+                            np.full((n, 1), 10.0)) * sown
     ndvi = base + (peak - base) * crop + (c_peak - base) * green_cover * (crop == 0)
     g = np.clip((ndvi - 0.15) / 0.7, 0.0, 1.0)
 
     # Soil surface after harvest: residue (NDTI ~0.14) until tillage lowers it.
     till_day = harvest + rng.uniform(5, 30, (n, 1))
-    residue_left = np.array([0.1, 0.55, 0.95])[till][:, None]
+    residue_left = np.array([_RESIDUE_LEFT[c] for c in TILLAGE_CLASSES])[till][:, None]
     after_till = t >= till_day
     residue = np.where(t < harvest, 0.6, np.where(after_till, residue_left, 1.0))
     soil_ndti = 0.02 + 0.12 * residue
@@ -141,8 +146,8 @@ def synthetic_observations(n_fields: int, *, n_obs: int = 80, start: str = "2023
         cols[stat_column(name, "mean")] = v.ravel().astype(np.float32)
     obs = pd.DataFrame(cols)
     truth = pd.DataFrame({
-        FIELD_ID: ids.astype(str), "tillage": np.asarray(TILLAGE)[till],
-        "winter_cover": np.asarray(COVER)[cover],
+        FIELD_ID: ids.astype(str), "tillage": np.asarray(TILLAGE_CLASSES)[till],
+        "winter_cover": np.asarray(COVER_CLASSES)[cover],
         "sos": (sos0 + 0.2 * rise)[:, 0], "eos": (harvest - 0.2 * fall)[:, 0],
         "pos_start": (sos0 + rise)[:, 0], "pos_end": (sos0 + rise + plateau)[:, 0],
         "peak": peak[:, 0], "base": base[:, 0], "harvest": harvest[:, 0],

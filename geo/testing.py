@@ -1,6 +1,7 @@
-"""Write band files the way sensors deliver them (tests, benchmarks, examples).
+"""Raster files written the way sensors deliver them.
 
-Writes tiled, DEFLATE-compressed GeoTIFFs named like Sentinel-2 L2A band files
+Factories for tests and benchmarks; not used by the pipeline. Writes tiled,
+DEFLATE-compressed GeoTIFFs named like Sentinel-2 L2A band files
 (``T31UFQ_20230412T104629_B04_10m.tif``) so that every reader of
 :mod:`regenmap.geo.catalog` can be exercised on small real files.
 """
@@ -15,6 +16,7 @@ import rasterio
 from affine import Affine
 
 from regenmap.geo.grid import GridSpec
+from regenmap.geo.sentinel2 import NODATA, band_filename
 
 
 def write_raster(path: str | Path, data: np.ndarray, grid: GridSpec, *,
@@ -62,22 +64,10 @@ def write_raster(path: str | Path, data: np.ndarray, grid: GridSpec, *,
     return p
 
 
-def s2_band_name(tile: str, when: datetime, band: str, resolution_m: int) -> str:
-    """File name of a Sentinel-2 L2A band, e.g. ``T31UFQ_20230412T104629_B04_10m.tif``."""
-    return f"T{tile}_{when:%Y%m%dT%H%M%S}_{band}_{resolution_m}m.tif"
-
-
-def reflectance_to_dn(refl: np.ndarray, *, offset: float = -0.1, scale: float = 1e-4) -> np.ndarray:
-    """Encode reflectance as Sentinel-2 L2A DN (baseline >= 04.00), NaN -> 0 (nodata)."""
-    dn = np.round((np.asarray(refl, dtype=np.float64) - offset) / scale)
-    dn = np.clip(np.nan_to_num(dn, nan=0.0), 0, 65535)
-    return dn.astype(np.uint16)
-
-
 def write_s2_scene(folder: str | Path, *, tile: str, when: datetime, grid10: GridSpec,
                    bands: dict[str, np.ndarray], scl: np.ndarray | None = None,
                    blocksize: int = 512) -> list[Path]:
-    """Write one Sentinel-2 L2A acquisition as per-band files.
+    """Write one Sentinel-2 L2A acquisition as per-band files, named by :mod:`regenmap.geo.sentinel2`.
 
     Parameters
     ----------
@@ -89,7 +79,7 @@ def write_s2_scene(folder: str | Path, *, tile: str, when: datetime, grid10: Gri
         The 10 m grid; 20 m bands and SCL are written on the grid of half its size.
     bands
         Native name (``B04``) -> uint16 DN array on its own grid (10 m for B02/B03/B04/B08,
-        20 m for the others).
+        20 m for the others), e.g. from :func:`regenmap.geo.sentinel2.reflectance_to_dn`.
     scl
         uint8 scene classification on the 20 m grid, or None.
     """
@@ -98,9 +88,9 @@ def write_s2_scene(folder: str | Path, *, tile: str, when: datetime, grid10: Gri
                    grid10.width // 2, grid10.height // 2)
     for name, data in bands.items():
         grid, res = (grid10, 10) if data.shape == grid10.shape else (g20, 20)
-        out.append(write_raster(Path(folder) / s2_band_name(tile, when, name, res), data, grid,
-                                nodata=0, blocksize=blocksize))
+        out.append(write_raster(Path(folder) / band_filename(tile, when, name, res), data, grid,
+                                nodata=NODATA, blocksize=blocksize))
     if scl is not None:
-        out.append(write_raster(Path(folder) / s2_band_name(tile, when, "SCL", 20), scl, g20,
-                                nodata=0, blocksize=blocksize))
+        out.append(write_raster(Path(folder) / band_filename(tile, when, "SCL", 20), scl, g20,
+                                nodata=NODATA, blocksize=blocksize))
     return out
