@@ -375,10 +375,7 @@ def explain(config: Any, field_ids: Sequence[str], target: str, *, top: int = 8
     Returns
     -------
     pandas.DataFrame
-        One row per (field, feature): ``field_id``, ``predicted`` (class), ``probability``,
-        ``feature``, ``value`` (the field's feature value), ``contribution`` (TreeSHAP, raw
-        log-odds units towards the predicted class; positive = for it), sorted by field
-        then decreasing absolute contribution.
+        One row per (field, feature), as :func:`regenmap.models.explain.top_contributions`.
 
     Raises
     ------

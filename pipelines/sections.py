@@ -99,26 +99,10 @@ class ExtractConfig(StrictModel):
 
 
 class WindowsConfig(StrictModel):
-    """Thresholds of the practice windows (``features.windows``); see ``docs/features.md``.
+    """Thresholds of the practice windows (``features.windows``).
 
-    Attributes
-    ----------
-    bare_ndvi
-        NDVI below which a grid cell counts as bare (no green cover).
-    bare_bsi
-        BSI above which an observation counts as bare soil (with NDVI below ``bare_ndvi``).
-    green_ndvi
-        NDVI above which a cell counts as green cover.
-    soil_ndvi
-        NDVI of bare soil, the zero line of the green-cover integrals.
-    cash_peak_ratio
-        Share of the main peak a later cycle must reach to be the next cash crop.
-    min_cash_interval_days
-        Days after the main peak before a green-up can be the next cash crop.
-    max_window_days
-        Length of the fallow window when no next cash crop is in the data, days.
-    early_days
-        Length of the early post-harvest window (``fallow56``), days.
+    The keys, their units and meaning are those of
+    :class:`regenmap.features.windows.WindowOptions` (``docs/features.md``).
     """
 
     bare_ndvi: float = 0.3
