@@ -12,13 +12,17 @@ from typing import Final
 
 #: Bumped on any incompatible change of the corresponding table.
 OBSERVATIONS_SCHEMA: Final = "regenmap.observations/1"
-FEATURES_SCHEMA: Final = "regenmap.features/1"
-PREDICTIONS_SCHEMA: Final = "regenmap.predictions/1"
+FEATURES_SCHEMA: Final = "regenmap.features/2"
+PREDICTIONS_SCHEMA: Final = "regenmap.predictions/2"
 MODEL_SCHEMA: Final = "regenmap.model/1"
 GPKG_SCHEMA: Final = "regenmap.gpkg/1"
 
 # --- identity -------------------------------------------------------------
 FIELD_ID: Final = "field_id"
+#: A sample is a field in a season: the features, labels and predictions tables are keyed
+#: by (field_id, season). ``season`` is a name such as ``2023`` or ``2023-primera``.
+SEASON: Final = "season"
+SAMPLE_KEY: Final = (FIELD_ID, SEASON)
 
 # --- observations table: one row per (field, acquisition) ------------------
 TIME: Final = "time"  # datetime64[ns], UTC-naive acquisition time

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -13,53 +14,42 @@ from regenmap.errors import ConfigError, InputError
 from regenmap.features import phenology, quality, seasonal, windows
 from regenmap.features.dictionary import feature_dictionary, feature_specs
 from regenmap.features.options import FeatureOptions
+from regenmap.features.seasons import Season, SeasonCalendar
 from regenmap.features.spec import FEATURE_INDICES
 from regenmap.features.timegrid import (
     TimeGrid,
     available_indices,
-    parse_year_start,
     regularize,
     smooth,
 )
-from regenmap.schema import FEATURES_SCHEMA, FIELD_ID, stat_column
+from regenmap.schema import FEATURES_SCHEMA, FIELD_ID, SEASON, stat_column
 
 #: Indices whose absence is worth a warning (features depending on them are NaN).
 WARN_IF_MISSING: tuple[str, ...] = ("ndvi", "ndti", "bsi")
 
 
-def _year_offsets(grid: TimeGrid, year_start: str, year: int | None
-                  ) -> tuple[tuple[float, float], list[tuple[float, float]], int]:
-    """Pick the agricultural year (the one with most observations unless ``year`` is given)."""
-    parse_year_start(year_start)
+def busiest_year(grid: TimeGrid, year_start: str) -> int:
+    """Calendar year in which the agricultural year with the most observations starts."""
+    calendar = SeasonCalendar(year_start=year_start)
     origin = pd.Timestamp(grid.origin)
-    end_days = float(grid.edges_days[-1])
-
-    def days(ts: pd.Timestamp) -> float:
-        return float((ts - origin) / pd.Timedelta(days=1))
-
-    n_years = 1
-    while days(origin + pd.DateOffset(years=n_years)) < end_days:
-        n_years += 1
-    if year is not None:
-        k = year - origin.year
-    else:
-        per_cell = sum(c.sum(axis=0, dtype=np.int64) for c in grid.counts.values())
-        per_cell = np.asarray(per_cell) if grid.counts else np.zeros(grid.t_days.shape, np.int64)
-        totals = []
-        for k in range(n_years):
-            a = days(origin + pd.DateOffset(years=k))
-            b = days(origin + pd.DateOffset(years=k + 1))
-            totals.append(int(per_cell[(grid.t_days >= a) & (grid.t_days < b)].sum()))
-        k = int(np.argmax(totals))
-    start = origin + pd.DateOffset(years=k)
-    bounds = [days(start + pd.DateOffset(months=3 * q)) for q in range(5)]
-    seasons = [(bounds[q], bounds[q + 1]) for q in range(4)]
-    return (bounds[0], bounds[4]), seasons, int(start.year)
+    per_cell = sum(c.sum(axis=0, dtype=np.int64) for c in grid.counts.values())
+    per_cell = np.asarray(per_cell) if grid.counts else np.zeros(grid.t_days.shape, np.int64)
+    best, best_total = origin.year, -1
+    year = origin.year
+    while grid.days(calendar.year(year).start) < float(grid.edges_days[-1]):
+        season = calendar.year(year)
+        a, b = grid.days(season.start), grid.days(season.end)
+        total = int(per_cell[(grid.t_days >= a) & (grid.t_days < b)].sum())
+        if total > best_total:
+            best, best_total = year, total
+        year += 1
+    return best
 
 
 def build_features(observations: pd.DataFrame, options: FeatureOptions | None = None, *,
+                   seasons: Sequence[Season] | None = None, samples: pd.DataFrame | None = None,
                    year: int | None = None) -> pd.DataFrame:
-    """Compute the per-field features table from an observations table.
+    """Compute the features table from an observations table: one row per field and season.
 
     Parameters
     ----------
@@ -70,23 +60,32 @@ def build_features(observations: pd.DataFrame, options: FeatureOptions | None = 
         features and one :class:`~regenmap.features.timegrid.MissingIndexWarning`.
     options
         Time grid, smoothing, phenology and window options; defaults if None.
+    seasons
+        The seasons to describe (:class:`~regenmap.features.seasons.Season`). Every
+        field gets a row per season, unless ``samples`` says which field has which.
+    samples
+        ``field_id`` and ``season`` (a name of ``seasons``): the (field, season) pairs to
+        describe. Fields absent from the observations get a row of NaN features.
     year
-        Calendar year in which the described agricultural year starts; by default
-        the one with the most observations.
+        Without ``seasons``: the calendar year in which the one described agricultural
+        year starts; by default the one with the most observations.
 
     Returns
     -------
     pandas.DataFrame
-        One row per distinct ``field_id`` (sorted), ``field_id`` (str) first, then
-        float32 columns named as in :func:`feature_dictionary`. Fields without a
-        usable observation keep their row, with NaN features. ``attrs["features"]``
-        holds the options and the chosen year.
+        One row per (field, season), sorted by ``field_id`` then season start:
+        ``field_id`` (str), ``season`` (str), then float32 columns named as in
+        :func:`feature_dictionary`. Fields without a usable observation in a season keep
+        their row, with NaN features. ``attrs["features"]`` holds the options and the
+        seasons' windows.
 
     Raises
     ------
     InputError
         If ``field_id`` or ``time`` is missing, or no ``<index>_<stat>`` column of a
         known index (NDVI, EVI, NDTI, BSI, NDMI) is present.
+    ConfigError
+        If ``samples`` names a season not in ``seasons``.
 
     Examples
     --------
@@ -103,23 +102,64 @@ def build_features(observations: pd.DataFrame, options: FeatureOptions | None = 
         raise InputError(f"the observations table has no '<index>_{stat}' column for any of "
                          f"{', '.join(FEATURE_INDICES)}.{hint}")
     grid = regularize(observations, opts, indices=FEATURE_INDICES, warn_missing=WARN_IF_MISSING)
-    return features_from_grid(grid, opts, year=year)
+    if seasons is None:
+        calendar = SeasonCalendar(year_start=opts.year_start)
+        seasons = [calendar.year(year if year is not None else busiest_year(grid, opts.year_start))]
+    by_name = {s.name: s for s in seasons}
+    ids = pd.Index(grid.field_ids.astype(str))
+    if samples is None:
+        pairs = pd.DataFrame({FIELD_ID: np.repeat(ids.to_numpy(), len(by_name)),
+                              SEASON: np.tile(list(by_name), len(ids))})
+    else:
+        pairs = pd.DataFrame({FIELD_ID: samples[FIELD_ID].astype(str).to_numpy(),
+                              SEASON: samples[SEASON].astype(str).to_numpy()}).drop_duplicates()
+        unknown = sorted(set(pairs[SEASON]) - set(by_name))
+        if unknown:
+            raise ConfigError(f"samples name season(s) {unknown[:5]} that are not described "
+                              f"(seasons: {', '.join(by_name)})")
+    frames = []
+    for name, group in pairs.groupby(SEASON, sort=False):
+        pos = ids.get_indexer(group[FIELD_ID])
+        part = features_from_grid(grid.take(pos[pos >= 0]), opts, season=by_name[str(name)])
+        missing = group[FIELD_ID].to_numpy()[pos < 0]
+        if missing.size:  # no observation at all: a row of NaN features, never a dropped field
+            empty = pd.DataFrame({FIELD_ID: missing})
+            part = pd.concat([part, empty], ignore_index=True)
+        part.insert(1, SEASON, str(name))
+        frames.append(part)
+    frame = pd.concat(frames, ignore_index=True) if frames else features_from_grid(
+        grid.take(np.zeros(0, np.int64)), opts, season=next(iter(by_name.values())))
+    if SEASON not in frame.columns:
+        frame.insert(1, SEASON, pd.Series(dtype=str))
+    start = frame[SEASON].map({n: s.start for n, s in by_name.items()})
+    frame = frame.assign(_start=start).sort_values([FIELD_ID, "_start"], kind="stable")
+    frame = frame.drop(columns="_start").reset_index(drop=True)
+    names = [s.name for s in feature_specs()]
+    frame[names] = frame[names].astype(np.float32)
+    frame.attrs["features"] = {**_record(grid, opts), "seasons": {
+        n: {"start": str(s.start.date()), "end": str(s.end.date()), "months": s.months}
+        for n, s in by_name.items()}}
+    return frame
 
 
 def features_from_grid(grid: TimeGrid, options: FeatureOptions | None = None, *,
-                       year: int | None = None) -> pd.DataFrame:
-    """Compute the features table from an already regularised :class:`TimeGrid`.
+                       season: Season | None = None) -> pd.DataFrame:
+    """Compute the features of every field of a :class:`TimeGrid` over one season.
 
-    See :func:`build_features` for the parameters and the returned table;
-    ``options.year_start`` must equal the one the grid was built with.
+    See :func:`build_features` for the returned columns (without ``season``);
+    ``options.year_start`` must equal the one the grid was built with; ``season`` is the
+    agricultural year with the most observations if None.
     """
-    opts = options or FeatureOptions(year_start=str(grid.options.get("year_start", "01-01")))
     grid_start = str(grid.options.get("year_start", "01-01"))
+    opts = options or FeatureOptions(year_start=grid_start)
     if opts.year_start != grid_start:
         raise ConfigError(f"year_start={opts.year_start!r} differs from the grid's "
                           f"{grid_start!r}: regularize the observations with the same year_start")
+    if season is None:
+        season = SeasonCalendar(year_start=grid_start).year(busiest_year(grid, grid_start))
     n = grid.n_fields
-    yr, seasons, year_label = _year_offsets(grid, grid_start, year)
+    yr = (grid.days(season.start), grid.days(season.end))
+    quarters = [(grid.days(a), grid.days(b)) for a, b in season.quarters()]
     ndvi = grid.values.get("ndvi", np.full((n, grid.t_days.size), np.nan, np.float32))
     primary = "ndvi" if np.isfinite(ndvi).any() else next(
         (k for k, v in grid.values.items() if np.isfinite(v).any()), "ndvi")
@@ -145,18 +185,16 @@ def features_from_grid(grid: TimeGrid, options: FeatureOptions | None = None, *,
     cols.update(windows.compute(grid.values, grid.composites, counts, t_days=grid.t_days,
                                 width=grid.step_days, year=yr, windows=bounds,
                                 opts=opts.windows))
-    cols.update(seasonal.compute(grid.values, grid.t_days, yr, seasons))
+    cols.update(seasonal.compute(grid.values, grid.t_days, yr, quarters))
 
     names = [s.name for s in feature_specs()]
-    frame = pd.DataFrame({FIELD_ID: pd.Series(grid.field_ids, dtype=str),
-                          **{k: cols[k].astype(np.float32, copy=False) for k in names}})
-    frame.attrs["features"] = _record(grid, year_label, opts)
-    return frame
+    return pd.DataFrame({FIELD_ID: pd.Series(grid.field_ids, dtype=str),
+                         **{k: cols[k].astype(np.float32, copy=False) for k in names}})
 
 
-def _record(grid: TimeGrid, year_label: int, opts: FeatureOptions) -> dict[str, Any]:
+def _record(grid: TimeGrid, opts: FeatureOptions) -> dict[str, Any]:
     return {
-        "schema": FEATURES_SCHEMA, "year": year_label,
+        "schema": FEATURES_SCHEMA,
         "grid_origin": str(pd.Timestamp(grid.origin).date()), **grid.options,
         "windows": asdict(opts.windows),
         "phenology": {"detect_fraction": opts.detect_fraction,

@@ -97,6 +97,34 @@ class TimeGrid:
         """``(n_time,)`` float64 width of each bin in days."""
         return np.diff(self.edges_days)
 
+    def days(self, when: pd.Timestamp) -> float:
+        """Days from the grid origin to ``when``."""
+        return float((pd.Timestamp(when) - pd.Timestamp(self.origin)) / pd.Timedelta(days=1))
+
+    def take(self, rows: np.ndarray) -> TimeGrid:
+        """Return the grid of some fields only.
+
+        Parameters
+        ----------
+        rows
+            (m,) int positions of the fields to keep, in the order wanted.
+        """
+        rows = np.asarray(rows, dtype=np.int64)
+        new_pos = np.full(self.n_fields, -1, dtype=np.int64)
+        new_pos[rows] = np.arange(rows.size)
+        keep = new_pos[self.obs_field] >= 0 if self.obs_field.size else np.zeros(0, bool)
+        obs_field = new_pos[self.obs_field[keep]]
+        obs_t = self.obs_t_days[keep]
+        order = np.lexsort((obs_t, obs_field))
+        return TimeGrid(field_ids=self.field_ids[rows], times=self.times, t_days=self.t_days,
+                        edges_days=self.edges_days, origin=self.origin,
+                        values={k: v[rows] for k, v in self.values.items()},
+                        composites={k: v[rows] for k, v in self.composites.items()},
+                        counts={k: v[rows] for k, v in self.counts.items()},
+                        n_rows=self.n_rows[rows], n_dropped=self.n_dropped[rows],
+                        n_sensors=self.n_sensors[rows], options=self.options,
+                        obs_field=obs_field[order], obs_t_days=obs_t[order])
+
 
 def anchor_before(when: np.datetime64, year_start: str) -> np.datetime64:
     """Return the latest ``year_start`` (``MM-DD``) date on or before ``when``.

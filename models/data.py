@@ -1,8 +1,11 @@
 """Normalise the inputs of training and prediction once, at the boundary.
 
-The features table is ``field_id`` plus numeric feature columns; labels,
-groups and field areas are pandas Series indexed by ``field_id``. Everything
-inside :mod:`regenmap.models` works on the plain arrays these functions return.
+The features table is ``field_id`` (and ``season`` when a field is described in
+several seasons: a sample is a field in a season) plus numeric feature columns.
+Labels are pandas Series indexed by ``field_id`` or by ``(field_id, season)``;
+groups and field areas by ``field_id`` (they hold for every season of a field).
+Everything inside :mod:`regenmap.models` works on the plain arrays these
+functions return.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from regenmap.errors import ModelError
-from regenmap.schema import FIELD_ID
+from regenmap.schema import FIELD_ID, SAMPLE_KEY, SEASON
 
 #: Field-size classes reported in every evaluation: (label, lower ha, upper ha).
 SIZE_CLASSES: tuple[tuple[str, float, float], ...] = (
@@ -33,7 +36,8 @@ class FeatureMatrix:
     Attributes
     ----------
     field_ids
-        Field identifiers, shape (n_fields,), in the row order of ``values``.
+        Sample identifiers, shape (n_samples,), in the row order of ``values``: an Index of
+        field ids, or a MultiIndex ``(field_id, season)`` when the table has seasons.
     values
         float32 array of shape (n_fields, n_features); NaN where missing.
     names
@@ -64,7 +68,7 @@ def feature_columns(features: pd.DataFrame) -> list[str]:
     return [
         str(c)
         for c in features.columns
-        if c != FIELD_ID
+        if c not in SAMPLE_KEY
         and pd.api.types.is_numeric_dtype(features[c])
         and not pd.api.types.is_bool_dtype(features[c])
     ]
@@ -95,10 +99,11 @@ def feature_matrix(
             f"{what} has no '{FIELD_ID}' column (columns: {list(features.columns)[:8]}...). "
             "Pass the table written by the features stage."
         )
-    ids = pd.Index(features[FIELD_ID].astype(str), name=FIELD_ID)
+    ids = sample_index(features)
     if ids.has_duplicates:
         dup = ids[ids.duplicated()].unique()[:5].tolist()
-        raise ModelError(f"{what}: duplicate {FIELD_ID} values {dup}; each field must appear once.")
+        key = "(field_id, season)" if isinstance(ids, pd.MultiIndex) else FIELD_ID
+        raise ModelError(f"{what}: duplicate {key} values {dup}; each sample must appear once.")
     available = feature_columns(features)
     if names is None:
         used = available
@@ -119,54 +124,95 @@ def feature_matrix(
     return FeatureMatrix(field_ids=ids, values=values, names=tuple(used), extra=tuple(extra))
 
 
-def check_training_features(fm: FeatureMatrix, *, mask: np.ndarray | None = None) -> None:
-    """Reject feature columns that carry no information on the training rows.
+def drop_empty_features(fm: FeatureMatrix, *, mask: np.ndarray | None = None
+                        ) -> tuple[FeatureMatrix, tuple[str, ...]]:
+    """Leave out feature columns that hold no value on the training rows.
+
+    A sparse series (a few dates a year) leaves some windows empty on every sample:
+    such columns carry no information and are left out, and named, instead of
+    stopping the training.
 
     Parameters
     ----------
     fm
-        Features of all fields.
+        Features of all samples.
     mask
-        Boolean array (n_fields,) selecting the labelled rows; all rows if omitted.
+        Boolean array (n_samples,) selecting the labelled rows; all rows if omitted.
+
+    Returns
+    -------
+    fm, dropped
+        The matrix without those columns, and their names.
 
     Raises
     ------
     ModelError
-        Naming every all-NaN column.
+        If no column holds a value on the training rows.
     """
     values = fm.values if mask is None else fm.values[mask]
-    all_nan = [fm.names[j] for j in np.flatnonzero(np.isnan(values).all(axis=0))]
-    if all_nan:
+    empty = np.isnan(values).all(axis=0)
+    if not empty.any():
+        return fm, ()
+    if empty.all():
         raise ModelError(
-            f"{len(all_nan)} feature column(s) are entirely NaN on the labelled fields: "
-            f"{_short_list(all_nan)}. Drop them from the features table or check the "
-            "extraction (no valid observation in their time window?)."
-        )
+            f"every one of the {len(fm.names)} feature columns is empty on the labelled "
+            "samples: no observation falls in their seasons. Check the scenes' dates against "
+            "the labels' seasons.")
+    keep = np.flatnonzero(~empty)
+    dropped = tuple(fm.names[j] for j in np.flatnonzero(empty))
+    return FeatureMatrix(field_ids=fm.field_ids, values=fm.values[:, keep],
+                         names=tuple(fm.names[j] for j in keep), extra=fm.extra), dropped
+
+
+def sample_index(table: pd.DataFrame) -> pd.Index:
+    """Return the sample keys of a table: ``field_id``, or ``(field_id, season)`` with seasons.
+
+    Parameters
+    ----------
+    table
+        A features, labels or predictions table with a ``field_id`` column.
+
+    Returns
+    -------
+    pandas.Index
+        Field ids (str), or a MultiIndex of (field id, season) strings.
+    """
+    fields = table[FIELD_ID].astype(str).to_numpy()
+    if SEASON in table.columns:
+        seasons = table[SEASON].astype(str).to_numpy()
+        return pd.MultiIndex.from_arrays([fields, seasons], names=list(SAMPLE_KEY))
+    return pd.Index(fields, name=FIELD_ID)
+
+
+def field_level(ids: pd.Index) -> pd.Index:
+    """Return the field ids of sample keys (``ids`` itself when it has no season level)."""
+    return ids.get_level_values(FIELD_ID) if isinstance(ids, pd.MultiIndex) else ids
 
 
 def align(series: pd.Series | None, field_ids: pd.Index, *, what: str) -> pd.Series | None:
-    """Align a per-field Series to ``field_ids``.
+    """Align per-field or per-sample values to the samples of a features table.
 
     Parameters
     ----------
     series
-        Values indexed by ``field_id`` (string-convertible), or positionally
-        aligned with the features table when it has the same length and a
-        default RangeIndex.
+        Values indexed by ``field_id`` (they then hold for every season of the field),
+        by ``(field_id, season)``, or positionally aligned with the features table when
+        it has the same length and a default RangeIndex.
     field_ids
-        Target order.
+        Target sample keys (see :func:`sample_index`).
     what
         Name used in error messages (e.g. ``"labels 'tillage'"``).
 
     Returns
     -------
     pandas.Series or None
-        Indexed by ``field_ids``; NaN/None for fields the series does not cover.
+        Indexed by ``field_ids``; NaN/None for samples the series does not cover.
 
     Raises
     ------
     ModelError
-        If the series shares no field id with the features table.
+        If the series shares no field id with the features table, has duplicate keys, or
+        is per season while the features table is not.
     """
     if series is None:
         return None
@@ -174,16 +220,30 @@ def align(series: pd.Series | None, field_ids: pd.Index, *, what: str) -> pd.Ser
     if isinstance(s.index, pd.RangeIndex) and len(s) == len(field_ids):
         s.index = field_ids
         return s
-    s.index = pd.Index(s.index.astype(str), name=FIELD_ID)
+    per_sample = isinstance(s.index, pd.MultiIndex)
+    if per_sample:
+        if not isinstance(field_ids, pd.MultiIndex):
+            raise ModelError(f"{what} are given per season but the features table has no "
+                             f"'{SEASON}' column; compute features per season.")
+        s.index = pd.MultiIndex.from_arrays(
+            [s.index.get_level_values(i).astype(str) for i in range(2)], names=list(SAMPLE_KEY))
+    else:
+        s.index = pd.Index(s.index.astype(str), name=FIELD_ID)
     if s.index.has_duplicates:
         dup = s.index[s.index.duplicated()].unique()[:5].tolist()
-        raise ModelError(f"{what}: duplicate {FIELD_ID} values {dup}.")
-    if len(s) and not s.index.isin(field_ids).any():
+        raise ModelError(f"{what}: duplicate keys {dup}.")
+    fields = field_level(s.index)
+    if len(s) and not fields.isin(field_level(field_ids)).any():
         raise ModelError(
             f"{what}: none of its {len(s)} field ids is in the features table "
-            f"(e.g. {s.index[:3].tolist()} vs {field_ids[:3].tolist()}). Index it by {FIELD_ID}."
+            f"(e.g. {fields[:3].tolist()} vs {field_level(field_ids)[:3].tolist()}). "
+            f"Index it by {FIELD_ID}."
         )
-    return s.reindex(field_ids)
+    if per_sample or not isinstance(field_ids, pd.MultiIndex):
+        return s.reindex(field_ids)
+    out = s.reindex(field_level(field_ids))
+    out.index = field_ids
+    return out
 
 
 def clean_labels(labels: pd.Series, *, target: str, classes: Sequence[str] | None = None

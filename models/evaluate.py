@@ -15,7 +15,7 @@ import pandas as pd
 
 from regenmap.errors import ModelError
 from regenmap.models.calibration import apply_calibration, fit_calibration, softmax
-from regenmap.models.folds import fold_ids
+from regenmap.models.folds import RANDOM_KFOLD_WARNING, fold_ids
 from regenmap.models.metrics import (
     bootstrap_intervals,
     coverage_curve,
@@ -25,7 +25,8 @@ from regenmap.models.metrics import (
 )
 from regenmap.models.options import CVOptions, EvaluationOptions, LabelledFields, TrainOptions
 from regenmap.models.params import resolve_params
-from regenmap.models.train import fit_booster, prepare
+from regenmap.models.train import TrainingData, fit_booster, prepare
+from regenmap.schema import FIELD_ID, SEASON
 
 
 @dataclass
@@ -37,7 +38,7 @@ class CVResult:
     target, classes
         Target and class names.
     field_ids
-        Labelled field ids (n,).
+        Field id of each labelled sample (n,).
     y
         int (n,) true class indices.
     raw
@@ -52,6 +53,8 @@ class CVResult:
         Caveats recorded in the report (e.g. random folds, fewer groups than folds).
     fold_info
         Per fold: held-out size, groups, boosting rounds.
+    seasons
+        Season of each labelled sample (n,), or None when samples are fields.
     """
 
     target: str
@@ -64,12 +67,15 @@ class CVResult:
     strategy: str
     notes: list[str] = field(default_factory=list)
     fold_info: list[dict[str, Any]] = field(default_factory=list)
+    seasons: np.ndarray | None = None
 
     def to_frame(self) -> pd.DataFrame:
         """Table of the out-of-fold predictions: id, truth, fold, factors, raw scores."""
-        df = pd.DataFrame({"field_id": self.field_ids,
+        df = pd.DataFrame({FIELD_ID: self.field_ids,
                            "label": np.asarray(self.classes, dtype=object)[self.y],
                            "fold": self.folds})
+        if self.seasons is not None:
+            df.insert(1, SEASON, self.seasons)
         for name, values in self.factors.items():
             df[f"factor_{name}"] = np.asarray(values, dtype=object).astype(str)
         for j, c in enumerate(self.classes):
@@ -84,7 +90,9 @@ class CVResult:
         factors = {c.removeprefix("factor_"): df[c].astype(str).to_numpy(dtype=object)
                    for c in df.columns if c.startswith("factor_")}
         return cls(target=target, classes=classes,
-                   field_ids=df["field_id"].astype(str).to_numpy(dtype=object),
+                   field_ids=df[FIELD_ID].astype(str).to_numpy(dtype=object),
+                   seasons=df[SEASON].astype(str).to_numpy(dtype=object)
+                   if SEASON in df.columns else None,
                    y=np.array([index[v] for v in df["label"]], dtype=np.int64),
                    raw=df[[f"raw_{c}" for c in classes]].to_numpy(dtype=np.float64),
                    folds=df["fold"].to_numpy(dtype=np.int64), factors=factors,
@@ -116,16 +124,21 @@ def cross_validate_predictions(data: LabelledFields, options: TrainOptions | Non
     opts, cvo = options or TrainOptions(), cv or CVOptions()
     target, seed, n_folds, random_folds = data.target, cvo.seed, cvo.n_folds, cvo.random_folds
     group_name = data.group_name
-    td = prepare(data)
+    td = prepare(data, min_label_share=opts.min_label_share)
     if td.groups is None and not random_folds:
         raise ModelError(
             f"target '{target}': spatial cross-validation needs groups (a group column such as "
             "region, or automatic blocks from field centroids). Random folds overstate skill; "
             "pass random_folds=True only if you accept that."
         )
-    cv_groups = None if random_folds else td.groups
+    cv_groups = td.groups
+    if random_folds:  # random, but the seasons of a field stay in one fold
+        cv_groups = td.fields if td.seasons is not None else None
     folds, notes = fold_ids(td.y, cv_groups, n_folds=n_folds, seed=seed, target=target,
                             classes=td.classes)
+    if random_folds and cv_groups is not None:
+        notes.append(f"{RANDOM_KFOLD_WARNING} (the seasons of a field are kept in one fold)")
+    notes += sample_notes(td)
     tp = resolve_params(opts, n_rows=int(td.mask.sum()))
     values = td.fm.values[td.mask]
     k = len(td.classes)
@@ -150,11 +163,82 @@ def cross_validate_predictions(data: LabelledFields, options: TrainOptions | Non
         factors[group_name] = td.groups
     if td.sizes is not None:
         factors["size_class"] = td.sizes
-    return CVResult(target=target, classes=td.classes,
-                    field_ids=td.fm.field_ids.to_numpy(dtype=object)[td.mask], y=td.y, raw=raw,
+    if td.seasons is not None:
+        factors[SEASON] = td.seasons
+    return CVResult(target=target, classes=td.classes, field_ids=np.asarray(td.fields), y=td.y,
+                    raw=raw,
                     folds=folds, factors=factors,
                     strategy="random" if random_folds else "spatial", notes=notes,
-                    fold_info=info)
+                    fold_info=info, seasons=td.seasons)
+
+
+def sample_notes(td: TrainingData) -> list[str]:
+    """Caveats about the samples evaluated: those left out, and features left out."""
+    notes = []
+    if td.excluded:
+        n = sum(td.excluded.values())
+        top = "; ".join(f"{c} {r}" for r, c in sorted(td.excluded.items(), key=lambda kv: -kv[1])[:3])
+        notes.append(f"{n} labelled sample(s) left out of training and evaluation because "
+                     f"prediction would withhold them ({top})")
+    if td.dropped_features:
+        notes.append(f"{len(td.dropped_features)} feature(s) left out: no value on any labelled "
+                     f"sample ({', '.join(td.dropped_features[:5])}"
+                     f"{' ...' if len(td.dropped_features) > 5 else ''})")
+    return notes
+
+
+def season_year(season: str) -> int:
+    """Calendar year a season name starts in (``2023``, ``2023-primera``, ``2023-03-01/...``)."""
+    return int(str(season)[:4])
+
+
+def year_transfer(data: LabelledFields, options: TrainOptions | None = None, *,
+                  min_samples: int = 10) -> dict[str, Any] | None:
+    """Skill on one year of a model trained on the other years (leave-one-year-out).
+
+    Year-to-year transfer is the known weak point of practice mapping: weather and
+    crops change between years. Each year with at least ``min_samples`` labelled
+    samples is held out in turn; the model is trained on every other year exactly as
+    :func:`~regenmap.models.train.train_target` trains.
+
+    Returns
+    -------
+    dict or None
+        ``years``: year -> ``n``, ``accuracy``, ``macro_f1`` (point metrics of the held-out
+        year); ``trained_on``: year -> years trained on; ``mean_accuracy``,
+        ``mean_macro_f1``. None when the samples span fewer than two years.
+    """
+    opts = options or TrainOptions()
+    td = prepare(data, min_label_share=opts.min_label_share)
+    if td.seasons is None:
+        return None
+    years = np.array([season_year(s) for s in td.seasons])
+    uniq = sorted(set(years.tolist()))
+    if len(uniq) < 2:
+        return None
+    tp = resolve_params(opts, n_rows=int(td.mask.sum()))
+    values = td.fm.values[td.mask]
+    k = len(td.classes)
+    out: dict[str, Any] = {"years": {}, "trained_on": {}}
+    for year in uniq:
+        test = years == year
+        train = ~test
+        if test.sum() < min_samples or len(np.unique(td.y[train])) < 2:
+            continue
+        groups = td.split_groups
+        booster, _ = fit_booster(values[train], td.y[train],
+                                 None if groups is None else groups[train], n_classes=k, tp=tp,
+                                 seed=opts.seed)
+        pred = np.asarray(booster.predict(values[test])).reshape(-1, k).argmax(axis=1)
+        m = point_metrics(td.y[test], pred, td.classes)
+        out["years"][str(year)] = {"n": int(test.sum()), "accuracy": m["accuracy"],
+                                   "macro_f1": m["macro_f1"]}
+        out["trained_on"][str(year)] = [str(y) for y in uniq if y != year]
+    if not out["years"]:
+        return None
+    out["mean_accuracy"] = float(np.mean([v["accuracy"] for v in out["years"].values()]))
+    out["mean_macro_f1"] = float(np.mean([v["macro_f1"] for v in out["years"].values()]))
+    return out
 
 
 def cross_fitted_calibration(cv: CVResult, method: str) -> np.ndarray:

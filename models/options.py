@@ -76,6 +76,9 @@ class TrainOptions:
         false, or ``auto`` (true below :data:`regenmap.models.params.REFIT_MAX_ROWS` rows).
     seed
         Seed of every random choice inside LightGBM.
+    min_label_share
+        Smallest share (0-1) of the labelled samples that training may use once the
+        samples prediction would withhold are left out; fewer is an error.
     """
 
     lightgbm: Mapping[str, Any] = field(default_factory=dict)
@@ -84,9 +87,12 @@ class TrainOptions:
     class_weight: Literal["balanced", "none"] = "balanced"
     refit: bool | Literal["auto"] = "auto"
     seed: int = 0
+    min_label_share: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "lightgbm", dict(self.lightgbm))
+        if not 0 <= self.min_label_share <= 1:
+            raise ConfigError(f"min_label_share must lie in [0, 1], got {self.min_label_share}")
         check_lightgbm_params(self.lightgbm)
         if self.class_weight not in ("balanced", "none"):
             raise ConfigError(f"class_weight must be 'balanced' or 'none', got {self.class_weight!r}")
@@ -173,7 +179,8 @@ class LabelledFields:
     features
         ``field_id`` + numeric feature columns (float32, NaN allowed), labelled or not.
     labels
-        Class name per field, indexed by ``field_id``; missing = unlabelled.
+        Class name per sample, indexed by ``field_id`` or ``(field_id, season)``;
+        missing = unlabelled.
     target
         Target name, e.g. ``tillage``.
     classes
@@ -185,6 +192,10 @@ class LabelledFields:
         Name of the group factor in reports (the group column, or ``spatial_block``).
     area_ha
         Field area in hectares, indexed by ``field_id`` (field-size classes in reports).
+    exclude
+        Why a sample would be withheld by prediction (too small, no data, too few
+        observations), indexed like ``labels``; empty or missing = usable. Such labelled
+        samples are left out of training and evaluation, and counted.
     """
 
     features: pd.DataFrame
@@ -194,6 +205,7 @@ class LabelledFields:
     groups: pd.Series | None = None
     group_name: str = "group"
     area_ha: pd.Series | None = None
+    exclude: pd.Series | None = None
 
     def __post_init__(self) -> None:
         if self.classes is not None and not isinstance(self.classes, tuple):
@@ -202,7 +214,8 @@ class LabelledFields:
     @classmethod
     def of(cls, features: pd.DataFrame, labels: pd.Series, *, target: str,
            classes: Sequence[str] | None = None, groups: pd.Series | None = None,
-           group_name: str = "group", area_ha: pd.Series | None = None) -> LabelledFields:
+           group_name: str = "group", area_ha: pd.Series | None = None,
+           exclude: pd.Series | None = None) -> LabelledFields:
         """Build from loose inputs (``classes`` as any sequence)."""
         return cls(features, labels, target, None if classes is None else tuple(classes), groups,
-                   group_name, area_ha)
+                   group_name, area_ha, exclude)

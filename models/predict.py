@@ -8,14 +8,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from regenmap.errors import ModelError
-from regenmap.models.data import feature_matrix
+from regenmap.models.data import feature_matrix, field_level
 from regenmap.models.drift import drift_report, ood_scores
+from regenmap.models.eligibility import upstream_status, withheld
 from regenmap.models.explain import contributions, why_texts
 from regenmap.models.train import TrainedModel
 from regenmap.schema import (
     FIELD_ID,
     REASON,
+    SEASON,
     STATUS,
     FieldStatus,
     class_column,
@@ -45,7 +46,8 @@ def predict_target(model: TrainedModel, features: pd.DataFrame, *,
     model
         A trained (or loaded) model.
     features
-        ``field_id`` + at least the model's features (extra columns are ignored).
+        ``field_id`` (and ``season`` when fields are described per season) + at least the
+        model's features (extra columns are ignored).
     confidence_threshold
         Below this (calibrated) maximum probability the label is withheld as ``uncertain``.
     field_status
@@ -70,7 +72,7 @@ def predict_target(model: TrainedModel, features: pd.DataFrame, *,
     Returns
     -------
     pandas.DataFrame
-        ``field_id``; ``<t>`` (class or null), ``<t>_conf``, ``<t>_margin``,
+        ``field_id`` (and ``season``); ``<t>`` (class or null), ``<t>_conf``, ``<t>_margin``,
         ``<t>_p_<class>`` (float32, summing to 1 where predicted, NaN where withheld
         upstream), ``<t>_status``, ``<t>_why``, ``<t>_ood``, ``<t>_model`` (model id).
         ``attrs["drift"]``
@@ -84,31 +86,12 @@ def predict_target(model: TrainedModel, features: pd.DataFrame, *,
     t = model.target
     fm = feature_matrix(features, model.feature_names)
     n = len(fm.field_ids)
-    status = np.full(n, FieldStatus.OK.value, dtype=object)
-    why = np.full(n, "", dtype=object)
-
-    extra_ids: list[str] = []
+    status, why = withheld(fm, features, field_status=field_status, flags=flags,
+                           min_feature_share=min_feature_share)
+    extra = pd.Index([])
     if field_status is not None:
-        up = _upstream(field_status)
-        known = up.reindex(fm.field_ids)
-        flagged = known[STATUS].notna() & (known[STATUS] != FieldStatus.OK.value)
-        status[flagged.to_numpy()] = known.loc[flagged, STATUS].to_numpy()
-        why[flagged.to_numpy()] = known.loc[flagged, REASON].to_numpy()
-        extra_ids = [i for i in up.index if i not in set(fm.field_ids)]
-
-    for flag in flags:
-        if flag not in features.columns:
-            continue
-        raised = (status == FieldStatus.OK.value) & (
-            pd.to_numeric(features[flag], errors="coerce").fillna(0).to_numpy() > 0)
-        status[raised] = FieldStatus.NO_DATA.value
-        why[raised] = f"withheld: feature-quality flag {flag} is set"
-
-    share = np.isfinite(fm.values).mean(axis=1) if fm.values.shape[1] else np.zeros(n)
-    thin = (status == FieldStatus.OK.value) & (share < min_feature_share)
-    status[thin] = FieldStatus.NO_DATA.value
-    why[thin] = [f"only {s:.0%} of the model's features could be computed "
-                 f"(minimum {min_feature_share:.0%}); too few valid observations" for s in share[thin]]
+        up = upstream_status(field_status)
+        extra = up.index.difference(pd.Index(field_level(fm.field_ids).unique()), sort=False)
 
     k = len(model.classes)
     proba = np.full((n, k), np.nan)
@@ -148,8 +131,10 @@ def predict_target(model: TrainedModel, features: pd.DataFrame, *,
     labels = np.full(n, None, dtype=object)
     labels[ok] = np.asarray(model.classes, dtype=object)[pred[ok]]
 
-    cols: dict[str, Any] = {
-        FIELD_ID: pd.array(fm.field_ids.to_numpy(), dtype="string"),
+    cols: dict[str, Any] = {FIELD_ID: pd.array(field_level(fm.field_ids).to_numpy(), dtype="string")}
+    if isinstance(fm.field_ids, pd.MultiIndex):
+        cols[SEASON] = pd.array(fm.field_ids.get_level_values(SEASON).to_numpy(), dtype="string")
+    cols |= {
         class_column(t): pd.array(labels, dtype="string"),
         confidence_column(t): conf.astype(np.float32),
         margin_column(t): margin.astype(np.float32),
@@ -161,42 +146,26 @@ def predict_target(model: TrainedModel, features: pd.DataFrame, *,
     cols[ood_column(t)] = ood
     cols[model_column(t)] = pd.array([model.provenance.get("model_id")] * n, dtype="string")
     out = pd.DataFrame(cols)
-    if extra_ids:
-        out = pd.concat([out, _status_only_rows(model, up.loc[extra_ids], out.dtypes)],
-                        ignore_index=True)
+    if len(extra):
+        seasons = (np.asarray(pd.unique(fm.field_ids.get_level_values(SEASON)), dtype=object)
+                   if isinstance(fm.field_ids, pd.MultiIndex) else None)
+        added = _status_only_rows(model, up.loc[extra], out.dtypes, seasons)
+        out = pd.concat([out, added], ignore_index=True)
     report = drift_report(model.reference, fm.values[live] if live.any() else fm.values,
                           model.feature_names)
     out.attrs["drift"] = {t: report}
     return out
 
 
-def _upstream(field_status: pd.DataFrame) -> pd.DataFrame:
-    """Validate an upstream status table; index it by field id."""
-    missing = [c for c in (FIELD_ID, STATUS) if c not in field_status.columns]
-    if missing:
-        raise ModelError(f"field status table lacks column(s) {missing}; it needs "
-                         f"'{FIELD_ID}', '{STATUS}' and optionally '{REASON}'.")
-    valid = {s.value for s in FieldStatus}
-    st = field_status[STATUS].astype(str).str.strip().str.lower()
-    bad = sorted(set(st) - valid)
-    if bad:
-        raise ModelError(f"field status table holds unknown status value(s) {bad}; "
-                         f"valid: {sorted(valid)}.")
-    reason = (field_status[REASON].astype(object) if REASON in field_status
-              else pd.Series(None, index=field_status.index, dtype=object))
-    default = st.map(lambda s: f"flagged upstream: {s}")
-    reason = reason.where(reason.notna() & (reason.astype(str).str.strip() != ""), default)
-    up = pd.DataFrame({STATUS: st.to_numpy(), REASON: reason.astype(str).to_numpy()},
-                      index=pd.Index(field_status[FIELD_ID].astype(str), name=FIELD_ID))
-    if up.index.has_duplicates:
-        dup = up.index[up.index.duplicated()].unique()[:5].tolist()
-        raise ModelError(f"field status table: duplicate {FIELD_ID} values {dup}.")
-    return up
+def _status_only_rows(model: TrainedModel, up: pd.DataFrame, dtypes: pd.Series,
+                      seasons: np.ndarray | None) -> pd.DataFrame:
+    """Rows for fields that have a status but no features: withheld, never guessed.
 
-
-def _status_only_rows(model: TrainedModel, up: pd.DataFrame, dtypes: pd.Series) -> pd.DataFrame:
-    """Rows for fields that have a status but no features: withheld, never guessed."""
+    With ``seasons``, each such field gets a row in every season of the table.
+    """
     t = model.target
+    if seasons is not None:
+        up = up.loc[np.repeat(up.index.to_numpy(), len(seasons))]
     st = up[STATUS].to_numpy(dtype=object).copy()
     reason = up[REASON].to_numpy(dtype=object).copy()
     no_feat = st == FieldStatus.OK.value
@@ -204,6 +173,9 @@ def _status_only_rows(model: TrainedModel, up: pd.DataFrame, dtypes: pd.Series) 
     reason[no_feat] = "no features were computed for this field"
     rows = pd.DataFrame({c: pd.Series([None] * len(up), dtype=dtypes[c]) for c in dtypes.index})
     rows[FIELD_ID] = pd.array(up.index.to_numpy(), dtype="string")
+    if seasons is not None:
+        rows[SEASON] = pd.array(np.tile(np.asarray(seasons, dtype=object), len(up) // max(
+            len(seasons), 1)), dtype="string")
     rows[status_column(t)] = pd.array(st, dtype="string")
     rows[reason_column(t)] = pd.array(reason, dtype="string")
     return rows

@@ -23,10 +23,11 @@ from regenmap.models.calibration import apply_calibration
 from regenmap.models.data import (
     FeatureMatrix,
     align,
-    check_training_features,
     class_list,
     clean_labels,
+    drop_empty_features,
     feature_matrix,
+    field_level,
     group_sort_key,
     size_class,
 )
@@ -34,6 +35,7 @@ from regenmap.models.drift import build_reference
 from regenmap.models.explain import contributions, global_importance
 from regenmap.models.options import LabelledFields, TrainOptions
 from regenmap.models.params import TrainingParams, resolve_params
+from regenmap.schema import SEASON
 
 #: Labelled fields used to compute global importance (TreeSHAP is O(trees x leaves) per field).
 _IMPORTANCE_SAMPLE = 500
@@ -118,6 +120,16 @@ class TrainingData:
         str (n_labelled,) field-size class, or None when areas are unknown.
     unmatched
         Ids of labelled fields absent from the features table (not trained on).
+    fields
+        str (n_labelled,) field id of each labelled sample.
+    seasons
+        str (n_labelled,) season of each labelled sample, or None without seasons.
+    excluded
+        Reason -> number of labelled samples left out because prediction would withhold
+        them (too small, no data, too few observations...).
+    dropped_features
+        Feature columns left out because they hold no value on the labelled samples
+        (e.g. a sparse series leaves a window empty).
     """
 
     fm: FeatureMatrix
@@ -128,34 +140,75 @@ class TrainingData:
     groups: np.ndarray | None
     sizes: np.ndarray | None
     unmatched: tuple[str, ...] = ()
+    fields: np.ndarray | None = None
+    seasons: np.ndarray | None = None
+    excluded: dict[str, int] = field(default_factory=dict)
+    dropped_features: tuple[str, ...] = ()
+
+    @property
+    def split_groups(self) -> np.ndarray | None:
+        """Groups that splits keep whole: the spatial groups, else the fields (their seasons)."""
+        if self.groups is not None:
+            return self.groups
+        return self.fields if self.seasons is not None else None
 
 
-def prepare(data: LabelledFields) -> TrainingData:
+def prepare(data: LabelledFields, *, min_label_share: float = 0.0) -> TrainingData:
     """Validate and encode the inputs of a target (shared by training and CV).
+
+    Labelled samples that prediction would withhold (``data.exclude``) are left out and
+    counted; feature columns holding no value on the samples trained on are left out
+    and named.
+
+    Parameters
+    ----------
+    data
+        The target's features, labels, classes, groups and areas.
+    min_label_share
+        Smallest share (0-1) of the labelled samples that may remain after exclusions.
 
     Raises
     ------
     ModelError
-        For unknown classes, a single class, no labelled field, all-NaN features.
+        For unknown classes, a single class, no usable labelled sample, fewer usable
+        samples than ``min_label_share`` allows, or no feature with a value.
     """
     features, labels, target = data.features, data.labels, data.target
     groups, area_ha, classes = data.groups, data.area_ha, data.classes
     fm = feature_matrix(features)
     unmatched: tuple[str, ...] = ()
     if not isinstance(labels.index, pd.RangeIndex):
-        ids = labels.index.astype(str)
-        gone = labels.notna().to_numpy() & ~ids.isin(fm.field_ids)
-        unmatched = tuple(ids[gone].tolist())
+        ids = field_level(labels.index).astype(str)
+        have = field_level(fm.field_ids)
+        gone = labels.notna().to_numpy() & ~ids.isin(have)
+        unmatched = tuple(pd.unique(ids[gone]).tolist())
     lab = align(labels, fm.field_ids, what=f"labels of '{target}'")
     if lab is None:  # pragma: no cover - labels is required
         raise ModelError(f"no labels for target '{target}'")
     lab = clean_labels(lab, target=target, classes=classes)
-    mask = lab.notna().to_numpy()
-    if not mask.any():
+    labelled = lab.notna().to_numpy()
+    if not labelled.any():
         raise ModelError(f"target '{target}': no field of the features table has a label. "
-                         "Check the labels file's field ids and target column.")
+                         "Check the labels file's field ids (and seasons) and target column.")
+    excluded: dict[str, int] = {}
+    mask = labelled.copy()
+    reasons = align(data.exclude, fm.field_ids, what="exclusions")
+    if reasons is not None:
+        why = reasons.to_numpy(dtype=object)
+        out = labelled & pd.notna(why) & (why != "")
+        mask &= ~out
+        excluded = {str(k): int(v) for k, v in pd.Series(why[out]).value_counts().items()}
+    n_lab, n_used = int(labelled.sum()), int(mask.sum())
+    if n_used == 0 or n_used < min_label_share * n_lab:
+        listed = "; ".join(f"{n} {r}" for r, n in list(excluded.items())[:5])
+        raise ModelError(
+            f"target '{target}': only {n_used} of its {n_lab} labelled samples can be used "
+            f"(minimum {min_label_share:.0%}); the others would be withheld: {listed}. "
+            "Check the scenes cover the labelled fields and seasons, or lower "
+            "model.min_label_share.")
+    lab = lab.where(mask, None)
     cls = class_list(lab, target=target, classes=classes)
-    check_training_features(fm, mask=mask)
+    fm, dropped = drop_empty_features(fm, mask=mask)
     y = pd.Categorical(lab[mask].to_numpy(), categories=list(cls)).codes.astype(np.int64)
     g_al = align(groups, fm.field_ids, what="groups")
     g = None
@@ -165,8 +218,12 @@ def prepare(data: LabelledFields) -> TrainingData:
         g = g.astype(object)
     a_al = align(area_ha, fm.field_ids, what="area_ha")
     sizes = None if a_al is None else size_class(pd.to_numeric(a_al[mask], errors="coerce"))
+    fields = field_level(fm.field_ids).to_numpy(dtype=object)[mask]
+    seasons = (fm.field_ids.get_level_values(SEASON).to_numpy(dtype=object)[mask]
+               if isinstance(fm.field_ids, pd.MultiIndex) else None)
     return TrainingData(fm=fm, labels=lab, mask=mask, y=y, classes=cls, groups=g, sizes=sizes,
-                        unmatched=unmatched)
+                        unmatched=unmatched, fields=fields, seasons=seasons, excluded=excluded,
+                        dropped_features=dropped)
 
 
 def class_weights(y: np.ndarray, n_classes: int, mode: str) -> np.ndarray:
@@ -310,10 +367,10 @@ def train_target(data: LabelledFields, options: TrainOptions | None = None) -> T
     """
     opts = options or TrainOptions()
     target, seed = data.target, opts.seed
-    td = prepare(data)
+    td = prepare(data, min_label_share=opts.min_label_share)
     tp = resolve_params(opts, n_rows=int(td.mask.sum()))
     values = td.fm.values[td.mask]
-    booster, info = fit_booster(values, td.y, td.groups, n_classes=len(td.classes), tp=tp,
+    booster, info = fit_booster(values, td.y, td.split_groups, n_classes=len(td.classes), tp=tp,
                                 seed=seed)
     rng = np.random.default_rng(seed)
     n_sample = min(_IMPORTANCE_SAMPLE, len(values))
@@ -360,6 +417,13 @@ def training_summary(td: TrainingData, info: Mapping[str, Any]) -> dict[str, Any
         summary["labelled_without_features_examples"] = list(td.unmatched[:10])
     if td.fm.extra:
         summary["ignored_columns"] = list(td.fm.extra)
+    if td.excluded:
+        summary["n_labelled_withheld"] = int(sum(td.excluded.values()))
+        summary["labelled_withheld"] = dict(td.excluded)
+    if td.dropped_features:
+        summary["dropped_features"] = list(td.dropped_features)
+    if td.seasons is not None:
+        summary["season_counts"] = _crosstab(td.seasons, y_names)
     return summary
 
 

@@ -34,7 +34,8 @@ def test_table_contract_matches_the_dictionary(small: tuple[pd.DataFrame, pd.Dat
     obs, _ = small
     f = build(obs)
     d = feature_dictionary()
-    assert list(f.columns) == ["field_id", *d["name"]]
+    assert list(f.columns) == ["field_id", "season", *d["name"]]
+    assert f["season"].nunique() == 1
     assert f["field_id"].tolist() == sorted(obs["field_id"].unique())
     assert pd.api.types.is_string_dtype(f["field_id"])
     assert all(f[c].dtype == np.float32 for c in d["name"])
@@ -43,7 +44,8 @@ def test_table_contract_matches_the_dictionary(small: tuple[pd.DataFrame, pd.Dat
     assert set(d["window"]) <= {"all", "year", "s1", "s2", "s3", "s4", "cycle", "cycle2",
                                 "fallow", "fallow56", "precrop"}
     assert f.attrs["features"]["schema"] == FEATURES_SCHEMA
-    assert f.attrs["features"]["year"] == 2023
+    assert f.attrs["features"]["seasons"] == {"2023": {"start": "2023-01-01", "end": "2024-01-01",
+                                                       "months": 12}}
 
 
 def test_docs_list_every_feature() -> None:
@@ -85,7 +87,7 @@ def test_all_nan_table() -> None:
     for name, value in known.items():
         assert (f[name] == value).all(), name
     assert (f["obs_longest_gap_days"] >= 365).all()
-    rest = [c for c in f.columns[1:] if c not in known and c != "obs_longest_gap_days"]
+    rest = [c for c in f.columns[2:] if c not in known and c != "obs_longest_gap_days"]
     assert f[rest].isna().all().all()
 
 

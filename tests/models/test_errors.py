@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from regenmap.errors import ConfigError, InputError, ModelError, SchemaError
@@ -66,11 +68,39 @@ def test_class_with_too_few_samples_for_the_folds(data, series, fast):
         )
 
 
-def test_all_nan_feature_column(data, series, fast):
+def test_empty_feature_columns_are_left_out_and_named(data, series, fast):
     feats, _ = data
-    bad = feats.assign(ndvi_empty=np.float32(np.nan))
-    with pytest.raises(ModelError, match=r"entirely NaN on the labelled fields: 'ndvi_empty'"):
-        train_target(LabelledFields.of(bad, series["tillage"], target="tillage"), fast)
+    sparse = feats.assign(ndvi_empty=np.float32(np.nan))
+    model = train_target(LabelledFields.of(sparse, series["tillage"], target="tillage"), fast)
+    assert "ndvi_empty" not in model.feature_names
+    assert model.training["dropped_features"] == ["ndvi_empty"]
+    rep = cross_validate(LabelledFields.of(sparse, series["tillage"], target="tillage",
+                                           groups=series["region"]), fast, CVOptions(n_folds=3))
+    assert any("1 feature(s) left out" in n and "ndvi_empty" in n for n in rep["notes"])
+    empty = feats[["field_id"]].assign(a=np.float32(np.nan), b=np.float32(np.nan))
+    with pytest.raises(ModelError, match="every one of the 2 feature columns is empty"):
+        train_target(LabelledFields.of(empty, series["tillage"], target="tillage"), fast)
+
+
+def test_samples_prediction_would_withhold_are_left_out_and_counted(data, series, fast):
+    feats, _ = data
+    labels = series["tillage"]
+    exclude = pd.Series("", index=labels.index, dtype=object)
+    exclude.iloc[:40] = "withheld: feature-quality flag flag_few_obs is set"
+    data_ = LabelledFields.of(feats, labels, target="tillage", exclude=exclude)
+    model = train_target(data_, fast)
+    n_out = int(labels.iloc[:40].notna().sum())
+    assert model.training["n_labelled"] == int(labels.notna().sum()) - n_out
+    assert model.training["labelled_withheld"] == {
+        "withheld: feature-quality flag flag_few_obs is set": n_out}
+    exclude.iloc[:] = "too_small: 1 pixel"
+    with pytest.raises(ModelError, match=r"only 0 of its \d+ labelled samples can be used"):
+        train_target(LabelledFields.of(feats, labels, target="tillage", exclude=exclude), fast)
+    exclude.iloc[:200] = "too_small: 1 pixel"
+    exclude.iloc[200:] = ""
+    with pytest.raises(ModelError, match=r"\(minimum 50%\)"):
+        train_target(LabelledFields.of(feats, labels, target="tillage", exclude=exclude),
+                     replace(fast, min_label_share=0.5))
 
 
 def test_feature_table_missing_model_features(tillage_model, data):

@@ -55,7 +55,7 @@ def test_user_csv_with_bands_enters_at_observations(tmp_path: Path) -> None:
     assert prov["schema"] == FEATURES_SCHEMA
     assert prov["config_hash"] == cfg.hash()
     assert prov["inputs"] == [str(tmp_path / "series.csv")]
-    assert prov["features"]["step_days"] == 10 and prov["features"]["year"] == 2023
+    assert prov["features"]["step_days"] == 10 and list(prov["features"]["seasons"]) == ["2023"]
     assert not list((tmp_path / "out").glob(".*tmp"))
 
 
