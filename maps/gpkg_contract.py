@@ -7,6 +7,10 @@ Layers of ``practices.gpkg`` (documented for users in ``docs/outputs.md``):
     ``<t>_status``, ``<t>_conf``, ``<t>_why``, ``<t>_p_<class>`` per class and,
     when known, ``<t>_margin``, ``<t>_ood``, ``<t>_model``; then ``area_ha``
     and, when given, ``n_obs`` and ``valid_fraction``.
+``fields_by_season`` (features, optional)
+    The same columns as ``fields`` plus ``season``, one row per field and season
+    when a run labels several seasons (``fields`` then shows the latest season);
+    filter it by ``season`` in QGIS.
 ``run`` (attributes)
     ``section``, ``key``, ``value`` (text; JSON for non-strings): schema,
     config, versions, models, inputs, time range, targets, counts by status
@@ -49,6 +53,7 @@ from regenmap.schema import (
     GPKG_SCHEMA,
     N_OBS,
     PREDICTIONS_SCHEMA,
+    SEASON,
     TIME,
     VALID_FRACTION,
     FieldStatus,
@@ -65,6 +70,7 @@ from regenmap.schema import (
 _LOG = logging.getLogger(__name__)
 
 FIELDS_LAYER: Final = "fields"
+FIELDS_BY_SEASON_LAYER: Final = "fields_by_season"
 RUN_TABLE: Final = "run"
 OBSERVATIONS_TABLE: Final = "observations"
 METADATA_URI: Final = "urn:regenmap:provenance"
@@ -202,6 +208,11 @@ def _output_chunk(fields: gpd.GeoDataFrame, predictions: pd.DataFrame, index: pd
     ids = fields[FIELD_ID].astype(str).to_numpy(dtype=object)
     p, missing = _aligned_predictions(predictions, index, ids)
     cols: dict[str, Any] = {FIELD_ID: ids}
+    if SEASON in predictions.columns:
+        season = p[SEASON].astype(object).to_numpy(dtype=object, copy=True)
+        if len(predictions):
+            season[missing] = str(predictions[SEASON].iloc[0])
+        cols[SEASON] = season
     for col in passthrough:
         cols[col] = fields[col].to_numpy()
     for t, classes in targets.items():
@@ -360,7 +371,7 @@ def write_results(path: str | Path, fields: gpd.GeoDataFrame, predictions: pd.Da
                   observations: pd.DataFrame | None = None, crs: str | None = None,
                   passthrough: Sequence[str] = (), geoparquet: bool = False,
                   overwrite: bool = False, store_observations: bool = True,
-                  chunk_rows: int = CHUNK_ROWS) -> Path:
+                  by_season: pd.DataFrame | None = None, chunk_rows: int = CHUNK_ROWS) -> Path:
     """Write the results GeoPackage atomically, styled for QGIS.
 
     Parameters
@@ -375,9 +386,10 @@ def write_results(path: str | Path, fields: gpd.GeoDataFrame, predictions: pd.Da
         ``passthrough`` columns.
     predictions
         One row per field: ``field_id`` and per target the columns of
-        :func:`target_columns`; optionally ``<t>_margin``, ``<t>_ood``,
-        ``<t>_model``, ``n_obs``, ``valid_fraction``. Fields without a row are
-        written with status ``error`` and reason "no prediction row".
+        :func:`target_columns`; optionally ``season`` (the season shown),
+        ``<t>_margin``, ``<t>_ood``, ``<t>_model``, ``n_obs``, ``valid_fraction``.
+        Fields without a row are written with status ``error`` and reason "no
+        prediction row".
     targets
         ``{target: [class, ...]}`` in the model's class order (fixes colours).
     run_info
@@ -400,6 +412,9 @@ def write_results(path: str | Path, fields: gpd.GeoDataFrame, predictions: pd.Da
     store_observations
         Store ``observations`` as a table in the GeoPackage (they still give
         ``n_obs`` and ``valid_fraction`` when False; for very large runs).
+    by_season
+        Every season's predictions (the columns of ``predictions`` with ``season``, one
+        row per field and season), written as the ``fields_by_season`` layer.
     chunk_rows
         Rows per append (bounds memory for millions of fields).
 
@@ -421,7 +436,7 @@ def write_results(path: str | Path, fields: gpd.GeoDataFrame, predictions: pd.Da
     targets = {str(t): [str(c) for c in cs] for t, cs in targets.items()}
     _check_destination(out, overwrite=overwrite, geoparquet=geoparquet)
     _check_predictions(predictions, targets)
-    reserved = {FIELD_ID, AREA_HA, N_OBS, VALID_FRACTION}
+    reserved = {FIELD_ID, SEASON, AREA_HA, N_OBS, VALID_FRACTION}
     for t, cs in targets.items():
         reserved |= {*target_columns(t, cs), *_optional_target_columns(t)}
     _check_fields(fields, passthrough, reserved)
@@ -459,6 +474,15 @@ def write_results(path: str | Path, fields: gpd.GeoDataFrame, predictions: pd.Da
                 areas[t].update({str(k): float(v) for k, v in sums.items()})
             yield frame
 
+    def season_chunks() -> Iterator[gpd.GeoDataFrame]:
+        table = by_season if by_season is not None else predictions.iloc[:0]
+        for _, rows in table.groupby(SEASON, sort=False):
+            season_index = pd.Index(rows[FIELD_ID].astype(str))
+            for part in _chunks(fields, chunk_rows):
+                yield _output_chunk(part, rows, season_index, targets=targets,
+                                    passthrough=passthrough, optional=optional, models=models,
+                                    obs=None, crs=crs)
+
     with atomic_path(out) as tmp:
         n = gpkg.write_chunks(tmp, layer_chunks(), layer=FIELDS_LAYER,
                               geometry_type="MultiPolygon", promote_to_multi=True,
@@ -472,6 +496,11 @@ def write_results(path: str | Path, fields: gpd.GeoDataFrame, predictions: pd.Da
         gpkg.write_chunks(tmp, [run], layer=RUN_TABLE,
                           description=f"regenmap run provenance ({GPKG_SCHEMA})")
         tables = [FIELDS_LAYER, RUN_TABLE]
+        if by_season is not None and len(by_season):
+            gpkg.write_chunks(tmp, season_chunks(), layer=FIELDS_BY_SEASON_LAYER,
+                              geometry_type="MultiPolygon", promote_to_multi=True,
+                              description="regenmap per-field practices, one row per season")
+            tables.append(FIELDS_BY_SEASON_LAYER)
         if observations is not None and store_observations:
             gpkg.write_chunks(tmp, _chunks(_observations_frame(observations), chunk_rows * 4),
                               layer=OBSERVATIONS_TABLE,
@@ -480,13 +509,17 @@ def write_results(path: str | Path, fields: gpd.GeoDataFrame, predictions: pd.Da
         geom_col = gpkg.geometry_column(tmp, FIELDS_LAYER)
         gcol = geom_col[0] if geom_col else "geom"
         styles = []
-        for i, (t, cs) in enumerate(targets.items()):
-            styles.append(gpkg.LayerStyle(FIELDS_LAYER, gcol, f"{t}: class",
-                                          class_style_qml(t, cs), default=i == 0,
-                                          description=f"{t} by class; other / uncertain in grey"))
-            styles.append(gpkg.LayerStyle(FIELDS_LAYER, gcol, f"{t}: confidence",
-                                          confidence_style_qml(t),
-                                          description=f"{t} by confidence (graduated)"))
+        styled = [FIELDS_LAYER] + ([FIELDS_BY_SEASON_LAYER]
+                                   if FIELDS_BY_SEASON_LAYER in tables else [])
+        for layer in styled:
+            for i, (t, cs) in enumerate(targets.items()):
+                styles.append(gpkg.LayerStyle(layer, gcol, f"{t}: class",
+                                              class_style_qml(t, cs), default=i == 0,
+                                              description=f"{t} by class; other / uncertain "
+                                                          "in grey"))
+                styles.append(gpkg.LayerStyle(layer, gcol, f"{t}: confidence",
+                                              confidence_style_qml(t),
+                                              description=f"{t} by confidence (graduated)"))
         gpkg.write_layer_styles(tmp, styles)
         gpkg.add_metadata(tmp, _metadata_document(rows), standard_uri=METADATA_URI,
                           tables=tables)

@@ -194,9 +194,19 @@ def _training_data_section(model: TrainedModel) -> list[Block]:
            "or no usable observation) and were not trained on, e.g. "
            + ", ".join(f"`{i}`" for i in tr.get("labelled_without_features_examples", [])[:5])
            + "."] if tr.get("n_labelled_without_features") else []),
+        *([f"{tr['n_labelled_withheld']} labelled samples were left out of training and "
+           "evaluation because the map would withhold them: "
+           + "; ".join(f"{n} {r}" for r, n in list(tr.get("labelled_withheld", {}).items())[:5])
+           + "."] if tr.get("n_labelled_withheld") else []),
+        *([f"{len(tr['dropped_features'])} feature(s) were left out because no labelled sample "
+           "has a value for them (a sparse series leaves some windows empty): "
+           + ", ".join(f"`{f}`" for f in tr["dropped_features"][:10])
+           + (" ..." if len(tr["dropped_features"]) > 10 else "") + "."]
+          if tr.get("dropped_features") else []),
     ])]
     for key, title in (("group_counts", "Labelled fields per group and class"),
-                       ("size_class_counts", "Labelled fields per field-size class and class")):
+                       ("size_class_counts", "Labelled fields per field-size class and class"),
+                       ("season_counts", "Labelled samples per season and class")):
         crosstab = tr.get(key)
         if crosstab:
             b.append(Block("h3", title))
@@ -210,7 +220,8 @@ def _quantitative_section(model: TrainedModel, report: dict[str, Any], plots: di
     return [Block("h2", "Quantitative analyses"),
             *_overall_tables(model, report), Block("img", plots.get("confusion"), "confusion matrix"),
             *_disaggregated(report), Block("img", plots.get("groups"), "accuracy by group"),
-            *_calibration(report), Block("img", plots.get("reliability"), "reliability diagram"),
+            *_year_transfer(report), *_calibration(report),
+            Block("img", plots.get("reliability"), "reliability diagram"),
             Block("img", plots.get("coverage"), "coverage vs accuracy"),
             *_drivers(model), Block("img", plots.get("importance"), "global importance")]
 
@@ -268,6 +279,23 @@ def _disaggregated(report: dict[str, Any]) -> list[Block]:
                             f"({worst['n']} fields): accuracy {worst['accuracy']:.3f}, "
                             f"{abs(worst['gap']):.3f} below the overall {worst['overall_accuracy']:.3f}."))
     return b
+
+
+def _year_transfer(report: dict[str, Any]) -> list[Block]:
+    transfer = report.get("year_transfer")
+    if not transfer:
+        return []
+    rows = [[year, str(v["n"]), _num(v["accuracy"]), _num(v["macro_f1"]),
+             ", ".join(transfer["trained_on"].get(year, []))]
+            for year, v in transfer["years"].items()]
+    return [Block("h3", "Across years (trained on the other years, tested on one)"),
+            Block("p", "Each year's labelled samples are predicted by a model trained only on "
+                       "the other years (the same fields may appear in both): this measures "
+                       "transfer to a new year's weather and crops, the known weak point of "
+                       f"practice mapping. Mean accuracy {_num(transfer['mean_accuracy'])}, "
+                       f"mean macro-F1 {_num(transfer['mean_macro_f1'])}."),
+            Block("table", [["year held out", "n", "accuracy", "macro-F1", "trained on"],
+                            *rows])]
 
 
 def _calibration(report: dict[str, Any]) -> list[Block]:

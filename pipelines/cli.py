@@ -108,7 +108,8 @@ def simulate(
     out_dir: Annotated[Path, typer.Option("--out", help="Folder to write the region into.")],
     size: Annotated[str, typer.Option(help="small, medium or large.")] = "small",
     seed: Annotated[int, typer.Option(help="Random seed; same seed, same region.")] = 0,
-    n_dates: Annotated[int | None, typer.Option(help="Acquisitions in the year (default ~73).")] = None,
+    n_dates: Annotated[int | None, typer.Option(help="Acquisitions in a year (default ~73).")] = None,
+    years: Annotated[int, typer.Option(help="Consecutive years on the same fields.")] = 1,
 ) -> None:
     """Write a seeded simulated farming landscape: fields GeoPackage and Sentinel-2 L2A-like scenes.
 
@@ -116,7 +117,8 @@ def simulate(
     """
     from regenmap.pipelines.demo import simulate as run_simulate
 
-    region = _guard(lambda: run_simulate(out_dir, size=size, seed=seed, n_dates=n_dates))
+    region = _guard(lambda: run_simulate(out_dir, size=size, seed=seed, n_dates=n_dates,
+                                         years=years))
     out.print(f"{region.n_fields} fields, {region.n_acquisitions} acquisitions")
     out.print(f"fields: {region.fields_path}")
     out.print(f"scenes: {region.scenes_dir}")

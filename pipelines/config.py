@@ -26,6 +26,7 @@ from regenmap.pipelines.sections import (
     FeaturesConfig,
     ModelConfig,
     OutputsConfig,
+    SeasonsConfig,
     StrictModel,
 )
 from regenmap.provenance import config_hash
@@ -122,6 +123,8 @@ class RunConfig(StrictModel):
         Inputs.
     extract, features, model, outputs, cluster
         Options of each stage.
+    seasons
+        Which seasons the job describes and maps (a sample is a field in a season).
     source
         File this configuration was read from (set by :func:`load_config`).
     """
@@ -137,6 +140,7 @@ class RunConfig(StrictModel):
     )
     extract: ExtractConfig = ExtractConfig()
     features: FeaturesConfig = FeaturesConfig()
+    seasons: SeasonsConfig = SeasonsConfig()
     model: ModelConfig = ModelConfig()
     outputs: OutputsConfig = OutputsConfig()
     cluster: ClusterConfig = ClusterConfig()

@@ -27,7 +27,7 @@ def _check_size(size: str) -> Size:
 
 
 def simulate(out_dir: str | Path, *, size: str = "small", seed: int = 0,
-             n_dates: int | None = None) -> SimulatedRegion:
+             n_dates: int | None = None, years: int = 1) -> SimulatedRegion:
     """Write a seeded simulated region (fields GeoPackage and Sentinel-2 L2A-like scenes).
 
     Parameters
@@ -39,11 +39,14 @@ def simulate(out_dir: str | Path, *, size: str = "small", seed: int = 0,
     seed
         Same seed, same region.
     n_dates
-        Number of acquisitions in the year; about one every 5 days by default.
+        Number of acquisitions in a year; about one every 5 days by default.
+    years
+        Consecutive years on the same fields (``labels.csv`` then holds labels per year).
     """
     from regenmap.geo.simulate import simulate_region
 
-    return simulate_region(Path(out_dir), size=_check_size(size), seed=seed, n_dates=n_dates)
+    return simulate_region(Path(out_dir), size=_check_size(size), seed=seed, n_dates=n_dates,
+                           years=years)
 
 
 def _region_is_current(region_dir: Path, size: str, seed: int) -> bool:

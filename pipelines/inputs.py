@@ -7,15 +7,18 @@ way whether they are extracted, labelled or mapped.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from regenmap.errors import ConfigError, InputError
-from regenmap.schema import AREA_HA, FIELD_ID
+from regenmap.features.seasons import NamedSeason, Season, SeasonCalendar
+from regenmap.schema import AREA_HA, FIELD_ID, SEASON
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -150,41 +153,58 @@ def fields(cfg: RunConfig) -> gpd.GeoDataFrame:
 
 @dataclass(frozen=True)
 class FieldTable:
-    """Labelled fields of a run, indexed by ``field_id``.
+    """Labelled samples of a run: labels per field, or per field and season.
 
     Attributes
     ----------
     table
-        Columns: the targets (labels), ``area_ha`` when known, the group column.
+        The targets (labels), indexed by ``field_id`` or by ``(field_id, season)``.
+    per_field
+        One row per labelled field: ``area_ha`` when known, the group column.
     group
-        Group per field (region, tile or automatic block), or None.
+        Group per field (region, tile or automatic block), indexed by ``field_id``, or None.
     group_name
         Name of the group factor (the group column or ``spatial_block``).
     notes
         How groups were chosen when not as configured.
     source
         File the labels were read from.
+    seasons
+        The seasons the labels name (name -> window); empty when labels have no season.
     """
 
     table: pd.DataFrame
+    per_field: pd.DataFrame
     group: pd.Series | None
     group_name: str
     notes: tuple[str, ...]
     source: Path
+    seasons: dict[str, Season] = field(default_factory=dict)
 
     def area(self) -> pd.Series | None:
-        """Field area in hectares (numeric), or None when unknown."""
-        if AREA_HA not in self.table.columns:
+        """Field area in hectares (numeric) per field, or None when unknown."""
+        if AREA_HA not in self.per_field.columns:
             return None
-        return pd.to_numeric(self.table[AREA_HA], errors="coerce")
+        return pd.to_numeric(self.per_field[AREA_HA], errors="coerce")
 
-    def labelled(self, features: pd.DataFrame, target: str, cfg: RunConfig) -> LabelledFields:
+    def labelled(self, features: pd.DataFrame, target: str, cfg: RunConfig,
+                 exclude: pd.Series | None = None) -> LabelledFields:
         """Return the models layer's input for one target of this job."""
         from regenmap.models.options import LabelledFields
 
-        return LabelledFields.of(features, self.table[target], target=target,
+        labels = self.table[target]
+        if not isinstance(labels.index, pd.MultiIndex) and SEASON in features.columns \
+                and features[SEASON].nunique() > 1:
+            raise ConfigError(
+                f"the labels in {self.source} say nothing of seasons, but the job describes "
+                f"{features[SEASON].nunique()} seasons "
+                f"({', '.join(map(str, features[SEASON].unique()[:4]))}): "
+                "add a season column to the labels (model.labels.season_column) or map one "
+                "season (seasons.map)")
+        return LabelledFields.of(features, labels, target=target,
                                  classes=cfg.model.classes.get(target), groups=self.group,
-                                 group_name=self.group_name, area_ha=self.area())
+                                 group_name=self.group_name, area_ha=self.area(),
+                                 exclude=exclude)
 
 
 def _read_vector_or_table(path: Path, layer: str | None) -> pd.DataFrame:
@@ -208,26 +228,15 @@ def _read_vector_or_table(path: Path, layer: str | None) -> pd.DataFrame:
         raise InputError(f"cannot read labels ({err}).", path=path) from None
 
 
-def labels(cfg: RunConfig) -> FieldTable:
-    """Read the labels, groups and field sizes of a run.
+def season_calendar(cfg: RunConfig) -> SeasonCalendar:
+    """How the job reads season values (``features.year_start``, ``seasons.named``)."""
+    return SeasonCalendar(year_start=cfg.features.year_start,
+                          named={k: NamedSeason(v.start, v.months)
+                                 for k, v in cfg.seasons.named.items()})
 
-    Labels come from ``model.labels.path`` (the fields file if omitted). Group and
-    area are taken from the labels file, else from the fields file (read and
-    validated by :func:`fields`); without a group column, fields are grouped in
-    square blocks of ``model.block_size_m`` on their centroids (in a projected CRS).
 
-    Raises
-    ------
-    InputError
-        If the files cannot be read or a target column is missing.
-    ConfigError
-        If there is neither a group column nor geometry to build spatial blocks.
-    """
-    import geopandas as gpd
-
-    from regenmap.geo.fields import area_ha
-    from regenmap.models.folds import spatial_blocks
-
+def _raw_labels(cfg: RunConfig, *, targets: bool = True) -> tuple[pd.DataFrame, Path, bool]:
+    """Return the labels table as read (``field_id`` as str), its path, if it is the fields."""
     mc = cfg.model
     path = Path(mc.labels.path or cfg.fields.path)
     from_fields = mc.labels.path is None or Path(cfg.fields.path).resolve() == path.resolve()
@@ -241,12 +250,86 @@ def labels(cfg: RunConfig) -> FieldTable:
         raise InputError(f"labels have no id column '{id_col}' (columns: {list(raw.columns)}). "
                          "Set model.labels.id_column.", path=path)
     missing = [t for t in mc.targets if t not in raw.columns]
-    if missing:
+    if targets and missing:
         raise InputError(f"labels lack the target column(s) {missing} (columns: "
                          f"{[c for c in raw.columns if c != 'geometry']}). Fix model.targets.",
                          path=path)
     raw = raw.rename(columns={id_col: FIELD_ID})
     raw[FIELD_ID] = raw[FIELD_ID].astype(str)
+    return raw, path, from_fields
+
+
+def _row_seasons(cfg: RunConfig, raw: pd.DataFrame, path: Path
+                 ) -> tuple[pd.Series | None, dict[str, Season]]:
+    """Return each label row's season name (None without seasons) and the seasons named."""
+    lab = cfg.model.labels
+    calendar = season_calendar(cfg)
+    if lab.start_column is not None and lab.end_column is not None:
+        for col in (lab.start_column, lab.end_column):
+            if col not in raw.columns:
+                raise InputError(f"labels have no column '{col}' (model.labels start/end "
+                                 f"column); columns: {list(raw.columns)}", path=path)
+        try:
+            start = pd.to_datetime(raw[lab.start_column], format="mixed")
+            end = pd.to_datetime(raw[lab.end_column], format="mixed")
+        except (ValueError, TypeError) as err:
+            raise InputError(f"season start/end columns hold values that are not dates: "
+                             f"{err}", path=path) from None
+        values = [f"{a.date()}/{b.date()}" for a, b in zip(start, end, strict=True)]
+    else:
+        column = lab.season_column or (SEASON if SEASON in raw.columns else None)
+        if column is None:
+            return None, {}
+        if column not in raw.columns:
+            raise InputError(f"labels have no season column '{column}' "
+                             f"(model.labels.season_column); columns: {list(raw.columns)}",
+                             path=path)
+        values = raw[column].tolist()
+    seasons: dict[str, Season] = {}
+    names = []
+    cache: dict[str, Season] = {}
+    for i, value in enumerate(values):
+        if pd.isna(value) or str(value).strip() == "":
+            raise InputError(f"label row {i + 1} (field {raw[FIELD_ID].iloc[i]!r}) has no "
+                             "season; give every row its season", path=path)
+        key = str(value)
+        if key not in cache:
+            try:
+                cache[key] = calendar.parse(value)
+            except ConfigError as err:
+                raise InputError(f"label row {i + 1}: {err}", path=path) from None
+        season = cache[key]
+        seasons.setdefault(season.name, season)
+        names.append(season.name)
+    return pd.Series(names, index=raw.index, dtype=object), seasons
+
+
+def labels(cfg: RunConfig) -> FieldTable:
+    """Read the labels, their seasons, groups and field sizes of a run.
+
+    Labels come from ``model.labels.path`` (the fields file if omitted). A season
+    column (or start and end date columns) makes each row a sample of one field in
+    one season. Group and area are taken from the labels file, else from the fields
+    file (read and validated by :func:`fields`); without a group column, fields are
+    grouped in square blocks of ``model.block_size_m`` on their centroids (in a
+    projected CRS). A group and an area are per field: they hold for all its seasons.
+
+    Raises
+    ------
+    InputError
+        If the files cannot be read, a target column is missing, a season value is
+        unreadable, or a (field, season) is labelled twice.
+    ConfigError
+        If there is neither a group column nor geometry to build spatial blocks.
+    """
+    import geopandas as gpd
+
+    from regenmap.geo.fields import area_ha
+    from regenmap.models.folds import spatial_blocks
+
+    mc = cfg.model
+    raw, path, from_fields = _raw_labels(cfg)
+    row_seasons, seasons = _row_seasons(cfg, raw, path)
     geo = raw if isinstance(raw, gpd.GeoDataFrame) and raw.geometry is not None else None
     if not from_fields and (geo is None or AREA_HA not in raw.columns
                             or (mc.group_column and mc.group_column not in raw.columns)):
@@ -254,24 +337,35 @@ def labels(cfg: RunConfig) -> FieldTable:
         keep = [c for c in polygons.columns if c not in raw.columns or c == FIELD_ID]
         merged = pd.DataFrame(raw.drop(columns="geometry", errors="ignore")).merge(
             polygons[keep], on=FIELD_ID, how="left")
+        merged.index = raw.index
         geo = gpd.GeoDataFrame(merged, geometry="geometry", crs=polygons.crs) \
             if "geometry" in merged.columns else None
         raw = merged
-    table = pd.DataFrame(raw.drop(columns="geometry", errors="ignore")).set_index(FIELD_ID)
+    flat = pd.DataFrame(raw.drop(columns="geometry", errors="ignore"))
+    if row_seasons is not None:
+        flat[SEASON] = row_seasons
+        table = flat.set_index([FIELD_ID, SEASON])
+    else:
+        table = flat.set_index(FIELD_ID)
     if table.index.has_duplicates:
         dup = table.index[table.index.duplicated()].unique()[:5].tolist()
-        raise InputError(f"labels: duplicate field ids {dup}.", path=path)
+        what = "(field, season) pairs" if row_seasons is not None else "field ids"
+        raise InputError(f"labels: duplicate {what} {dup}; each sample is labelled once.",
+                         path=path)
+    first = ~flat[FIELD_ID].duplicated().to_numpy()
+    per_field = flat.loc[first].set_index(FIELD_ID)
     notes: list[str] = []
     projected = None
     if geo is not None and geo.crs is not None and len(geo):
-        projected = geo.to_crs(geo.estimate_utm_crs()) if geo.crs.is_geographic else geo
+        one = geo.loc[first]
+        projected = one.to_crs(one.estimate_utm_crs()) if one.crs.is_geographic else one
         projected = projected.set_index(FIELD_ID)
-    if AREA_HA not in table.columns and geo is not None and geo.crs is not None:
-        table[AREA_HA] = pd.Series(area_ha(geo.geometry), index=geo[FIELD_ID].to_numpy())
+        if AREA_HA not in per_field.columns:
+            per_field[AREA_HA] = pd.Series(area_ha(one.geometry), index=one[FIELD_ID].to_numpy())
     group: pd.Series | None = None
     group_name = mc.group_column or BLOCK_GROUP
-    if mc.group_column and mc.group_column in table.columns:
-        group = table[mc.group_column].astype(str)
+    if mc.group_column and mc.group_column in per_field.columns:
+        group = per_field[mc.group_column].astype(str)
     elif projected is not None:
         if mc.group_column:
             notes.append(f"group column '{mc.group_column}' not in the labels: automatic "
@@ -286,8 +380,64 @@ def labels(cfg: RunConfig) -> FieldTable:
             "have no geometry for automatic spatial blocks. Name a group column (region, tile) "
             "or give a labels file with field polygons."
         )
-    return FieldTable(table=table, group=group, group_name=group_name, notes=tuple(notes),
-                      source=path)
+    return FieldTable(table=table, per_field=per_field, group=group, group_name=group_name,
+                      notes=tuple(notes), source=path, seasons=seasons)
+
+
+@dataclass(frozen=True)
+class SeasonPlan:
+    """Which (field, season) samples the features stage describes.
+
+    Attributes
+    ----------
+    seasons
+        Every season described, by name (window).
+    mapped
+        Seasons every field is labelled for, oldest first; the last is shown in the
+        GeoPackage's ``fields`` layer.
+    labelled
+        ``field_id``, ``season`` of the labelled samples (described even when their season
+        is not mapped), or None without seasons in the labels.
+    """
+
+    seasons: dict[str, Season]
+    mapped: tuple[str, ...]
+    labelled: pd.DataFrame | None
+
+    def samples(self, field_ids: Sequence[str]) -> pd.DataFrame:
+        """Return the (field, season) pairs to describe: mapped seasons and labelled pairs."""
+        ids = pd.unique(pd.Index([str(f) for f in field_ids]))
+        mapped = pd.DataFrame({FIELD_ID: np.repeat(ids, len(self.mapped)),
+                               SEASON: np.tile(np.asarray(self.mapped, dtype=object), len(ids))})
+        parts = [mapped] if self.labelled is None else [mapped, self.labelled]
+        return pd.concat(parts, ignore_index=True).drop_duplicates(ignore_index=True)
+
+
+def season_plan(cfg: RunConfig) -> SeasonPlan | None:
+    """Return the seasons of a job: those of the labels and ``seasons.map``.
+
+    Returns None when neither names a season: the job then describes the one
+    agricultural year with the most observations (``features.year`` to choose it).
+    """
+    calendar = season_calendar(cfg)
+    mapped = [calendar.parse(v) for v in cfg.seasons.map]
+    labelled: pd.DataFrame | None = None
+    label_seasons: dict[str, Season] = {}
+    has_labels = cfg.model.labels.path is not None or Path(cfg.fields.path).exists()
+    if (has_labels and cfg.model.path is None) or cfg.model.labels.path is not None:
+        raw, path, _ = _raw_labels(cfg, targets=False)
+        row_seasons, label_seasons = _row_seasons(cfg, raw, path)
+        if row_seasons is not None:
+            labelled = pd.DataFrame({FIELD_ID: raw[FIELD_ID].to_numpy(),
+                                     SEASON: row_seasons.to_numpy()})
+    if not mapped and labelled is None:
+        return None
+    if not mapped:
+        mapped = list(label_seasons.values())
+    seasons = {**label_seasons, **{s.name: s for s in mapped}}
+    order = tuple(s.name for s in sorted({s.name: s for s in mapped}.values(),
+                                         key=lambda s: (s.start, s.end)))
+    return SeasonPlan(seasons=seasons, mapped=order, labelled=labelled)
 
 
 def band_aliases(cfg: RunConfig | None = None) -> dict[str, str]:

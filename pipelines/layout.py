@@ -9,7 +9,8 @@
       scenes_status.parquet                  extract: one row per scene problem
       features.parquet                       features
       model/<target>/                        train: booster.txt, metadata.json, reference.json,
-                                             cv_predictions.parquet, cv.json, model card
+                                             cv_predictions.parquet, cv.json,
+                                             year_transfer.json, model card
       evaluation/<target>.json, *.png        evaluate (+ summary.json; the model card in
       evaluation/<target>/                     evaluation/<target>/ when model.path is given)
       predictions.parquet, drift.json        predict
@@ -133,6 +134,11 @@ class RunLayout:
         """Return the description of the cross-validation beside the model (see :meth:`cv_predictions`)."""
         base = self.trained_model_dir(target) if trained else self.model_dir(target)
         return base / "cv.json"
+
+    def year_transfer(self, target: str, *, trained: bool = False) -> Path:
+        """Leave-one-year-out skill beside the model (JSON; see :meth:`cv_predictions`)."""
+        base = self.trained_model_dir(target) if trained else self.model_dir(target)
+        return base / "year_transfer.json"
 
     @property
     def evaluation_dir(self) -> Path:

@@ -208,11 +208,69 @@ class LabelsInput(StrictModel):
         Layer of a multi-layer vector file; the fields layer when ``path`` is omitted.
     id_column
         Id column in that file.
+    season_column
+        Column saying which season each label row describes (a year such as ``2023``, a
+        named season such as ``2023-primera``, or ``2023-03-01/2023-09-30``); a column
+        named ``season`` is used when this is omitted. Without one, every label describes
+        the one season the job maps.
+    start_column, end_column
+        Columns with each row's own season start and end dates (inclusive), instead of
+        a season name (e.g. farmer-reported sowing and harvest dates).
     """
 
     path: Path | None = None
     layer: str | None = None
     id_column: str = "field_id"
+    season_column: str | None = None
+    start_column: str | None = None
+    end_column: str | None = None
+
+    @model_validator(mode="after")
+    def _both_dates(self) -> LabelsInput:
+        if (self.start_column is None) != (self.end_column is None):
+            raise ValueError("give both start_column and end_column, or neither")
+        return self
+
+
+class NamedSeasonConfig(StrictModel):
+    """One named season (``seasons.named.<name>``).
+
+    Attributes
+    ----------
+    start
+        ``MM-DD`` on which it starts each year.
+    months
+        Its length in whole months.
+    """
+
+    start: str = Field(pattern=r"^\d\d-\d\d$")
+    months: int = Field(ge=1, le=24)
+
+
+class SeasonsConfig(StrictModel):
+    """Which seasons a job describes and maps (``seasons:``).
+
+    The agricultural year starts on ``features.year_start``: season ``2023`` runs from
+    that day of 2023 for twelve months.
+
+    Attributes
+    ----------
+    named
+        Named seasons that recur every year, e.g. ``{primera: {start: "04-01", months: 4},
+        postrera: {start: "08-15", months: 4}}`` (two seasons a year, southern or
+        equatorial calendars).
+    map
+        Seasons every field is labelled for (e.g. ``[2023]``); the seasons of the labels
+        if omitted, else the agricultural year with the most observations.
+    """
+
+    named: dict[str, NamedSeasonConfig] = Field(default_factory=dict)
+    map: list[str] = Field(default_factory=list)
+
+    @field_validator("map", mode="before")
+    @classmethod
+    def _as_text(cls, value: Any) -> Any:
+        return [str(v) for v in value] if isinstance(value, list) else value
 
 
 class TrainingConfig(StrictModel):
@@ -282,6 +340,10 @@ class ModelConfig(StrictModel):
         Bootstrap resamples of the evaluation's 95 % intervals.
     min_group_count
         Smallest subgroup (region, size class, ...) ranked in the disaggregated evaluation.
+    min_label_share
+        Smallest share of the labelled samples that training may use once those that
+        prediction would withhold (too small, no data, too few observations in the
+        season) are left out; fewer stops the run with the reasons.
     lightgbm
         LightGBM parameters overriding regenmap's defaults (names are checked against
         LightGBM's own list when the configuration is read).
@@ -309,6 +371,7 @@ class ModelConfig(StrictModel):
     search: bool = False
     n_bootstrap: int = Field(default=1000, ge=0)
     min_group_count: int = Field(default=20, ge=1)
+    min_label_share: float = Field(default=0.5, ge=0, le=1)
     lightgbm: dict[str, float | int | str | bool] = Field(default_factory=dict)
     training: TrainingConfig = TrainingConfig()
     path: Path | None = None
@@ -337,7 +400,8 @@ class ModelConfig(StrictModel):
         """Return the training options of the models layer for these settings."""
         from regenmap.models.options import TrainOptions
 
-        return TrainOptions(lightgbm=self.lightgbm, seed=seed, **self.training.model_dump())
+        return TrainOptions(lightgbm=self.lightgbm, seed=seed,
+                            min_label_share=self.min_label_share, **self.training.model_dump())
 
     def cv_options(self, seed: int) -> CVOptions:
         """Return the cross-validation options of the models layer for these settings."""

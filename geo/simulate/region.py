@@ -63,7 +63,7 @@ from regenmap.geo.simulate.params import (
     SizeSpec,
 )
 from regenmap.geo.simulate.phenology import abundance_table, field_fractions, moisture_index
-from regenmap.geo.simulate.practices import TARGETS, assign_labels, assign_regions
+from regenmap.geo.simulate.practices import TARGETS, Labels, assign_labels, assign_regions
 from regenmap.geo.simulate.raster import (
     ChunkMix,
     Texture,
@@ -223,7 +223,7 @@ def _label_layers(land: Landscape, fields: NDArray[np.object_]
 
 def simulate_region(out_dir: str | Path, *,
                     size: Literal["small", "medium", "large"] = "small", seed: int = 0,
-                    n_dates: int | None = None) -> SimulatedRegion:
+                    n_dates: int | None = None, years: int = 1) -> SimulatedRegion:
     """Write a seeded simulated farming region: field polygons and a year of S2 L2A scenes.
 
     Parameters
@@ -239,6 +239,11 @@ def simulate_region(out_dir: str | Path, *,
         Same seed and size give identical polygons and byte-identical rasters.
     n_dates
         Number of acquisitions spread evenly over the year; default 73 (every 5 days).
+    years
+        Consecutive years simulated (from 2023) on the same fields. The first year is the
+        same whatever ``years`` is; each later year draws its own crops, weather and
+        clouds, and practices that most farms keep from one year to the next. With more
+        than one year, ``labels.csv`` holds every field's labels per year (``season``).
 
     Returns
     -------
@@ -258,6 +263,8 @@ def simulate_region(out_dir: str | Path, *,
     n = DEFAULT_N_DATES if n_dates is None else int(n_dates)
     if n < 1 or n > 365:
         raise ConfigError(f"simulate_region: n_dates={n_dates!r} must be between 1 and 365")
+    if not 1 <= int(years) <= 10:
+        raise ConfigError(f"simulate_region: years={years!r} must be between 1 and 10")
     spec = SIZES[size]
     out = Path(out_dir)
     scenes_dir = out / "scenes"
@@ -320,31 +327,100 @@ def simulate_region(out_dir: str | Path, *,
                         for _ in range(3)))
 
     tex = _texture_grid(texture, transform, spec)
-    sky_seeds = streams["sky"].spawn(n)
-    noise_seeds = streams["noise"].spawn(n)
-
-    def acquire(i: int) -> dict[str, Any]:
-        day = date(YEAR, 1, 1) + timedelta(days=int(doy[i]) - 1)
-        when = f"{day:%Y%m%d}T{_SENSING_TIMES[i % 2]}"
-        sky = draw_sky(np.random.default_rng(sky_seeds[i]), doy=float(doy[i]),
-                       wetness=float(wetness[i]), bounds=bounds)
-        noise_seed = [int(x) for x in noise_seeds[i].generate_state(2)]
-        _write_acquisition(scenes_dir, when, spec, transform, mixes, tex, abundance[i], sky,
-                           noise_seed)
-        return {"datetime": when, "doy": int(doy[i]), "cloud_cover": round(sky.cloud_cover, 3),
-                "cirrus": sky.cirrus is not None, "swath_edge": sky.swath_edge is not None,
-                "wetness": round(float(wetness[i]), 3)}
-
-    # acquisitions are independent (own seeds): threads overlap numpy and GDAL compression
-    with ThreadPoolExecutor(max_workers=_N_THREADS) as pool:
-        acquisitions = list(pool.map(acquire, range(n)))
+    render = _Renderer(scenes_dir, spec, transform, mixes, tex, bounds)
+    acquisitions = render.year(YEAR, doy, abundance, wetness, streams["sky"].spawn(n),
+                               streams["noise"].spawn(n))
+    yearly = [(str(YEAR), labels, season)]
+    for k in range(1, int(years)):
+        year_streams = dict(zip(_YEAR_STREAMS, np.random.SeedSequence([seed, k]).spawn(
+            len(_YEAR_STREAMS)), strict=True))
+        rng_labels = np.random.default_rng(year_streams["labels"])
+        rng_phen = np.random.default_rng(year_streams["phenology"])
+        next_labels = _next_year_labels(rng_labels, labels, region)
+        frac_k, season_k = field_fractions(rng_phen, doy, next_labels.crop, next_labels.tillage,
+                                           next_labels.winter_cover)
+        abundance_k = abundance_table(frac_k, doy, soil_brightness, calcareous)
+        wetness_k = moisture_index(rng_phen, doy)
+        acquisitions += render.year(YEAR + k, doy, abundance_k, wetness_k,
+                                    year_streams["sky"].spawn(n), year_streams["noise"].spawn(n))
+        yearly.append((str(YEAR + k), next_labels, season_k))
+    if int(years) > 1:
+        _write_yearly(out, field_ids, yearly, soil_brightness, calcareous)
 
     meta = _metadata(seed=seed, size=size, spec=spec, n_dates=n, summary=summary,
                      acquisitions=acquisitions)
+    if int(years) > 1:
+        meta["years"] = [int(y) for y, _, _ in yearly]
     write_json_atomic(out / "simulation.json", meta)
     return SimulatedRegion(out_dir=out, fields_path=fields_path, scenes_dir=scenes_dir, crs=CRS,
-                           n_fields=n_fields, n_acquisitions=n,
+                           n_fields=n_fields, n_acquisitions=n * int(years),
                            targets={k: list(v) for k, v in TARGETS.items()})
+
+
+#: Random streams drawn again for every year after the first (the landscape stays).
+_YEAR_STREAMS = ("labels", "phenology", "sky", "noise")
+#: Share of fields keeping last year's tillage and winter-cover practice.
+PRACTICE_PERSISTENCE = 0.7
+
+
+def _next_year_labels(rng: np.random.Generator, last: Labels, region: NDArray[np.str_]
+                      ) -> Labels:
+    """Next year's crops and practices: new draws, most farms keeping their practices."""
+    fresh = assign_labels(rng, region)
+    keep = rng.random(region.size) < PRACTICE_PERSISTENCE
+    return Labels(region=region, crop=fresh.crop,
+                  tillage=np.where(keep, last.tillage, fresh.tillage),
+                  winter_cover=np.where(keep, last.winter_cover, fresh.winter_cover))
+
+
+def _write_yearly(out: Path, field_ids: NDArray[np.str_], yearly: list[tuple[str, Labels, Any]],
+                  soil_brightness: NDArray[np.float64], calcareous: NDArray[np.float64]) -> None:
+    """Write ``labels.csv`` (labels per field and year) and the truth of every year."""
+    rows = [pd.DataFrame({"field_id": field_ids, "season": year, "region": lab.region,
+                          "crop": lab.crop, "tillage": lab.tillage,
+                          "winter_cover": lab.winter_cover}) for year, lab, _ in yearly]
+    table = pd.concat(rows, ignore_index=True)
+    with atomic_path(out / "labels.csv") as tmp:
+        table.to_csv(tmp, index=False)
+    truth = pd.concat([pd.DataFrame({"field_id": field_ids, "season": year,
+                                     **season.as_columns(), "soil_brightness": soil_brightness,
+                                     "calcareous_share": calcareous})
+                       for year, _, season in yearly], ignore_index=True)
+    write_parquet_atomic(truth, out / "field_truth_by_year.parquet")
+
+
+@dataclass(frozen=True)
+class _Renderer:
+    """Renders the acquisitions of one year into band files (the landscape is fixed)."""
+
+    scenes_dir: Path
+    spec: SizeSpec
+    transform: Affine
+    mixes: list[ChunkMix]
+    tex: NDArray[np.float16]
+    bounds: tuple[float, float, float, float]
+
+    def year(self, year: int, doy: NDArray[np.float64], abundance: NDArray[np.float32],
+             wetness: NDArray[np.float64], sky_seeds: list[np.random.SeedSequence],
+             noise_seeds: list[np.random.SeedSequence]) -> list[dict[str, Any]]:
+        """Write every acquisition of ``year``; return their descriptions."""
+
+        def acquire(i: int) -> dict[str, Any]:
+            day = date(year, 1, 1) + timedelta(days=int(doy[i]) - 1)
+            when = f"{day:%Y%m%d}T{_SENSING_TIMES[i % 2]}"
+            sky = draw_sky(np.random.default_rng(sky_seeds[i]), doy=float(doy[i]),
+                           wetness=float(wetness[i]), bounds=self.bounds)
+            noise_seed = [int(x) for x in noise_seeds[i].generate_state(2)]
+            _write_acquisition(self.scenes_dir, when, self.spec, self.transform, self.mixes,
+                               self.tex, abundance[i], sky, noise_seed)
+            return {"datetime": when, "doy": int(doy[i]),
+                    "cloud_cover": round(sky.cloud_cover, 3), "cirrus": sky.cirrus is not None,
+                    "swath_edge": sky.swath_edge is not None,
+                    "wetness": round(float(wetness[i]), 3)}
+
+        # acquisitions are independent (own seeds): threads overlap numpy and GDAL compression
+        with ThreadPoolExecutor(max_workers=_N_THREADS) as pool:
+            return list(pool.map(acquire, range(len(doy))))
 
 
 def _counts(s: pd.Series) -> dict[str, int]:

@@ -11,13 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from regenmap.io import write_json_atomic
+from regenmap.io import read_json, write_json_atomic
 from regenmap.models.artifact import load_model
 from regenmap.models.evaluate import cross_validate_predictions, evaluation_report
 from regenmap.pipelines import inputs
 from regenmap.pipelines.config import as_config
-from regenmap.pipelines.layout import RunLayout, read_features
-from regenmap.pipelines.stages.train import read_cv, summary_metrics
+from regenmap.pipelines.layout import RunLayout, read_features, read_fields_status
+from regenmap.pipelines.stages.train import read_cv, summary_metrics, withheld_reasons
 from regenmap.provenance import stamp
 from regenmap.schema import MODEL_SCHEMA
 
@@ -60,10 +60,15 @@ def evaluate(config: RunConfig | str | Path, *, client: Client | None = None,
         cv = read_cv(layout, target)
         if cv is None:
             table = inputs.labels(cfg)
-            data = table.labelled(read_features(layout), target, cfg)
+            features = read_features(layout)
+            data = table.labelled(features, target, cfg, exclude=withheld_reasons(
+                features, read_fields_status(layout), cfg, target))
             cv = cross_validate_predictions(data, mc.train_options(cfg.seed),
                                             mc.cv_options(cfg.seed))
         report = evaluation_report(cv, mc.evaluation_options(cfg.seed))
+        if layout.year_transfer(target).is_file():
+            report["year_transfer"] = read_json(layout.year_transfer(target),
+                                                what="year-transfer evaluation")
         report["model_dir"] = str(directory)
         report["provenance"] = {**stamp(schema=MODEL_SCHEMA), "config_hash": cfg.hash()}
         plots = write_plots(report, model, layout.evaluation_dir)

@@ -19,7 +19,7 @@ from regenmap.pipelines import inputs
 from regenmap.pipelines.config import as_config
 from regenmap.pipelines.layout import RunLayout, read_observations
 from regenmap.provenance import stamp
-from regenmap.schema import FEATURES_SCHEMA
+from regenmap.schema import FEATURES_SCHEMA, FIELD_ID
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -42,9 +42,10 @@ def features(config: RunConfig | str | Path, *, client: Client | None = None,
     Returns
     -------
     dict
-        ``features``: the written Parquet file, ``field_id`` then float32 feature columns
-        (``docs/features.md``); provenance (schema, config hash, versions, inputs, feature
-        options and the year described) under the ``regenmap`` metadata key.
+        ``features``: the written Parquet file, one row per (field, season): ``field_id``,
+        ``season``, then float32 feature columns (``docs/features.md``); provenance (schema,
+        config hash, versions, inputs, feature options, the seasons' windows and the
+        mapped seasons, oldest first) under the ``regenmap`` metadata key.
     """
     cfg = as_config(config)
     layout = RunLayout.of(cfg)
@@ -53,11 +54,19 @@ def features(config: RunConfig | str | Path, *, client: Client | None = None,
     else:
         table, used = read_observations(layout), [str(p) for p in layout.tile_files()]
     opts = cfg.features.options()
-    frame = build_features(table, opts, year=cfg.features.year)
+    plan = inputs.season_plan(cfg)
+    if plan is None:
+        frame = build_features(table, opts, year=cfg.features.year)
+        mapped = sorted(frame.attrs["features"]["seasons"])
+    else:
+        samples = plan.samples(table[FIELD_ID].astype(str).unique().tolist())
+        frame = build_features(table, opts, seasons=list(plan.seasons.values()), samples=samples)
+        mapped = list(plan.mapped)
     frame, absent = drop_absent_indices(frame, table, stat=opts.stat)
     record: dict[str, Any] = stamp(schema=FEATURES_SCHEMA, config=cfg.model_dump(mode="json"),
                                    inputs=used)
     record["features"] = frame.attrs.get("features", {})
+    record["mapped_seasons"] = mapped
     record["absent_indices"] = absent
     record["n_fields"] = len(frame)
     frame.attrs = {}

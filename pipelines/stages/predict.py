@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from regenmap.errors import ConfigError, ModelError
-from regenmap.io import read_json, write_json_atomic, write_parquet_atomic
+from regenmap.io import parquet_meta, read_json, write_json_atomic, write_parquet_atomic
 from regenmap.models.artifact import load_model
 from regenmap.models.predict import predict_target
 from regenmap.pipelines import inputs
@@ -29,7 +29,7 @@ from regenmap.pipelines.layout import (
     read_predictions,
 )
 from regenmap.provenance import stamp
-from regenmap.schema import FIELD_ID, GPKG_SCHEMA, PREDICTIONS_SCHEMA, proba_column
+from regenmap.schema import FIELD_ID, GPKG_SCHEMA, PREDICTIONS_SCHEMA, SEASON, proba_column
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -70,8 +70,8 @@ def predict_table(cfg: RunConfig) -> Path:
         models[target] = {"dir": str(directory), "model_id": model.provenance.get("model_id"),
                           "config_hash": model.provenance.get("config_hash")}
         pred.attrs = {}
-        merged = pred if merged is None else merged.merge(pred, on=FIELD_ID, how="outer",
-                                                          sort=False)
+        key = [c for c in (FIELD_ID, SEASON) if c in pred.columns]
+        merged = pred if merged is None else merged.merge(pred, on=key, how="outer", sort=False)
         report = drift[target]
         if report and report.get("warning"):
             warnings.warn(f"{target}: {report['warning']}", stacklevel=2)
@@ -125,10 +125,12 @@ def predict(config: RunConfig | str | Path, *, client: Client | None = None,
         drift = read_json(layout.drift, what="drift report")
         run_info["drift"] = drift.get("drift", drift)
     out = cfg.outputs
-    gpkg = write_results(layout.gpkg, fields, predictions, targets=targets, run_info=run_info,
+    shown, by_season = _latest_season(predictions, parquet_meta(layout.features))
+    run_info["season"] = shown[SEASON].iloc[0] if len(shown) and SEASON in shown else None
+    gpkg = write_results(layout.gpkg, fields, shown, targets=targets, run_info=run_info,
                          observations=observations, crs=out.crs, passthrough=out.passthrough,
                          geoparquet=out.geoparquet, overwrite=out.overwrite,
-                         store_observations=out.observations)
+                         store_observations=out.observations, by_season=by_season)
     outputs: dict[str, Path] = {"predictions": predictions_path, "gpkg": gpkg}
     if out.maps:
         for path in render_maps(gpkg, layout.maps_dir, targets=list(targets)):
@@ -141,6 +143,26 @@ def predict(config: RunConfig | str | Path, *, client: Client | None = None,
                                          model_card=card if card.is_file() else None,
                                          observations=observations)
     return outputs
+
+
+def _latest_season(predictions: pd.DataFrame, features_meta: dict[str, Any]
+                   ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """Split the predictions: the latest mapped season (one row per field), and all seasons.
+
+    Returns
+    -------
+    shown, by_season
+        The rows the ``fields`` layer shows; every row when the predictions hold several
+        seasons (for the ``fields_by_season`` layer), else None.
+    """
+    if SEASON not in predictions.columns:
+        return predictions, None
+    seasons = predictions[SEASON].dropna().astype(str).unique().tolist()
+    if len(seasons) <= 1:
+        return predictions, None
+    mapped = [str(s) for s in features_meta.get("mapped_seasons", []) if str(s) in seasons]
+    latest = mapped[-1] if mapped else sorted(seasons)[-1]
+    return predictions[predictions[SEASON] == latest].reset_index(drop=True), predictions
 
 
 def _targets_and_classes(cfg: RunConfig, predictions: pd.DataFrame) -> dict[str, list[str]]:

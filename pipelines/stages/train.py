@@ -13,18 +13,26 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from regenmap.io import read_json, write_json_atomic, write_parquet_atomic
 from regenmap.models.artifact import save_model
 from regenmap.models.calibration import fit_calibration
-from regenmap.models.evaluate import CVResult, cross_validate_predictions, evaluation_report
+from regenmap.models.data import feature_matrix
+from regenmap.models.eligibility import withheld
+from regenmap.models.evaluate import (
+    CVResult,
+    cross_validate_predictions,
+    evaluation_report,
+    year_transfer,
+)
 from regenmap.models.train import train_target
 from regenmap.pipelines import inputs
 from regenmap.pipelines.config import as_config
-from regenmap.pipelines.layout import RunLayout, read_features
+from regenmap.pipelines.layout import RunLayout, read_features, read_fields_status
 from regenmap.provenance import stamp
-from regenmap.schema import MODEL_SCHEMA
+from regenmap.schema import MODEL_SCHEMA, FieldStatus
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -77,9 +85,11 @@ def train(config: RunConfig | str | Path, *, client: Client | None = None,
     table = inputs.labels(cfg)
     base = mc.train_options(cfg.seed)
     cvo = mc.cv_options(cfg.seed)
+    status = read_fields_status(layout)
     out: dict[str, Path] = {}
     for target in mc.targets:
-        data = table.labelled(features, target, cfg)
+        data = table.labelled(features, target, cfg,
+                              exclude=withheld_reasons(features, status, cfg, target))
         options = base
         search_info = None
         if mc.search:
@@ -106,9 +116,32 @@ def train(config: RunConfig | str | Path, *, client: Client | None = None,
         }
         directory = save_model(model, layout.trained_model_dir(target))
         write_cv(layout, cv)
+        transfer = year_transfer(data, options)
+        if transfer is not None:
+            write_json_atomic(layout.year_transfer(target, trained=True), transfer)
+        else:
+            layout.year_transfer(target, trained=True).unlink(missing_ok=True)
         out[target] = directory
         log.info("trained %s: held-out accuracy %.3f", target, report["overall"]["accuracy"])
     return out
+
+
+def withheld_reasons(features: pd.DataFrame, status: pd.DataFrame | None, cfg: RunConfig,
+                     target: str) -> pd.Series:
+    """Why prediction would withhold each sample of ``target`` (empty when it would not).
+
+    The rule is prediction's own (:func:`regenmap.models.eligibility.withheld`), so that
+    training and evaluation use exactly the samples the map would label.
+    """
+    mc = cfg.model
+    fm = feature_matrix(features)
+    flags = [*mc.withhold_flags.get("all", []), *mc.withhold_flags.get(target, [])]
+    state, why = withheld(fm, features, field_status=status, flags=flags,
+                          min_feature_share=mc.min_feature_share)
+    text = np.where(state == FieldStatus.OK.value, "",
+                    [f"{s}: {w}" if w and not str(w).startswith(str(s)) else str(w or s)
+                     for s, w in zip(state, why, strict=True)])
+    return pd.Series(text, index=fm.field_ids, dtype=object)
 
 
 def write_cv(layout: RunLayout, cv: CVResult) -> None:
