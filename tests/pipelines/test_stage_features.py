@@ -47,7 +47,7 @@ def test_user_csv_with_bands_enters_at_observations(tmp_path: Path) -> None:
     assert path == tmp_path / "out" / "features.parquet"
     f = pd.read_parquet(path)
     assert f["field_id"].tolist() == ["p0", "p1", "p2", "p3"]
-    assert list(f.columns[1:]) == feature_dictionary()["name"].tolist()
+    assert list(f.columns[2:]) == feature_dictionary()["name"].tolist()
     # NDVI computed from B04/B08: the summer peak is (0.52 - 0.03) / (0.52 + 0.03)
     assert f["phen_peak"].iloc[0] == pytest.approx((0.52 - 0.03) / 0.55, abs=0.03)
     assert f["ndti_mean_year"].notna().all() and f["bsi_mean_year"].notna().all()

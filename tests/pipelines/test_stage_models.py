@@ -108,7 +108,7 @@ def test_predictions_table_covers_every_field_with_metadata(run):
         assert len([c for c in df.columns if c.startswith(f"{t}_p_")]) == classes
         assert set(df[f"{t}_status"]) <= {"ok", "uncertain", "no_data", "too_small", "error"}
     meta = json.loads(pq.read_schema(run["predictions"]).metadata[b"regenmap"])
-    assert meta["schema"] == "regenmap.predictions/1"
+    assert meta["schema"] == "regenmap.predictions/2"
     assert meta["drift"]["tillage"]["drifted"] == []
     drift = json.loads((run["out"] / "drift.json").read_text())
     assert set(drift["drift"]) == {"tillage", "winter_cover"}
