@@ -110,4 +110,5 @@ def model_column(target: str) -> str:
 STATUS: Final = "status"  # FieldStatus value
 REASON: Final = "reason"  # why, in words
 AREA_HA: Final = "area_ha"  # field area in hectares (float)
+FOOTPRINT: Final = "footprint"  # "polygon", or how a point label is read (pixels around it)
 N_OBS: Final = "n_obs"  # valid observations used for the features (int)

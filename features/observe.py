@@ -33,6 +33,7 @@ from regenmap.features.zonal import BandInput, MaskInput, ZonalPass, quantile_na
 from regenmap.geo.catalog import Acquisition, SceneProblem
 from regenmap.geo.grid import GridSpec, crs_string
 from regenmap.geo.pixel_need import Coverage, PixelNeed
+from regenmap.geo.points import point_cells
 from regenmap.geo.raster_read import BandReader, mask_codes
 from regenmap.geo.rasterize import FieldIndex, rasterize_fields
 from regenmap.schema import (
@@ -64,12 +65,16 @@ class TileFields:
         (n,) WKB of the geometries in ``crs`` (empty polygon for unusable fields).
     crs
         CRS of the field geometries.
+    point_pixels
+        Footprint of point geometries: the cell a point falls in grown by this many cells
+        on every side (:func:`regenmap.geo.points.point_cells`).
     """
 
     tile_id: str
     field_ids: np.ndarray
     wkb: np.ndarray
     crs: str
+    point_pixels: int = 0
 
 
 @dataclass(frozen=True)
@@ -195,6 +200,9 @@ def build_tile_raster(fields: TileFields, grid: GridSpec, inner_buffer_px: float
     """Reproject a tile's fields to ``grid``'s CRS and burn them on their window of ``grid``."""
     geoms = gpd.GeoSeries.from_wkb(fields.wkb, crs=fields.crs)
     local = geoms.to_crs(grid.crs).to_numpy() if fields.crs != grid.crs else geoms.to_numpy()
+    # point labels become their footprint on this grid (padded against the inner buffer)
+    local = point_cells(local, grid, pixels=fields.point_pixels,
+                        pad=inner_buffer_px * grid.resolution)
     xmin, ymin, xmax, ymax = grid.bounds
     hits = shapely.intersects(local, shapely.box(xmin, ymin, xmax, ymax))
     members = np.flatnonzero(hits & ~shapely.is_empty(local))
@@ -343,7 +351,8 @@ def index_notes(sensor: str, indices: tuple[SpectralIndex, ...], acquisitions: l
     return notes
 
 
-def tile_fields(fields: gpd.GeoDataFrame, tile_id: str, rows: np.ndarray) -> TileFields:
+def tile_fields(fields: gpd.GeoDataFrame, tile_id: str, rows: np.ndarray, *,
+                point_pixels: int = 0) -> TileFields:
     """Return the fields of one tile as shipped to workers.
 
     Parameters
@@ -355,6 +364,8 @@ def tile_fields(fields: gpd.GeoDataFrame, tile_id: str, rows: np.ndarray) -> Til
         Tile name.
     rows
         (n,) int positions of the tile's fields in ``fields``.
+    point_pixels
+        Footprint of point geometries (see :class:`TileFields`).
     """
     sub = fields.iloc[rows]
     geoms = sub.geometry.to_numpy().copy()
@@ -362,4 +373,4 @@ def tile_fields(fields: gpd.GeoDataFrame, tile_id: str, rows: np.ndarray) -> Til
     geoms[bad] = shapely.Polygon()
     crs = fields.crs.to_string() if fields.crs is not None else ""
     return TileFields(tile_id, sub[FIELD_ID].to_numpy(dtype=object).astype(str),
-                      shapely.to_wkb(geoms), crs_string(crs) if crs else crs)
+                      shapely.to_wkb(geoms), crs_string(crs) if crs else crs, point_pixels)

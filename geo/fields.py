@@ -17,11 +17,12 @@ import shapely
 from pyogrio.errors import DataLayerError, DataSourceError
 
 from regenmap.errors import CRSError, FieldError, InputError
-from regenmap.schema import AREA_HA, FIELD_ID, REASON, STATUS, FieldStatus
+from regenmap.geo.points import footprint_text, is_point
+from regenmap.schema import AREA_HA, FIELD_ID, FOOTPRINT, REASON, STATUS, FieldStatus
 
 
-def read_fields(path: str | Path, *, layer: str | None = None, id_column: str = FIELD_ID
-                ) -> gpd.GeoDataFrame:
+def read_fields(path: str | Path, *, layer: str | None = None, id_column: str = FIELD_ID,
+                point_pixels: int | None = None) -> gpd.GeoDataFrame:
     """Read field polygons and check their identity and geometry.
 
     Parameters
@@ -32,14 +33,19 @@ def read_fields(path: str | Path, *, layer: str | None = None, id_column: str = 
         Layer of a multi-layer file; the first one if None.
     id_column
         Column holding the unique field identifier; renamed to ``field_id`` and read as string.
+    point_pixels
+        How point geometries (point labels, pixel samples) are read: None refuses them
+        (status ``error``, saying how to accept them); 0 takes the pixel each point falls
+        in, N a square of 2N+1 pixels around it (made on each scene's grid at extraction).
 
     Returns
     -------
     geopandas.GeoDataFrame
         Columns ``field_id`` (str), ``geometry`` (polygonal, in the file's CRS), ``area_ha``
         (float64, hectares, computed in an equal-area CRS when the file is geographic),
-        ``status`` (``ok`` or ``error``), ``reason`` (``""`` when nothing to say), then the
-        file's other columns. Row order is the file's.
+        ``status`` (``ok`` or ``error``), ``reason`` (``""`` when nothing to say),
+        ``footprint`` (``polygon``, or how a point is read), then the file's other columns.
+        Row order is the file's.
 
     Raises
     ------
@@ -78,17 +84,24 @@ def read_fields(path: str | Path, *, layer: str | None = None, id_column: str = 
                          path=p)
     gdf = gdf.rename(columns={id_column: FIELD_ID}) if id_column != FIELD_ID else gdf.copy()
     gdf[FIELD_ID] = ids.to_numpy()
-    geoms, status, reason = _check_geometry(gdf.geometry.to_numpy())
+    geoms, status, reason = _check_geometry(gdf.geometry.to_numpy(), point_pixels)
     gdf = gdf.set_geometry(gpd.GeoSeries(geoms, index=gdf.index, crs=gdf.crs))
     gdf[STATUS] = status
     gdf[REASON] = reason
     gdf[AREA_HA] = area_ha(gdf.geometry)
-    first = [FIELD_ID, "geometry", AREA_HA, STATUS, REASON]
+    points = is_point(geoms)
+    gdf[FOOTPRINT] = np.where(points, footprint_text(point_pixels or 0), "polygon") \
+        if point_pixels is not None else "polygon"
+    first = [FIELD_ID, "geometry", AREA_HA, STATUS, REASON, FOOTPRINT]
     return gdf[first + [c for c in gdf.columns if c not in first]]
 
 
-def _check_geometry(geoms: np.ndarray) -> tuple[np.ndarray, list[str], list[str]]:
+def _check_geometry(geoms: np.ndarray, point_pixels: int | None = None
+                    ) -> tuple[np.ndarray, list[str], list[str]]:
     out = np.array(geoms, dtype=object)
+    points = is_point(out) & ~shapely.is_empty(out)
+    # with point_pixels, points are kept as points: their footprint is made per scene grid
+    polygons = ~points if point_pixels is not None else np.ones(len(out), dtype=bool)
     status = [FieldStatus.OK.value] * len(out)
     reason = [""] * len(out)
     missing = np.array([g is None for g in out], dtype=bool)
@@ -98,7 +111,7 @@ def _check_geometry(geoms: np.ndarray) -> tuple[np.ndarray, list[str], list[str]
         reason[i] = "missing geometry" if missing[i] else "empty geometry"
         out[i] = shapely.Polygon()
     valid = shapely.is_valid(out)
-    for i in np.flatnonzero(~valid):
+    for i in np.flatnonzero(~valid & polygons):
         why = shapely.is_valid_reason(out[i])
         fixed = _polygonal(shapely.make_valid(out[i]))
         if fixed.is_empty:
@@ -107,12 +120,15 @@ def _check_geometry(geoms: np.ndarray) -> tuple[np.ndarray, list[str], list[str]
         else:
             reason[i] = f"invalid geometry ({why}) repaired with make_valid"
         out[i] = fixed
-    not_poly = ~shapely.is_empty(out) & ~np.isin(shapely.get_type_id(out), [3, 6])
+    not_poly = polygons & ~shapely.is_empty(out) & ~np.isin(shapely.get_type_id(out), [3, 6])
     for i in np.flatnonzero(not_poly):
         fixed = _polygonal(out[i])
         if fixed.is_empty:
             status[i] = FieldStatus.ERROR.value
             reason[i] = f"geometry is a {out[i].geom_type}, not a polygon"
+            if points[i]:
+                reason[i] += (": to use point labels, set fields.point_pixels (0 = the pixel "
+                              "each point falls in, N = a square of 2N+1 pixels around it)")
         out[i] = fixed
     return out, status, reason
 

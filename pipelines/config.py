@@ -46,11 +46,17 @@ class FieldsInput(StrictModel):
         Layer name for multi-layer files; the first layer if omitted.
     id_column
         Column holding the unique field identifier (read as string).
+    point_pixels
+        Accept point geometries (point labels, pixel samples) and read each as the pixel
+        it falls in (0) or a square of 2N+1 pixels around it (N); points are refused
+        (status ``error``) when omitted. A point of one pixel is ``too_small`` unless
+        ``extract.min_pixels`` allows it (set it to 1 for single pixels).
     """
 
     path: Path
     layer: str | None = None
     id_column: str = "field_id"
+    point_pixels: int | None = Field(default=None, ge=0, le=50)
 
 
 class ScenesInput(StrictModel):

@@ -143,7 +143,7 @@ def fields(cfg: RunConfig) -> gpd.GeoDataFrame:
         raise InputError("fields file not found; set fields.path", path=cfg.fields.path)
     try:
         return read_fields(cfg.fields.path, layer=cfg.fields.layer,
-                           id_column=cfg.fields.id_column)
+                           id_column=cfg.fields.id_column, point_pixels=cfg.fields.point_pixels)
     except FieldError as err:
         if "id column" not in str(err):
             raise

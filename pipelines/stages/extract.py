@@ -59,6 +59,7 @@ from regenmap.schema import (
     ACQUISITION_ID,
     AREA_HA,
     FIELD_ID,
+    FOOTPRINT,
     N_PIXELS,
     N_VALID,
     OBSERVATIONS_SCHEMA,
@@ -185,10 +186,10 @@ def extract(config: RunConfig | str | Path, *, client: Client | None = None,
 
             with open_client(cfg.cluster) as own:
                 _run(own, pending, fields, acquisitions, spec, layout, meta,
-                     opts.tiles_in_flight, progress)
+                     opts.tiles_in_flight, progress, cfg.fields.point_pixels or 0)
         else:
             _run(client, pending, fields, acquisitions, spec, layout, meta, opts.tiles_in_flight,
-                 progress)
+                 progress, cfg.fields.point_pixels or 0)
     parts = layout.parts_dir
     if parts.is_dir() and not any(parts.iterdir()):
         parts.rmdir()  # every tile written: no part left
@@ -198,7 +199,8 @@ def extract(config: RunConfig | str | Path, *, client: Client | None = None,
     problems += [SceneProblem(**p) for m in metas for p in m.get("scene_problems", [])]
     _log_block_units(metas)
     _write_scene_status(layout.scenes_status, problems)
-    _write_field_status(layout, fields, plan, opts.min_pixels, opts.inner_buffer_px)
+    status = _write_field_status(layout, fields, plan, opts.min_pixels, opts.inner_buffer_px)
+    check_usable(status, problems, layout.fields_status)
     return {"observations": out, "fields_status": layout.fields_status,
             "scenes_status": layout.scenes_status}
 
@@ -210,7 +212,8 @@ def _identity(value: Any) -> Any:
 
 def _run(client: Client, pending: list[Tile], fields: gpd.GeoDataFrame,
          acquisitions: list[Acquisition], spec: ObserveSpec, layout: RunLayout,
-         meta: dict[str, Any], in_flight: int | None, progress: Progress) -> None:
+         meta: dict[str, Any], in_flight: int | None, progress: Progress,
+         point_pixels: int = 0) -> None:
     """Extract and write the pending tiles, at most ``in_flight`` at a time."""
     from distributed import as_completed
 
@@ -225,7 +228,8 @@ def _run(client: Client, pending: list[Tile], fields: gpd.GeoDataFrame,
     def submit(tile: Tile) -> Future:
         # A task, not client.scatter: its data lives in the graph, so the scheduler can
         # recompute it on another worker if the one holding it dies.
-        tf_future = client.submit(_identity, tile_fields(fields, tile.id, tile.rows),
+        tf_future = client.submit(_identity, tile_fields(fields, tile.id, tile.rows,
+                                                          point_pixels=point_pixels),
                                   key=f"tile-fields-{tile.id}-{meta['run_key']}", pure=False)
         parts = []
         for g, (grid, accs) in enumerate(by_grid.items()):
@@ -273,7 +277,7 @@ def _write_scene_status(path: Path, problems: list[SceneProblem]) -> None:
 
 
 def _write_field_status(layout: RunLayout, fields: gpd.GeoDataFrame, plan: TilePlan,
-                        min_pixels: int, buffer_px: float) -> None:
+                        min_pixels: int, buffer_px: float) -> pd.DataFrame:
     cols = [FIELD_ID, N_PIXELS, N_VALID]
     files = [layout.tile_file(t.id) for t in plan.tiles if layout.tile_file(t.id).is_file()]
     # tile by tile (a field is in one tile), so only one tile's rows are in memory
@@ -300,7 +304,8 @@ def _write_field_status(layout: RunLayout, fields: gpd.GeoDataFrame, plan: TileP
         elif n_pix[i] < min_pixels:
             status[i] = FieldStatus.TOO_SMALL.value
             extra = (f"{int(n_pix[i])} pixel(s) after an inner buffer of {buffer_px:g} px; "
-                     f"minimum is {min_pixels} (extract.min_pixels)")
+                     f"minimum is {min_pixels} (extract.min_pixels; set it to "
+                     f"{max(int(n_pix[i]), 1)} to use such small fields or point samples)")
         elif n_val[i] == 0:
             status[i], extra = FieldStatus.NO_DATA.value, "no valid (cloud-free) pixel in any scene"
         if extra:
@@ -308,5 +313,33 @@ def _write_field_status(layout: RunLayout, fields: gpd.GeoDataFrame, plan: TileP
     df = pd.DataFrame({FIELD_ID: fields[FIELD_ID].astype(str).to_numpy(), STATUS: status.astype(str),
                        REASON: reason.astype(str),
                        AREA_HA: fields[AREA_HA].to_numpy(dtype=np.float64),
-                       N_PIXELS: np.nan_to_num(n_pix.astype(np.float64), nan=0).astype(np.int32)})
+                       N_PIXELS: np.nan_to_num(n_pix.astype(np.float64), nan=0).astype(np.int32),
+                       FOOTPRINT: (fields[FOOTPRINT].astype(str).to_numpy()
+                                   if FOOTPRINT in fields.columns else "polygon")})
     write_parquet_atomic(df, layout.fields_status)
+    return df
+
+
+def check_usable(status: pd.DataFrame, problems: list[SceneProblem], path: Path) -> None:
+    """Stop the run, after the statuses are written, when no field can be labelled.
+
+    Raises
+    ------
+    InputError
+        When every field is withheld (``too_small``, ``no_data``, ``error``), naming the
+        counts, the commonest reasons and where the details are.
+    """
+    usable = status[STATUS] == FieldStatus.OK.value
+    if usable.any():
+        return
+    counts = status[STATUS].value_counts()
+    reasons = status[REASON].value_counts().head(3)
+    said = "; ".join(f"{n} x {str(r)[:200]}" for r, n in reasons.items())
+    scenes = ""
+    failed = [p for p in problems if p.severity == "error"]
+    if failed:
+        scenes = f" {len(failed)} scene problem(s) were met, e.g. {failed[0].reason[:200]}."
+    raise InputError(
+        f"no field can be labelled: {', '.join(f'{n} {s}' for s, n in counts.items())} "
+        f"(of {len(status)}). Commonest reasons: {said}.{scenes} Per-field statuses are in "
+        f"{path}.", path=path)
