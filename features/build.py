@@ -24,8 +24,18 @@ from regenmap.features.timegrid import (
 )
 from regenmap.schema import FEATURES_SCHEMA, FIELD_ID, SEASON, stat_column
 
+#: Vegetation series phenology can read, in order of preference (NDVI first).
+GREENNESS: tuple[str, ...] = ("ndvi", "evi", "kndvi", "evi2", "savi", "msavi", "gndvi", "ndre")
+#: ``<name>_<stat>``-like columns of an observations table that are not series.
+_NOT_SERIES = frozenset({"n", "valid"})
+
 #: Indices whose absence is worth a warning (features depending on them are NaN).
 WARN_IF_MISSING: tuple[str, ...] = ("ndvi", "ndti", "bsi")
+
+
+def series_of(grid: TimeGrid) -> list[str]:
+    """Return the series described by the seasonal features: the five indices, then the rest."""
+    return [*FEATURE_INDICES, *sorted(k for k in grid.values if k not in FEATURE_INDICES)]
 
 
 def busiest_year(grid: TimeGrid, year_start: str) -> int:
@@ -75,7 +85,8 @@ def build_features(observations: pd.DataFrame, options: FeatureOptions | None = 
     pandas.DataFrame
         One row per (field, season), sorted by ``field_id`` then season start:
         ``field_id`` (str), ``season`` (str), then float32 columns named as in
-        :func:`feature_dictionary`. Fields without a usable observation in a season keep
+        :func:`feature_dictionary`, plus the seasonal family of every other series the
+        observations carry (``nbr_mean_year``...). Fields without a usable observation in a season keep
         their row, with NaN features. ``attrs["features"]`` holds the options and the
         seasons' windows.
 
@@ -93,15 +104,19 @@ def build_features(observations: pd.DataFrame, options: FeatureOptions | None = 
     """
     opts = options or FeatureOptions()
     stat = opts.stat
-    present = available_indices(observations, stat)
-    if not set(present) & set(FEATURE_INDICES):
+    present = [i for i in available_indices(observations, stat) if i not in _NOT_SERIES]
+    if not present:
         stats = sorted({str(c).rsplit("_", 1)[1] for c in observations.columns
                         if "_" in str(c) and str(c).split("_", 1)[0] in FEATURE_INDICES})
         hint = f" Statistics present: {', '.join(stats)} (choose one as the statistic)." \
             if stats else ""
         raise InputError(f"the observations table has no '<index>_{stat}' column for any of "
                          f"{', '.join(FEATURE_INDICES)}.{hint}")
-    grid = regularize(observations, opts, indices=FEATURE_INDICES, warn_missing=WARN_IF_MISSING)
+    # every other series the observations carry (NBR, kNDVI, raw bands...) gets the
+    # seasonal feature family too
+    extra = [i for i in present if i not in FEATURE_INDICES]
+    grid = regularize(observations, opts, indices=(*FEATURE_INDICES, *extra),
+                      warn_missing=WARN_IF_MISSING)
     if seasons is None:
         calendar = SeasonCalendar(year_start=opts.year_start)
         seasons = [calendar.year(year if year is not None else busiest_year(grid, opts.year_start))]
@@ -134,9 +149,9 @@ def build_features(observations: pd.DataFrame, options: FeatureOptions | None = 
     start = frame[SEASON].map({n: s.start for n, s in by_name.items()})
     frame = frame.assign(_start=start).sort_values([FIELD_ID, "_start"], kind="stable")
     frame = frame.drop(columns="_start").reset_index(drop=True)
-    names = [s.name for s in feature_specs()]
+    names = [s.name for s in feature_specs(series_of(grid))]
     frame[names] = frame[names].astype(np.float32)
-    frame.attrs["features"] = {**_record(grid, opts), "seasons": {
+    frame.attrs["features"] = {**_record(grid, opts), "extra_series": extra, "seasons": {
         n: {"start": str(s.start.date()), "end": str(s.end.date()), "months": s.months}
         for n, s in by_name.items()}}
     return frame
@@ -160,8 +175,11 @@ def features_from_grid(grid: TimeGrid, options: FeatureOptions | None = None, *,
     n = grid.n_fields
     yr = (grid.days(season.start), grid.days(season.end))
     quarters = [(grid.days(a), grid.days(b)) for a, b in season.quarters()]
-    ndvi = grid.values.get("ndvi", np.full((n, grid.t_days.size), np.nan, np.float32))
-    primary = "ndvi" if np.isfinite(ndvi).any() else next(
+    # the greenness series phenology reads: NDVI, else another vegetation index
+    green = next((k for k in GREENNESS if k in grid.values and np.isfinite(grid.values[k]).any()),
+                 "ndvi")
+    ndvi = grid.values.get(green, np.full((n, grid.t_days.size), np.nan, np.float32))
+    primary = green if np.isfinite(ndvi).any() else next(
         (k for k, v in grid.values.items() if np.isfinite(v).any()), "ndvi")
     counts = grid.counts.get(primary, np.zeros((n, grid.t_days.size), np.int16))
 
@@ -185,9 +203,10 @@ def features_from_grid(grid: TimeGrid, options: FeatureOptions | None = None, *,
     cols.update(windows.compute(grid.values, grid.composites, counts, t_days=grid.t_days,
                                 width=grid.step_days, year=yr, windows=bounds,
                                 opts=opts.windows))
-    cols.update(seasonal.compute(grid.values, grid.t_days, yr, quarters))
+    series = series_of(grid)
+    cols.update(seasonal.compute(grid.values, grid.t_days, yr, quarters, indices=series))
 
-    names = [s.name for s in feature_specs()]
+    names = [s.name for s in feature_specs(series)]
     return pd.DataFrame({FIELD_ID: pd.Series(grid.field_ids, dtype=str),
                          **{k: cols[k].astype(np.float32, copy=False) for k in names}})
 

@@ -22,8 +22,14 @@ def feature_specs(indices: Sequence[str] = FEATURE_INDICES) -> list[FeatureSpec]
     return [*quality.specs(), *phenology.specs(), *windows.specs(), *seasonal.specs(indices)]
 
 
-def feature_dictionary() -> pd.DataFrame:
+def feature_dictionary(series: Sequence[str] = ()) -> pd.DataFrame:
     """Return one row per feature column of :func:`regenmap.features.build.build_features`.
+
+    Parameters
+    ----------
+    series
+        Series beyond the five indices (``nbr``, ``kndvi``, ``red``...) whose seasonal
+        features a job has.
 
     Returns
     -------
@@ -32,7 +38,7 @@ def feature_dictionary() -> pd.DataFrame:
         ``""``), ``window`` (see :class:`regenmap.features.spec.FeatureSpec`), in
         table order; ``attrs["schema"]`` is the features schema version.
     """
-    specs = feature_specs()
+    specs = feature_specs((*FEATURE_INDICES, *[s for s in series if s not in FEATURE_INDICES]))
     frame = pd.DataFrame([[getattr(s, c) for c in DICTIONARY_COLUMNS] for s in specs],
                          columns=list(DICTIONARY_COLUMNS))
     frame.attrs["schema"] = FEATURES_SCHEMA

@@ -204,8 +204,8 @@ def prepare(data: LabelledFields, *, min_label_share: float = 0.0) -> TrainingDa
         raise ModelError(
             f"target '{target}': only {n_used} of its {n_lab} labelled samples can be used "
             f"(minimum {min_label_share:.0%}); the others would be withheld: {listed}. "
-            "Check the scenes cover the labelled fields and seasons, or lower "
-            "model.min_label_share.")
+            "Check that the observations cover the labelled fields and seasons, relax the "
+            "withholding rule, or accept a smaller share (min_label_share).")
     lab = lab.where(mask, None)
     cls = class_list(lab, target=target, classes=classes)
     fm, dropped = drop_empty_features(fm, mask=mask)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from regenmap.errors import ConfigError
 from regenmap.pipelines.sections import (
@@ -86,6 +86,32 @@ class ScenesInput(StrictModel):
     dates: Path | None = None
 
 
+class ObservationsInput(StrictModel):
+    """The user's own per-field time series, to start from instead of scenes.
+
+    Written as ``observations: series.csv`` or as a mapping with these keys.
+
+    Attributes
+    ----------
+    path
+        CSV or Parquet file (or a folder of them), wide (one column per band or index) or
+        long (``field_id``, ``date``, ``variable``, ``value``).
+    id_column
+        Field id column; ``field_id``, ``field``, ``parcel_id`` or ``id`` if omitted.
+    sensor
+        Sensor profile whose band names the table uses (``B4``, ``SR_B5``...), when a
+        name is read differently by different sensors.
+    scale
+        Factor applied to every series column (e.g. ``0.0001`` for indices or
+        reflectance stored x10000).
+    """
+
+    path: Path
+    id_column: str | None = None
+    sensor: str | None = None
+    scale: float | None = Field(default=None, gt=0)
+
+
 class ClusterConfig(StrictModel):
     """Dask cluster to run on.
 
@@ -126,7 +152,8 @@ class RunConfig(StrictModel):
     seed
         Seed for every random choice (model training, spatial blocks, bootstrap).
     fields, scenes
-        Inputs.
+        Inputs; ``fields`` may be omitted when the job starts from ``observations`` (its
+        outputs are then tables without geometry).
     extract, features, model, outputs, cluster
         Options of each stage.
     seasons
@@ -138,9 +165,9 @@ class RunConfig(StrictModel):
     name: str = "regenmap"
     out_dir: Path = Path("regenmap-out")
     seed: int = 0
-    fields: FieldsInput
+    fields: FieldsInput | None = None
     scenes: ScenesInput | None = None
-    observations: Path | None = Field(
+    observations: ObservationsInput | None = Field(
         default=None,
         description="Existing per-field time series (CSV/Parquet) to start from instead of scenes.",
     )
@@ -151,6 +178,21 @@ class RunConfig(StrictModel):
     outputs: OutputsConfig = OutputsConfig()
     cluster: ClusterConfig = ClusterConfig()
     source: Path | None = Field(default=None, exclude=True)
+
+    @field_validator("observations", mode="before")
+    @classmethod
+    def _observations_path(cls, value: Any) -> Any:
+        return {"path": value} if isinstance(value, str | Path) else value
+
+    @model_validator(mode="after")
+    def _fields_or_observations(self) -> RunConfig:
+        if self.fields is None and self.observations is None:
+            raise ValueError("fields: give the field polygons (fields.path), or start from "
+                             "your own per-field time series (observations:)")
+        if self.fields is None and self.scenes is not None:
+            raise ValueError("fields: extracting from scenes needs the field polygons "
+                             "(fields.path)")
+        return self
 
     @field_validator("name")
     @classmethod
@@ -165,7 +207,9 @@ class RunConfig(StrictModel):
 
     def input_paths(self) -> list[Path]:
         """Every input file or folder the configuration names (fields, scenes, labels...)."""
-        found: list[Path | None] = [self.fields.path, self.observations, self.model.labels.path,
+        found: list[Path | None] = [self.fields.path if self.fields else None,
+                                    self.observations.path if self.observations else None,
+                                    self.model.labels.path,
                                     self.model.path]
         if self.scenes is not None:
             found += [self.scenes.path, self.scenes.dates]
@@ -231,8 +275,11 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
     for section in ("fields", "scenes"):
         if isinstance(out.get(section), dict) and "path" in out[section]:
             out[section] = {**out[section], "path": fix(out[section]["path"])}
-    if "observations" in out:
-        out["observations"] = fix(out["observations"])
+    obs = out.get("observations")
+    if isinstance(obs, dict) and obs.get("path"):
+        out["observations"] = {**obs, "path": fix(obs["path"])}
+    elif obs is not None and not isinstance(obs, dict):
+        out["observations"] = fix(obs)
     model = out.get("model")
     if isinstance(model, dict):
         labels = model.get("labels")

@@ -7,6 +7,7 @@ way whether they are extracted, labelled or mapped.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
     from regenmap.geo.sensors import SensorProfile
     from regenmap.models.options import LabelledFields
     from regenmap.pipelines.config import RunConfig, ScenesInput
+
+log = logging.getLogger(__name__)
 
 #: Group name used when fields are grouped in automatic spatial blocks.
 BLOCK_GROUP = "spatial_block"
@@ -139,6 +142,9 @@ def fields(cfg: RunConfig) -> gpd.GeoDataFrame:
     from regenmap.errors import FieldError
     from regenmap.geo.fields import read_fields
 
+    if cfg.fields is None:
+        raise ConfigError("fields: this step needs the field polygons (fields.path); the job "
+                          "has none")
     if not Path(cfg.fields.path).exists() and "://" not in str(cfg.fields.path):
         raise InputError("fields file not found; set fields.path", path=cfg.fields.path)
     try:
@@ -238,8 +244,12 @@ def season_calendar(cfg: RunConfig) -> SeasonCalendar:
 def _raw_labels(cfg: RunConfig, *, targets: bool = True) -> tuple[pd.DataFrame, Path, bool]:
     """Return the labels table as read (``field_id`` as str), its path, if it is the fields."""
     mc = cfg.model
-    path = Path(mc.labels.path or cfg.fields.path)
-    from_fields = mc.labels.path is None or Path(cfg.fields.path).resolve() == path.resolve()
+    if mc.labels.path is None and cfg.fields is None:
+        raise ConfigError("model.labels.path: give the labels file (the job has no fields file "
+                          "to take them from)")
+    path = Path(mc.labels.path or cfg.fields.path)  # type: ignore[union-attr]
+    from_fields = cfg.fields is not None and (
+        mc.labels.path is None or Path(cfg.fields.path).resolve() == path.resolve())
     if from_fields:
         raw: pd.DataFrame = fields(cfg)
         id_col = FIELD_ID
@@ -331,8 +341,9 @@ def labels(cfg: RunConfig) -> FieldTable:
     raw, path, from_fields = _raw_labels(cfg)
     row_seasons, seasons = _row_seasons(cfg, raw, path)
     geo = raw if isinstance(raw, gpd.GeoDataFrame) and raw.geometry is not None else None
-    if not from_fields and (geo is None or AREA_HA not in raw.columns
-                            or (mc.group_column and mc.group_column not in raw.columns)):
+    if not from_fields and cfg.fields is not None and (
+            geo is None or AREA_HA not in raw.columns
+            or (mc.group_column and mc.group_column not in raw.columns)):
         polygons = fields(cfg)
         keep = [c for c in polygons.columns if c not in raw.columns or c == FIELD_ID]
         merged = pd.DataFrame(raw.drop(columns="geometry", errors="ignore")).merge(
@@ -423,8 +434,8 @@ def season_plan(cfg: RunConfig) -> SeasonPlan | None:
     mapped = [calendar.parse(v) for v in cfg.seasons.map]
     labelled: pd.DataFrame | None = None
     label_seasons: dict[str, Season] = {}
-    has_labels = cfg.model.labels.path is not None or Path(cfg.fields.path).exists()
-    if (has_labels and cfg.model.path is None) or cfg.model.labels.path is not None:
+    in_fields = cfg.fields is not None and Path(cfg.fields.path).exists()
+    if (in_fields and cfg.model.path is None) or cfg.model.labels.path is not None:
         raw, path, _ = _raw_labels(cfg, targets=False)
         row_seasons, label_seasons = _row_seasons(cfg, raw, path)
         if row_seasons is not None:
@@ -501,7 +512,7 @@ def user_observations(cfg: RunConfig) -> tuple[pd.DataFrame, list[str]]:
 
     if cfg.observations is None:
         raise ConfigError("observations: this job has no 'observations' section")
-    path = Path(cfg.observations)
+    path = Path(cfg.observations.path)
     if path.is_dir():
         layout = RunLayout(path.parent) if path.name == "observations" else None
         files = sorted(path.glob("*.parquet"))
@@ -516,6 +527,16 @@ def user_observations(cfg: RunConfig) -> tuple[pd.DataFrame, list[str]]:
         raw, used = _read_user_table(path), [str(path)]
     else:
         raise InputError("observations file not found (config key `observations`)", path=path)
-    table = normalise_observations(raw, stat=cfg.features.stat, id_column=cfg.fields.id_column,
-                                   band_aliases=band_aliases(cfg), source=str(path))
+    spec = cfg.observations
+    id_column = spec.id_column or (cfg.fields.id_column if cfg.fields else None)
+    aliases = band_aliases(cfg)
+    if spec.sensor is not None:  # the table's own sensor decides names read differently
+        own = sensor_profile(spec.sensor, base_dir=cfg.source.parent if cfg.source else None)
+        aliases |= {n.lower(): b.common_name for b in own.bands for n in (b.native, *b.aliases)}
+    table = normalise_observations(raw, stat=cfg.features.stat, id_column=id_column,
+                                   band_aliases=aliases, scale=spec.scale, source=str(path))
+    if table.attrs.get("unused_columns"):
+        log.warning("%s: column(s) not used as series: %s (not numbers, or describing a row "
+                    "rather than the surface: ids, years, areas, names)", path,
+                    ", ".join(map(str, table.attrs["unused_columns"])))
     return table, used

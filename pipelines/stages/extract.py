@@ -133,9 +133,10 @@ def extract(config: RunConfig | str | Path, *, client: Client | None = None,
     cfg = as_config(config)
     layout = RunLayout.of(cfg)
     progress = progress or NullProgress()
-    if cfg.scenes is None:
+    if cfg.scenes is None or cfg.fields is None:
         raise ConfigError("scenes: the extraction stage needs a 'scenes' section (path, sensor, "
-                          "kind), or start from existing observations with 'observations:'")
+                          "kind) and the fields, or start from existing observations with "
+                          "'observations:'")
     profiles = inputs.sensor_profiles(cfg)
     opts = cfg.extract
     indices = resolve_indices(opts.indices)

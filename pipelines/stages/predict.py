@@ -112,11 +112,16 @@ def predict(config: RunConfig | str | Path, *, client: Client | None = None,
     cfg = as_config(config)
     layout = RunLayout.of(cfg)
     predictions_path = predict_table(cfg)
+    if cfg.fields is None:
+        log.warning("this job has no field polygons (fields:), so its labels are in %s only: "
+                    "no GeoPackage, maps or report", predictions_path)
+        return {"predictions": predictions_path}
     predictions = read_predictions(layout)
     fields = inputs.fields(cfg)
     observations = read_observations(layout) if layout.tile_files() else None
     targets = _targets_and_classes(cfg, predictions)
-    source = cfg.scenes.path if cfg.scenes else cfg.observations
+    source = cfg.scenes.path if cfg.scenes else (cfg.observations.path if cfg.observations
+                                                  else None)
     run_info = stamp(schema=GPKG_SCHEMA, config=cfg.model_dump(mode="json"),
                      inputs=[str(cfg.fields.path), str(source)])
     run_info["name"] = cfg.name

@@ -141,6 +141,8 @@ def withheld_reasons(features: pd.DataFrame, status: pd.DataFrame | None, cfg: R
     text = np.where(state == FieldStatus.OK.value, "",
                     [f"{s}: {w}" if w and not str(w).startswith(str(s)) else str(w or s)
                      for s, w in zip(state, why, strict=True)])
+    flagged = np.char.find(text.astype(str), "feature-quality flag") >= 0
+    text = np.where(flagged, np.char.add(text.astype(str), " (model.withhold_flags)"), text)
     return pd.Series(text, index=fm.field_ids, dtype=object)
 
 
