@@ -104,12 +104,17 @@ class ObservationsInput(StrictModel):
     scale
         Factor applied to every series column (e.g. ``0.0001`` for indices or
         reflectance stored x10000).
+    max_implausible_share
+        A series whose values are out of their range (an index outside [-1, 1],
+        reflectance outside [-0.2, 1.2]) for more than this share (0-1) stops the run;
+        smaller shares are shown as warnings.
     """
 
     path: Path
     id_column: str | None = None
     sensor: str | None = None
     scale: float | None = Field(default=None, gt=0)
+    max_implausible_share: float = Field(default=0.5, ge=0, le=1)
 
 
 class ClusterConfig(StrictModel):

@@ -493,6 +493,30 @@ def _read_user_table(path: Path) -> pd.DataFrame:
                      path=path)
 
 
+def check_plausible(table: pd.DataFrame, stat: str, max_share: float, path: Path) -> None:
+    """Warn about implausible series of a user's table; stop when one is mostly implausible.
+
+    The problems are kept in ``table.attrs["plausibility"]`` (for provenance).
+
+    Raises
+    ------
+    InputError
+        Naming each series whose out-of-range share exceeds ``max_share``, and the fix.
+    """
+    from regenmap.features.plausibility import check_table
+
+    problems = check_table(table, stat)
+    table.attrs["plausibility"] = [p.text() for p in problems]
+    fatal = [p for p in problems if p.share > max_share]
+    for p in problems:
+        if p not in fatal:
+            log.warning("%s: %s", path, p.text())
+    if fatal:
+        raise InputError("implausible values: " + "; ".join(p.text() for p in fatal)
+                         + ". Fix the table, or set observations.scale (and "
+                         "observations.max_implausible_share to accept them).", path=path)
+
+
 def user_observations(cfg: RunConfig) -> tuple[pd.DataFrame, list[str]]:
     """Read a job's own per-field time series (``observations:``) as an observations table.
 
@@ -535,6 +559,7 @@ def user_observations(cfg: RunConfig) -> tuple[pd.DataFrame, list[str]]:
         aliases |= {n.lower(): b.common_name for b in own.bands for n in (b.native, *b.aliases)}
     table = normalise_observations(raw, stat=cfg.features.stat, id_column=id_column,
                                    band_aliases=aliases, scale=spec.scale, source=str(path))
+    check_plausible(table, cfg.features.stat, spec.max_implausible_share, path)
     if table.attrs.get("unused_columns"):
         log.warning("%s: column(s) not used as series: %s (not numbers, or describing a row "
                     "rather than the surface: ids, years, areas, names)", path,

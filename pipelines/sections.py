@@ -62,6 +62,10 @@ class ExtractConfig(StrictModel):
         Leave undecoded the blocks of band files that hold no field pixel, or whose field
         pixels the quality mask all drops (clouds); the statistics are the same either way.
         Turn off only to compare.
+    max_implausible_share
+        Share (0-1) of acquisitions whose index values are implausible (out of their range:
+        a wrong scale or offset) above which the run stops; fewer are recorded as scene
+        problems and shown.
     """
 
     indices: list[str] = Field(default_factory=lambda: ["NDVI", "NDTI", "BSI"])
@@ -75,6 +79,7 @@ class ExtractConfig(StrictModel):
     read_threads: int = Field(default=1, ge=1)
     tiles_in_flight: int | None = Field(default=None, ge=1)
     skip_blocks: bool = True
+    max_implausible_share: float = Field(default=0.5, ge=0, le=1)
 
     @field_validator("indices")
     @classmethod

@@ -36,6 +36,7 @@ from regenmap.features.observe import (
     observe_acquisition,
     tile_fields,
 )
+from regenmap.features.plausibility import Implausible, Tally, judge, tally_acquisitions
 from regenmap.geo.catalog import Acquisition, SceneProblem
 from regenmap.geo.grid import GridSpec
 from regenmap.geo.raster_read import RESAMPLING_RULE
@@ -66,6 +67,7 @@ from regenmap.schema import (
     REASON,
     STATUS,
     FieldStatus,
+    stat_column,
 )
 
 if TYPE_CHECKING:
@@ -199,8 +201,21 @@ def extract(config: RunConfig | str | Path, *, client: Client | None = None,
              if path.is_file()]
     problems += [SceneProblem(**p) for m in metas for p in m.get("scene_problems", [])]
     _log_block_units(metas)
+    implausible = _implausible(layout, plan, spec)
+    problems += [SceneProblem(acq, "", "implausible values: " + "; ".join(p.text() for p in ps),
+                              fatal=False, severity="warning") for acq, ps in implausible.items()]
     _write_scene_status(layout.scenes_status, problems)
     status = _write_field_status(layout, fields, plan, opts.min_pixels, opts.inner_buffer_px)
+    if implausible:
+        first = next(iter(implausible.values()))[0]
+        log.warning("%d of %d acquisitions hold implausible values (see %s), e.g. %s",
+                    len(implausible), len(acquisitions), layout.scenes_status, first.text())
+    if len(implausible) > opts.max_implausible_share * len(acquisitions):
+        raise InputError(
+            f"{len(implausible)} of {len(acquisitions)} acquisitions hold implausible values, "
+            f"e.g. {next(iter(implausible.values()))[0].text()}. Check the sensor profile's "
+            "scale and offset for these files (extract.max_implausible_share to go on).",
+            path=layout.scenes_status)
     check_usable(status, problems, layout.fields_status)
     return {"observations": out, "fields_status": layout.fields_status,
             "scenes_status": layout.scenes_status}
@@ -255,6 +270,26 @@ def _run(client: Client, pending: list[Tile], fields: gpd.GeoDataFrame,
         nxt = next(tiles, None)
         if nxt is not None:
             queue.add(submit(nxt))
+
+
+def _implausible(layout: RunLayout, plan: TilePlan, spec: ObserveSpec
+                 ) -> dict[str, list[Implausible]]:
+    """Acquisitions whose index values are out of their range, tile by tile."""
+    stat = "mean" if "mean" in spec.stat_names() else spec.stat_names()[0]
+    cols = [ACQUISITION_ID, *(stat_column(i.name, stat) for i in spec.indices)]
+    totals: dict[tuple[str, str], Tally] = {}
+    for tile in plan.tiles:
+        path = layout.tile_file(tile.id)
+        if not path.is_file():
+            continue
+        for key, counts in tally_acquisitions(pd.read_parquet(path, columns=cols), stat).items():
+            totals[key] = totals.get(key, Tally()) + counts
+    out: dict[str, list[Implausible]] = {}
+    for (acq, series), counts in totals.items():
+        problem = judge(series, counts)
+        if problem is not None:
+            out.setdefault(acq, []).append(problem)
+    return out
 
 
 def _log_block_units(metas: list[dict[str, Any]]) -> None:

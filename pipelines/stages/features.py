@@ -67,6 +67,7 @@ def features(config: RunConfig | str | Path, *, client: Client | None = None,
                                    inputs=used)
     record["features"] = frame.attrs.get("features", {})
     record["mapped_seasons"] = mapped
+    record["plausibility"] = table.attrs.get("plausibility", [])
     record["absent_indices"] = absent
     record["n_fields"] = len(frame)
     frame.attrs = {}

@@ -129,6 +129,7 @@ def predict(config: RunConfig | str | Path, *, client: Client | None = None,
     if layout.drift.is_file():
         drift = read_json(layout.drift, what="drift report")
         run_info["drift"] = drift.get("drift", drift)
+    run_info["warnings"] = data_quality_warnings(layout)
     out = cfg.outputs
     shown, by_season = _latest_season(predictions, parquet_meta(layout.features))
     run_info["season"] = shown[SEASON].iloc[0] if len(shown) and SEASON in shown else None
@@ -148,6 +149,25 @@ def predict(config: RunConfig | str | Path, *, client: Client | None = None,
                                          model_card=card if card.is_file() else None,
                                          observations=observations)
     return outputs
+
+
+def data_quality_warnings(layout: RunLayout) -> list[str]:
+    """Sentences about the run's inputs for the report: scene problems, implausible values."""
+    out: list[str] = []
+    if layout.scenes_status.is_file():
+        scenes = pd.read_parquet(layout.scenes_status)
+        if len(scenes):
+            first = str(scenes["reason"].iloc[0])[:300]
+            out.append(f"{len(scenes)} scene problem(s) were recorded "
+                       f"({layout.scenes_status.name}), e.g. {first}")
+    meta = parquet_meta(layout.features) if layout.features.is_file() else {}
+    out += [f"observations: {text}" for text in meta.get("plausibility", [])]
+    absent = meta.get("absent_indices") or {}
+    if absent:
+        out.append(f"no observation has {', '.join(i.upper() for i in absent)}: the features "
+                   "of these indices are left out (e.g. a sensor without SWIR has no NDTI, so "
+                   "tillage relies on other series)")
+    return out
 
 
 def _latest_season(predictions: pd.DataFrame, features_meta: dict[str, Any]
