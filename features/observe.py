@@ -346,8 +346,9 @@ def index_notes(sensor: str, indices: tuple[SpectralIndex, ...], acquisitions: l
         if any(not missing_bands(a, (idx,)) for a in acquisitions):
             continue
         lack = sorted({b for a in acquisitions for b in missing_bands(a, (idx,)).get(idx.name, [])})
-        notes.append(f"{idx.name} needs band(s) {', '.join(lack)}, which sensor {sensor!r} "
-                     f"does not provide here: its columns are NaN")
+        notes.append(f"{idx.name} needs band(s) {', '.join(lack)}, which no acquisition of "
+                     f"sensor {sensor!r} has here (not in the profile, or their files are "
+                     "missing or unreadable: see scenes_status.parquet): its columns are NaN")
     return notes
 
 

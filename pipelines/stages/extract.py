@@ -201,11 +201,12 @@ def extract(config: RunConfig | str | Path, *, client: Client | None = None,
              if path.is_file()]
     problems += [SceneProblem(**p) for m in metas for p in m.get("scene_problems", [])]
     _log_block_units(metas)
-    implausible = _implausible(layout, plan, spec)
+    implausible, with_values = _scan_values(layout, plan, spec)
     problems += [SceneProblem(acq, "", "implausible values: " + "; ".join(p.text() for p in ps),
                               fatal=False, severity="warning") for acq, ps in implausible.items()]
     _write_scene_status(layout.scenes_status, problems)
-    status = _write_field_status(layout, fields, plan, opts.min_pixels, opts.inner_buffer_px)
+    status = _write_field_status(layout, fields, plan, opts.min_pixels, opts.inner_buffer_px,
+                                 covered=_covered(fields, acquisitions), with_values=with_values)
     if implausible:
         first = next(iter(implausible.values()))[0]
         log.warning("%d of %d acquisitions hold implausible values (see %s), e.g. %s",
@@ -272,24 +273,35 @@ def _run(client: Client, pending: list[Tile], fields: gpd.GeoDataFrame,
             queue.add(submit(nxt))
 
 
-def _implausible(layout: RunLayout, plan: TilePlan, spec: ObserveSpec
-                 ) -> dict[str, list[Implausible]]:
-    """Acquisitions whose index values are out of their range, tile by tile."""
+def _scan_values(layout: RunLayout, plan: TilePlan, spec: ObserveSpec
+                 ) -> tuple[dict[str, list[Implausible]], set[str]]:
+    """Read the index values back, tile by tile: implausible acquisitions, fields with a value.
+
+    Returns
+    -------
+    implausible, with_values
+        Acquisition id -> its implausible series; the ids of fields with at least one finite
+        index value.
+    """
     stat = "mean" if "mean" in spec.stat_names() else spec.stat_names()[0]
-    cols = [ACQUISITION_ID, *(stat_column(i.name, stat) for i in spec.indices)]
+    values = [stat_column(i.name, stat) for i in spec.indices]
     totals: dict[tuple[str, str], Tally] = {}
+    with_values: set[str] = set()
     for tile in plan.tiles:
         path = layout.tile_file(tile.id)
         if not path.is_file():
             continue
-        for key, counts in tally_acquisitions(pd.read_parquet(path, columns=cols), stat).items():
+        table = pd.read_parquet(path, columns=[FIELD_ID, ACQUISITION_ID, *values])
+        finite = np.isfinite(table[values].to_numpy(dtype=np.float64)).any(axis=1)
+        with_values.update(table.loc[finite, FIELD_ID].astype(str))
+        for key, counts in tally_acquisitions(table, stat).items():
             totals[key] = totals.get(key, Tally()) + counts
     out: dict[str, list[Implausible]] = {}
     for (acq, series), counts in totals.items():
         problem = judge(series, counts)
         if problem is not None:
             out.setdefault(acq, []).append(problem)
-    return out
+    return out, with_values
 
 
 def _log_block_units(metas: list[dict[str, Any]]) -> None:
@@ -312,8 +324,25 @@ def _write_scene_status(path: Path, problems: list[SceneProblem]) -> None:
     write_parquet_atomic(df, path)
 
 
+def _covered(fields: gpd.GeoDataFrame, acquisitions: list[Acquisition]) -> np.ndarray:
+    """Whether each field meets the footprint of at least one acquisition (bool, fields' order)."""
+    import shapely
+
+    out = np.zeros(len(fields), dtype=bool)
+    boxes: dict[str, list[shapely.Geometry]] = {}
+    for acq in acquisitions:
+        grid = acq.grid_for(list(acq.assets))
+        boxes.setdefault(grid.crs, []).append(shapely.box(*grid.bounds))
+    for crs, shapes in boxes.items():
+        footprint = shapely.union_all(shapes)
+        local = fields.geometry.to_crs(crs) if fields.crs is not None else fields.geometry
+        out |= shapely.intersects(local.to_numpy(), footprint)
+    return out
+
+
 def _write_field_status(layout: RunLayout, fields: gpd.GeoDataFrame, plan: TilePlan,
-                        min_pixels: int, buffer_px: float) -> pd.DataFrame:
+                        min_pixels: int, buffer_px: float, *, covered: np.ndarray | None = None,
+                        with_values: set[str] | None = None) -> pd.DataFrame:
     cols = [FIELD_ID, N_PIXELS, N_VALID]
     files = [layout.tile_file(t.id) for t in plan.tiles if layout.tile_file(t.id).is_file()]
     # tile by tile (a field is in one tile), so only one tile's rows are in memory
@@ -328,6 +357,7 @@ def _write_field_status(layout: RunLayout, fields: gpd.GeoDataFrame, plan: TileP
     agg = agg.reindex(fields[FIELD_ID].to_numpy())
     status = fields[STATUS].to_numpy(dtype=object).copy()
     reason = fields[REASON].to_numpy(dtype=object).copy()
+    ids = fields[FIELD_ID].to_numpy(dtype=object)
     n_pix = agg["n_pixels"].to_numpy()
     n_obs = agg["n_obs"].to_numpy()
     n_val = agg["n_valid"].to_numpy()
@@ -336,7 +366,10 @@ def _write_field_status(layout: RunLayout, fields: gpd.GeoDataFrame, plan: TileP
             continue
         extra = ""
         if not n_obs[i] > 0:
-            status[i], extra = FieldStatus.NO_DATA.value, "outside every scene"
+            inside = covered is not None and bool(covered[i])
+            status[i] = FieldStatus.NO_DATA.value
+            extra = ("scenes cover it but none could be read (see scenes_status.parquet)"
+                     if inside else "outside every scene")
         elif n_pix[i] < min_pixels:
             status[i] = FieldStatus.TOO_SMALL.value
             extra = (f"{int(n_pix[i])} pixel(s) after an inner buffer of {buffer_px:g} px; "
@@ -344,6 +377,10 @@ def _write_field_status(layout: RunLayout, fields: gpd.GeoDataFrame, plan: TileP
                      f"{max(int(n_pix[i]), 1)} to use such small fields or point samples)")
         elif n_val[i] == 0:
             status[i], extra = FieldStatus.NO_DATA.value, "no valid (cloud-free) pixel in any scene"
+        elif with_values is not None and str(ids[i]) not in with_values:
+            status[i] = FieldStatus.NO_DATA.value
+            extra = ("no index value could be computed in any scene: the bands they need are "
+                     "missing or unreadable (see scenes_status.parquet)")
         if extra:
             reason[i] = f"{reason[i]}; {extra}" if reason[i] else extra
     df = pd.DataFrame({FIELD_ID: fields[FIELD_ID].astype(str).to_numpy(), STATUS: status.astype(str),

@@ -254,7 +254,10 @@ def test_sensor_with_none_of_the_bands_in_several_strips(tmp_path: Path, client:
     cfg = parse_config({"out_dir": "out", "fields": {"path": "fields.gpkg"},
                         "scenes": {"path": "planet", "sensor": "generic_4band"},
                         "extract": {"indices": ["NDTI"], "tile_size_px": 64}}, base_dir=tmp_path)
-    obs = read_obs(extract(cfg, client=client)).set_index("field_id")
+    # nothing can be computed: the run stops, after writing what it read
+    with pytest.raises(InputError, match="no index value could be computed in any scene"):
+        extract(cfg, client=client)
+    obs = read_obs(tmp_path / "out" / "observations").set_index("field_id")
     assert obs.loc["b", N_PIXELS] == 400 and obs.loc["b", N_VALID] == 400
     assert obs[stat_column("NDTI", "mean")].isna().all()
 
@@ -360,3 +363,16 @@ def test_run_redoes_stages_after_an_edited_input_or_a_stage_that_ran(tmp_path: P
     (tmp_path / "out" / ".regenmap" / "extract.done.json").unlink()
     assert run(cfg, quiet=True, client=client, stages=stages).skipped == []
     assert run(cfg, quiet=True, client=client, stages=stages).skipped == list(stages)
+
+
+def test_unreadable_scenes_are_not_called_outside(tmp_path: Path, client: Client) -> None:
+    cfg = make_config(tmp_path, standard_fields())
+    for victim in (tmp_path / "scenes").glob("*_B08_10m.tif"):
+        victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])
+    for victim in (tmp_path / "scenes").glob("*_B11_20m.tif"):
+        victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 3])
+    with pytest.raises(InputError, match="no field can be labelled"):
+        extract(cfg, client=client)
+    status = pd.read_parquet(tmp_path / "out" / "fields_status.parquet").set_index("field_id")
+    assert "the bands they need are missing or unreadable" in status.loc["a", "reason"]
+    assert status.loc["outside", "reason"] == "outside every scene"
