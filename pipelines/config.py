@@ -156,9 +156,13 @@ class RunConfig(StrictModel):
         Folder receiving every output of the job.
     seed
         Seed for every random choice (model training, spatial blocks, bootstrap).
-    fields, scenes
-        Inputs; ``fields`` may be omitted when the job starts from ``observations`` (its
-        outputs are then tables without geometry).
+    fields
+        The field polygons (or points); may be omitted when the job starts from
+        ``observations`` (its outputs are then tables without geometry).
+    scenes
+        The satellite scenes to extract from.
+    observations
+        The user's own per-field time series to start from instead of scenes.
     extract, features, model, outputs, cluster
         Options of each stage.
     seasons
@@ -172,10 +176,7 @@ class RunConfig(StrictModel):
     seed: int = 0
     fields: FieldsInput | None = None
     scenes: ScenesInput | None = None
-    observations: ObservationsInput | None = Field(
-        default=None,
-        description="Existing per-field time series (CSV/Parquet) to start from instead of scenes.",
-    )
+    observations: ObservationsInput | None = None
     extract: ExtractConfig = ExtractConfig()
     features: FeaturesConfig = FeaturesConfig()
     seasons: SeasonsConfig = SeasonsConfig()
@@ -246,7 +247,7 @@ def _format_validation_error(err: ValidationError, source: str) -> str:
             valid = f" Valid keys here: {', '.join(known)}." if known else ""
             lines.append(f"  - unknown key '{key}'.{hint}{valid}")
         else:
-            lines.append(f"  - {key}: {item['msg']}")
+            lines.append(f"  - {key}: {str(item['msg']).removeprefix('Value error, ')}")
     return "\n".join(lines)
 
 

@@ -7,11 +7,12 @@ each class documents units. Unknown keys are rejected (see :class:`StrictModel`)
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from regenmap.errors import ConfigError
+from regenmap.features.windows import WindowOptions
 
 if TYPE_CHECKING:
     from regenmap.features.options import FeatureOptions
@@ -109,6 +110,9 @@ class WindowsConfig(StrictModel):
     The keys, their units and meaning are those of
     :class:`regenmap.features.windows.WindowOptions` (``docs/features.md``).
     """
+
+    #: The class whose docstring documents these keys (for the configuration reference).
+    doc_source: ClassVar[type] = WindowOptions
 
     bare_ndvi: float = 0.3
     bare_bsi: float = 0.0

@@ -42,7 +42,7 @@ def test_bad_value_names_the_key(tmp_path: Path) -> None:
 
 def test_missing_required_section_is_named(tmp_path: Path) -> None:
     path = _write(tmp_path, {"name": "x"})
-    with pytest.raises(ConfigError, match=r"fields: Field required"):
+    with pytest.raises(ConfigError, match=r"fields: give the field polygons \(fields\.path\), or start"):
         load_config(path)
 
 
@@ -63,3 +63,20 @@ def test_config_hash_changes_with_options_only(tmp_path: Path) -> None:
     b = load_config(_write(tmp_path, {"fields": {"path": "f.gpkg"}}))
     c = load_config(_write(tmp_path, {"fields": {"path": "f.gpkg"}, "seed": 3}))
     assert a.hash() == b.hash() != c.hash()
+
+
+def test_configuration_reference_is_current_and_complete() -> None:
+    from pathlib import Path
+
+    from regenmap.pipelines.config_reference import reference_markdown, rows
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
+    assert reference_markdown() in text, \
+        "docs/configuration.md is stale: python -m regenmap.pipelines.config_reference"
+    keys = {r[0]: r for r in rows()}
+    for key in ("fields.point_pixels", "seasons.named.<name>.months", "model.lightgbm",
+                "model.training.num_boost_round", "features.windows.early_days",
+                "observations.scale", "extract.max_implausible_share"):
+        assert key in keys, key
+    undocumented = [k for k, r in keys.items() if not r[3]]
+    assert not undocumented, f"keys without a meaning in their class docstring: {undocumented}"
