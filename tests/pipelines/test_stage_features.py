@@ -47,7 +47,9 @@ def test_user_csv_with_bands_enters_at_observations(tmp_path: Path) -> None:
     assert path == tmp_path / "out" / "features.parquet"
     f = pd.read_parquet(path)
     assert f["field_id"].tolist() == ["p0", "p1", "p2", "p3"]
-    assert list(f.columns[2:]) == feature_dictionary()["name"].tolist()
+    extra = read_provenance(path)["features"]["extra_series"]
+    assert extra == ["blue", "nir", "red", "swir16", "swir22"]  # the bands are series too
+    assert list(f.columns[2:]) == feature_dictionary(extra)["name"].tolist()
     # NDVI computed from B04/B08: the summer peak is (0.52 - 0.03) / (0.52 + 0.03)
     assert f["phen_peak"].iloc[0] == pytest.approx((0.52 - 0.03) / 0.55, abs=0.03)
     assert f["ndti_mean_year"].notna().all() and f["bsi_mean_year"].notna().all()
@@ -106,7 +108,7 @@ def test_missing_inputs_name_the_file(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"bad\.csv.*time column"):
         features(config(tmp_path, observations="bad.csv"))
     (tmp_path / "nobands.csv").write_text("field_id,date,crop\na,2023-01-01,wheat\n")
-    with pytest.raises(InputError, match="no index column"):
+    with pytest.raises(InputError, match="no numeric series"):
         features(config(tmp_path, observations="nobands.csv"))
 
 
