@@ -15,17 +15,20 @@ import pystac
 import pytest
 import rasterio
 import shapely
+import yaml
 from affine import Affine
 from distributed import Client
 from pyproj import Transformer
 from pystac.extensions.eo import Band, EOExtension
 from pystac.extensions.projection import ProjectionExtension
 
+from regenmap.errors import ConfigError
 from regenmap.geo.grid import GridSpec
 from regenmap.geo.sentinel2 import band_filename, reflectance_to_dn
 from regenmap.geo.testing import write_raster, write_s2_scene
 from regenmap.pipelines import extract as extract_stage
 from regenmap.pipelines.config import parse_config
+from regenmap.pipelines.inputs import sensor_profile
 from regenmap.schema import N_PIXELS, N_VALID, SENSOR, stat_column
 
 # Two fields near 6 degrees East, the border of UTM zones 31 and 32, given in EPSG:4326.
@@ -292,3 +295,12 @@ def test_stac_item_collection_with_relative_hrefs_and_a_missing_file(tmp_path: P
     missing = downloads / "S2A_31UGQ_20230507_0_L2A" / "B08.tif"
     assert f"file not found: {missing}" in scenes["reason"].tolist()
     assert str(missing) in scenes["path"].tolist()
+
+
+def test_profile_index_layers_must_name_known_indices(tmp_path: Path) -> None:
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump({
+        "name": "mine", "layout": "time_stack", "bands": {"b4": "red"},
+        "index_layers": {"NVDI": {"scale": 0.0001, "nodata": -3000}}}))
+    with pytest.raises(ConfigError, match=r"mine\.yaml: index_layers: unknown spectral index 'NVDI'"):
+        sensor_profile("mine.yaml", base_dir=tmp_path)
+    assert [i.name for i in sensor_profile("modis_mod13q1").index_layers] == ["NDVI", "EVI"]
