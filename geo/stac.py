@@ -104,7 +104,7 @@ def _asset_names(key: str, asset: pystac.Asset) -> list[str]:
     return [str(n) for n in names if n]
 
 
-def asset_href(asset: pystac.Asset, base: str) -> str:
+def _asset_href(asset: pystac.Asset, base: str) -> str:
     """Return a GDAL-readable path for an asset: relative hrefs resolved, remote ones as ``/vsi``.
 
     Parameters
@@ -143,7 +143,7 @@ def _acquisition(item: pystac.Item, profile: SensorProfile, source: Path
         target = next((t for t in (profile.match_band(n) for n in names) if t), None)
         if target is None:
             continue
-        href = asset_href(asset, str(source))
+        href = _asset_href(asset, str(source))
         if _missing_local(href):
             problems.append(SceneProblem(item.id, href, f"file not found: {href}",
                                          fatal=quality is not None))

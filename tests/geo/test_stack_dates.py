@@ -107,3 +107,19 @@ def test_time_stacks_with_a_txt_list_and_day_of_year_descriptions(tmp_path: Path
     stack(tmp_path / "b", 2, ["MOD13Q1.A2023097", "MOD13Q1.A2023113"])
     acqs, _ = scan_time_stacks(tmp_path / "b", S2)
     assert [a.time for a in acqs] == [datetime(2023, 4, 7), datetime(2023, 4, 23)]
+
+
+def test_a_time_stack_profile_without_dates_in_names_reads_its_own_index_layer(tmp_path: Path) -> None:
+    # a user's profile for Earth Engine NDVI stacks: no date group, int16 NDVI x 10000
+    profile = SensorProfile.from_mapping({
+        "name": "my_ee_ndvi", "layout": "time_stack",
+        "filename_pattern": r"^(?P<band>[A-Za-z0-9]+)_stack", "bands": {"B4": "red"},
+        "index_layers": {"NDVI": {"aliases": ["ndvi10k"], "scale": 0.0001, "nodata": -32768}}})
+    ndvi = np.array([np.full((4, 4), 4200), np.full((4, 4), -32768)], np.int16)
+    write_raster(tmp_path / "ndvi10k_stack_2023.tif", ndvi, G,
+                 descriptions=["2023_04_07", "2023_04_23"])
+    acqs, problems = scan_time_stacks(tmp_path, profile)
+    assert problems == []
+    assert [a.time for a in acqs] == [datetime(2023, 4, 7), datetime(2023, 4, 23)]
+    asset = acqs[0].assets["ndvi"]
+    assert (asset.scale, asset.offset, asset.nodata, asset.band) == (1e-4, 0.0, -32768, 1)
