@@ -20,9 +20,9 @@ from pathlib import Path
 import rasterio
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 
-from regenmap.errors import CRSError, InputError
+from regenmap.errors import ConfigError, CRSError, InputError
 from regenmap.geo.grid import GridSpec
-from regenmap.geo.sensors import MaskSpec, SensorProfile
+from regenmap.geo.sensors import MASK_KEY, MaskSpec, SensorProfile
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +172,15 @@ def scan_band_files(folder: str | Path, profile: SensorProfile
     ------
     InputError
         If ``folder`` does not exist or holds no file matching the pattern.
+    ConfigError
+        If the profile describes time stacks (``layout: time_stack``), whose file names
+        carry no date.
     """
+    if profile.layout == "time_stack" or profile.filename_pattern is None:
+        raise ConfigError(f"sensor profile {profile.name!r} has layout 'time_stack': its files "
+                          "hold one raster band per date and no date in their names; catalogue "
+                          "them as time stacks (scenes kind 'time_stack'), or give the profile "
+                          "layout 'band_files' and a filename_pattern with a date group")
     root = Path(folder)
     if not root.is_dir():
         raise InputError("scenes folder not found; set scenes.path to the folder holding the "
@@ -200,8 +208,7 @@ def scan_band_files(folder: str | Path, profile: SensorProfile
             continue
         acq_id = "_".join(p for p in (profile.name, tile, date_text) if p)
         baseline = next((parts["baseline"] for _, parts in files if "baseline" in parts), None)
-        offset = profile.offset_at(when, baseline)
-        acq, probs = _assemble(acq_id, when, tile, files, profile, offset)
+        acq, probs = _assemble(acq_id, when, tile, files, profile, baseline)
         problems.extend(probs)
         if acq is not None:
             acquisitions.append(acq)
@@ -210,62 +217,128 @@ def scan_band_files(folder: str | Path, profile: SensorProfile
 
 
 def _assemble(acq_id: str, when: datetime, tile: str, files: list[tuple[Path, dict[str, str]]],
-              profile: SensorProfile, offset: float
+              profile: SensorProfile, baseline: str | None
               ) -> tuple[Acquisition | None, list[SceneProblem]]:
     problems: list[SceneProblem] = []
     assets: dict[str, Asset] = {}
-    mask: Asset | None = None
+    masks: dict[str, tuple[Asset, MaskSpec]] = {}
     for path, parts in files:
         try:
-            grid, count, dtype, file_nodata, _ = open_grid(str(path))
+            grid, count, dtype, file_nodata, descriptions = open_grid(str(path))
         except (InputError, CRSError) as err:
             # The acquisition goes on without this band (indices needing it get NaN)
             # unless it is the quality band, which is reported below.
             problems.append(SceneProblem(acq_id, str(path), str(err), fatal=False))
             continue
         if profile.layout == "multiband":
-            for b in profile.bands:
-                if b.index is not None and b.index <= count:
-                    assets[b.common_name] = _asset(path, b.index, grid, profile, offset, dtype,
-                                                    file_nodata)
-                else:
-                    problems.append(SceneProblem(acq_id, str(path), f"band {b.native} "
-                                    f"({b.common_name}) expected at raster band {b.index} but the "
-                                    f"file has {count} band(s)", fatal=False))
-            if profile.mask is not None and profile.mask.index is not None \
-                    and profile.mask.index <= count:
-                mask = Asset(str(path), profile.mask.index, grid, nodata=None)
+            layers, found_masks, probs = _multiband_layers(path, count, descriptions, profile,
+                                                           acq_id)
+            problems += probs
+            for key, band in layers.items():
+                assets[key] = layer_asset(profile, key, str(path), band, grid, dtype,
+                                          file_nodata, when, baseline)
+            for spec, band in found_masks:
+                masks.setdefault(spec.band, (Asset(str(path), band, grid, nodata=None), spec))
             continue
-        common = profile.match_band(parts["band"])
-        if common is None:
+        target = profile.match_band(parts["band"])
+        quality = profile.match_mask(parts["band"])
+        if quality is not None:
+            masks.setdefault(quality.band, (Asset(str(path), 1, grid, nodata=None), quality))
+        elif target is None:
             problems.append(SceneProblem(acq_id, str(path), f"band {parts['band']!r} is not in "
                                          f"sensor profile {profile.name!r}; ignored", fatal=False,
                                          severity="warning"))
-        elif common == "__mask__":
-            mask = Asset(str(path), 1, grid, nodata=None)
         else:
-            assets[common] = _asset(path, 1, grid, profile, offset, dtype, file_nodata)
-    if profile.mask is not None and mask is None:
+            assets[target] = layer_asset(profile, target, str(path), 1, grid, dtype, file_nodata,
+                                         when, baseline)
+    chosen = next((masks[m.band] for m in profile.masks if m.band in masks), None)
+    if profile.mask is not None and chosen is None:
+        names = " or ".join(m.band for m in profile.masks)
         problems.append(SceneProblem(acq_id, str(files[0][0].parent), f"quality band "
-                                     f"{profile.mask.band} is missing or unreadable; the acquisition "
+                                     f"{names} is missing or unreadable; the acquisition "
                                      "is skipped because clouds could not be masked"))
         return None, problems
     if not assets:
         problems.append(SceneProblem(acq_id, str(files[0][0].parent), "no readable band"))
         return None, problems
+    mask, mask_spec = chosen if chosen is not None else (None, None)
     crs = {a.grid.crs for a in assets.values()} | ({mask.grid.crs} if mask else set())
     if len(crs) > 1:
         problems.append(SceneProblem(acq_id, str(files[0][0].parent),
                                      f"bands of one acquisition are in different CRSs {sorted(crs)}"))
         return None, problems
     return Acquisition(id=acq_id, time=when, sensor=profile.name, tile=tile, assets=assets,
-                       mask=mask, mask_spec=profile.mask), problems
+                       mask=mask, mask_spec=mask_spec), problems
 
 
-def _asset(path: Path, band: int, grid: GridSpec, profile: SensorProfile, offset: float,
-           dtype: str, file_nodata: float | None) -> Asset:
+def _multiband_layers(path: Path, count: int, descriptions: tuple[str | None, ...],
+                      profile: SensorProfile, acq_id: str
+                      ) -> tuple[dict[str, int], list[tuple[MaskSpec, int]], list[SceneProblem]]:
+    """Find the raster band of each band, index layer and quality band of a multi-band file.
+
+    A layer with an ``index`` is at that raster band; one without is found by the raster
+    band descriptions (Earth Engine exports name their bands ``B4``, ``SR_B4``...).
+    """
+    problems: list[SceneProblem] = []
+    named = {(d or "").strip().upper(): i for i, d in enumerate(descriptions, start=1) if d}
+    layers: dict[str, int] = {}
+    found: list[tuple[MaskSpec, int]] = []
+    entries: list[tuple[str, str, int | None, tuple[str, ...], MaskSpec | None]] = \
+        [(b.common_name, b.native, b.index, b.names(), None) for b in profile.bands] + \
+        [(il.key, il.name, il.index, il.names(), None) for il in profile.index_layers] + \
+        [(MASK_KEY, m.band, m.index, m.names(), m) for m in profile.masks]
+    used: set[int] = set()
+    for key, native, index, names, spec in entries:
+        if index is not None and index > count:
+            problems.append(SceneProblem(acq_id, str(path), f"band {native} expected at raster "
+                                         f"band {index} but the file has {count} band(s)",
+                                         fatal=False))
+            continue
+        band = index if index is not None else next((named[n] for n in names if n in named), None)
+        if band is None:
+            continue  # not in this file: indices needing it are reported by the extraction
+        used.add(band)
+        if spec is not None:
+            found.append((spec, band))
+        else:
+            layers[key] = band
+    if not used:
+        problems.append(SceneProblem(acq_id, str(path), "no raster band description names a "
+                                     f"band of sensor profile {profile.name!r} (descriptions: "
+                                     f"{list(descriptions)}); give each band an 'index' "
+                                     "(1-based raster band) in the profile", fatal=False))
+    for name, i in named.items():
+        if i not in used:
+            problems.append(SceneProblem(acq_id, str(path), f"raster band {i} ({name!r}) is not "
+                                         f"in sensor profile {profile.name!r}; ignored",
+                                         fatal=False, severity="warning"))
+    return layers, found, problems
+
+
+def layer_asset(profile: SensorProfile, key: str, href: str, band: int, grid: GridSpec,
+                dtype: str, file_nodata: float | None, when: datetime,
+                baseline: str | None = None) -> Asset:
+    """Return the asset of one band or index layer, with the scaling of its DNs.
+
+    Float files are taken to hold physical values already (e.g. exports in reflectance):
+    scale 1, offset 0, their own nodata (and NaN) mark missing pixels. Integer files get
+    the profile's scaling of that layer (:meth:`SensorProfile.scaling`) and its nodata, or
+    the file's own when the profile declares none.
+
+    Parameters
+    ----------
+    profile
+        Sensor profile.
+    key
+        Common band name or index layer key (``red``, ``ndvi``).
+    href, band
+        File (GDAL path) and 1-based raster band.
+    grid, dtype, file_nodata
+        The file's grid, data type and nodata, from :func:`open_grid`.
+    when, baseline
+        Acquisition time and processing baseline (for offsets that change over time).
+    """
     if dtype.startswith("float"):
-        # Float files are taken to hold physical values already (e.g. exports in reflectance);
-        # their own nodata (and NaN) mark missing pixels.
-        return Asset(str(path), band, grid, 1.0, 0.0, file_nodata)
-    return Asset(str(path), band, grid, profile.scale, offset, profile.nodata)
+        return Asset(href, band, grid, 1.0, 0.0, file_nodata)
+    scale, offset, nodata = profile.scaling(key, when, baseline)
+    return Asset(href, band, grid, scale, offset, file_nodata if nodata is None else nodata)

@@ -7,8 +7,11 @@ matching a name of the sensor profile (``B04``, ``red``, ``SCL``). Grids come
 from the projection extension (``proj:epsg``/``proj:code``, ``proj:transform``,
 ``proj:shape``) without opening the file; otherwise the file's header is read.
 Scale, offset and nodata come from ``raster:bands`` when given, else from the
-profile. Remote hrefs (``https://``, ``s3://``) are turned into GDAL virtual
-file system paths (``/vsicurl/``, ``/vsis3/``); they are read like local files.
+profile. Relative hrefs (what downloaders leave beside an ItemCollection) are
+resolved against the item's own file, or the JSON file read when the item has
+none; a local file that is not there is a scene problem naming the resolved
+path. Remote hrefs (``https://``, ``s3://``) are turned into GDAL virtual file
+system paths (``/vsicurl/``, ``/vsis3/``); they are read like local files.
 """
 
 from __future__ import annotations
@@ -21,11 +24,12 @@ from typing import Any
 import pystac
 from affine import Affine
 from pystac.errors import STACError
+from pystac.utils import make_absolute_href
 
 from regenmap.errors import InputError
 from regenmap.geo.catalog import Acquisition, Asset, SceneProblem, open_grid
 from regenmap.geo.grid import GridSpec, crs_string
-from regenmap.geo.sensors import SensorProfile
+from regenmap.geo.sensors import MaskSpec, SensorProfile
 
 
 def read_stac(path: str | Path, profile: SensorProfile
@@ -57,7 +61,7 @@ def read_stac(path: str | Path, profile: SensorProfile
     acquisitions: list[Acquisition] = []
     problems: list[SceneProblem] = []
     for item in items:
-        acq, probs = _acquisition(item, profile)
+        acq, probs = _acquisition(item, profile, p.resolve())
         problems += probs
         if acq is not None:
             acquisitions.append(acq)
@@ -100,7 +104,28 @@ def _asset_names(key: str, asset: pystac.Asset) -> list[str]:
     return [str(n) for n in names if n]
 
 
-def _acquisition(item: pystac.Item, profile: SensorProfile
+def _asset_href(asset: pystac.Asset, base: str) -> str:
+    """Return a GDAL-readable path for an asset: relative hrefs resolved, remote ones as ``/vsi``.
+
+    Parameters
+    ----------
+    asset
+        The STAC asset.
+    base
+        The file a relative href is relative to: the item's own JSON when it has one
+        (pystac knows it), else the catalog or ItemCollection file that was read.
+    """
+    owner = asset.owner
+    self_href = owner.get_self_href() if isinstance(owner, pystac.Item) else None
+    return vsi_href(make_absolute_href(asset.href, start_href=self_href or base))
+
+
+def _missing_local(href: str) -> bool:
+    """Tell whether ``href`` is a local path (not remote, not ``/vsi``) with no file there."""
+    return not href.startswith("/vsi") and "://" not in href and not Path(href).is_file()
+
+
+def _acquisition(item: pystac.Item, profile: SensorProfile, source: Path
                  ) -> tuple[Acquisition | None, list[SceneProblem]]:
     problems: list[SceneProblem] = []
     when = item.datetime or _start(item)
@@ -109,39 +134,47 @@ def _acquisition(item: pystac.Item, profile: SensorProfile
     if when.tzinfo is not None:
         when = when.astimezone(UTC).replace(tzinfo=None)
     assets: dict[str, Asset] = {}
-    mask: Asset | None = None
+    masks: dict[str, tuple[Asset, MaskSpec]] = {}
     baseline = item.properties.get("s2:processing_baseline")
-    offset = profile.offset_at(when, None if baseline is None else str(baseline))
+    baseline = None if baseline is None else str(baseline)
     for key, asset in item.assets.items():
-        target = next((t for t in (profile.match_band(n) for n in _asset_names(key, asset)) if t),
-                      None)
+        names = _asset_names(key, asset)
+        quality = next((m for m in (profile.match_mask(n) for n in names) if m), None)
+        target = next((t for t in (profile.match_band(n) for n in names) if t), None)
         if target is None:
             continue
-        href = vsi_href(asset.get_absolute_href() or asset.href)
+        href = _asset_href(asset, str(source))
+        if _missing_local(href):
+            problems.append(SceneProblem(item.id, href, f"file not found: {href}",
+                                         fatal=quality is not None))
+            continue
         try:
             grid = _grid(item, asset) or open_grid(href)[0]
         except InputError as err:
-            problems.append(SceneProblem(item.id, href, str(err), fatal=target == "__mask__"))
+            problems.append(SceneProblem(item.id, href, str(err), fatal=quality is not None))
             continue
-        if target == "__mask__":
-            mask = Asset(href, 1, grid)
+        if quality is not None:
+            masks.setdefault(quality.band, (Asset(href, 1, grid), quality))
             continue
         rb = (asset.extra_fields.get("raster:bands") or [{}])[0]
-        assets[target] = Asset(href, 1, grid, float(rb.get("scale", profile.scale)),
-                               float(rb.get("offset", offset)), rb.get("nodata", profile.nodata))
-    if profile.mask is not None and mask is None:
-        problems.append(SceneProblem(item.id, item.get_self_href() or "",
-                                     f"no {profile.mask.band} quality asset; item skipped"))
+        scale, offset, nodata = profile.scaling(target, when, baseline)
+        assets[target] = Asset(href, 1, grid, float(rb.get("scale", scale)),
+                               float(rb.get("offset", offset)), rb.get("nodata", nodata))
+    chosen = next((masks[m.band] for m in profile.masks if m.band in masks), None)
+    if profile.mask is not None and chosen is None:
+        wanted = " or ".join(m.band for m in profile.masks)
+        problems.append(SceneProblem(item.id, item.get_self_href() or str(source),
+                                     f"no {wanted} quality asset; item skipped"))
         return None, problems
     if not assets:
-        problems.append(SceneProblem(item.id, item.get_self_href() or "",
+        problems.append(SceneProblem(item.id, item.get_self_href() or str(source),
                                      "no asset matches a band of sensor profile "
                                      f"{profile.name!r}; item skipped"))
         return None, problems
     tile = str(item.properties.get("s2:mgrs_tile") or item.properties.get("grid:code") or "")
     acq_id = f"{profile.name}_{item.id}"
-    return Acquisition(acq_id, when, profile.name, tile, assets, mask,
-                       profile.mask if mask is not None else None), problems
+    mask, mask_spec = chosen if chosen is not None else (None, None)
+    return Acquisition(acq_id, when, profile.name, tile, assets, mask, mask_spec), problems
 
 
 def _start(item: pystac.Item) -> datetime | None:

@@ -1,18 +1,19 @@
 """Time-stacked GeoTIFFs: one file per band (or index), one raster band per date.
 
-This is the form Earth Engine and eo-learn exports take: ``B4.tif``,
-``ndvi_68dates.tif``, ``SCL.tif``..., each with as many raster bands as dates.
-Which band or index a file holds comes from its name: the file stem is split on
-``_``, ``-`` and ``.``, and a token (or the whole stem) must name a band of the
-sensor profile (native name, alias or common name), its quality band, or a
-spectral index. Dates come from the raster band descriptions (ISO 8601) or, when
-they are missing, from a sidecar CSV: ``dates=`` if given, else ``<stem>.csv``,
-``dates.csv`` or ``timestamps.csv`` beside the file, with a column whose name
-contains ``time`` or ``date`` and optionally a 1-based ``band`` column.
+This is the form Earth Engine, AppEEARS and eo-learn exports take: ``B4.tif``,
+``ndvi_68dates.tif``, ``SCL.tif``, ``MOD13Q1_NDVI.tif``..., each with as many
+raster bands as dates. Which band or index a file holds comes from its name: a
+``time_stack`` profile's ``filename_pattern`` ``band`` group when it matches,
+else the file stem is split on ``_``, ``-`` and ``.``, and a token (or the whole
+stem) must name a band of the sensor profile (native name, alias or common
+name), one of its quality bands, one of its index layers, or a spectral index.
+Dates come from the raster band descriptions, a header-less list of dates or a
+CSV (:mod:`regenmap.geo.stack_dates`).
 
-Any CRS works (UTM, sinusoidal, geographic): fields are reprojected to it.
-Float stacks are taken as physical values (reflectance or index); integer band
-stacks get the profile's scale and offset.
+Any CRS works (UTM, MODIS sinusoidal, geographic): fields are reprojected to it.
+Float stacks are taken as physical values (reflectance or index); integer stacks
+get the profile's scale, offset and nodata of that band or index layer (MODIS
+NDVI: DN x 0.0001, fill -3000).
 """
 
 from __future__ import annotations
@@ -22,12 +23,11 @@ from collections.abc import Collection
 from datetime import datetime
 from pathlib import Path
 
-import pandas as pd
-
 from regenmap.errors import InputError
-from regenmap.geo.catalog import Acquisition, Asset, SceneProblem, open_grid
+from regenmap.geo.catalog import Acquisition, Asset, SceneProblem, layer_asset, open_grid
 from regenmap.geo.grid import GridSpec
-from regenmap.geo.sensors import SensorProfile
+from regenmap.geo.sensors import MASK_KEY, MaskSpec, SensorProfile
+from regenmap.geo.stack_dates import band_dates
 
 _STACK_SUFFIXES = (".tif", ".tiff", ".vrt")
 
@@ -42,11 +42,14 @@ def scan_time_stacks(path: str | Path, profile: SensorProfile, *, dates: str | P
     path
         A GeoTIFF or a folder of GeoTIFFs.
     profile
-        Sensor profile naming the bands (and the quality band) and their scaling.
+        Sensor profile naming the bands (and the quality band) and their scaling; any
+        layout (``time_stack`` profiles need no date in file names).
     dates
-        Sidecar CSV of the dates, used when band descriptions do not hold them.
+        Dates file (a header-less list, one date per line, or a CSV with a time column)
+        used for every stack instead of the band descriptions.
     index_names
-        Names of spectral indices a file may hold precomputed (e.g. ``NDVI``).
+        Names of spectral indices a file may hold precomputed (e.g. ``NDVI``), besides the
+        profile's own index layers.
 
     Returns
     -------
@@ -56,7 +59,7 @@ def scan_time_stacks(path: str | Path, profile: SensorProfile, *, dates: str | P
     Raises
     ------
     InputError
-        If nothing usable is found, or dates can be found neither in descriptions nor a CSV.
+        If nothing usable is found, or dates can be found neither in descriptions nor a file.
     """
     root = Path(path)
     if root.is_dir():
@@ -68,9 +71,10 @@ def scan_time_stacks(path: str | Path, profile: SensorProfile, *, dates: str | P
                          path=root)
     problems: list[SceneProblem] = []
     layers: dict[str, tuple[Path, GridSpec, str, float | None, list[datetime]]] = {}
+    masks: dict[str, MaskSpec] = {}
     indices = {n.lower() for n in index_names}
     for f in files:
-        name = _layer_name(f.stem, profile, indices)
+        name, spec = _layer_name(f.stem, profile, indices)
         if name is None:
             problems.append(SceneProblem("", str(f), "file name names no band, quality band or "
                                          f"index of sensor profile {profile.name!r}; ignored",
@@ -82,12 +86,14 @@ def scan_time_stacks(path: str | Path, profile: SensorProfile, *, dates: str | P
             continue
         try:
             grid, count, dtype, nodata, descriptions = open_grid(str(f))
-            times = _dates(f, count, descriptions, dates)
+            times = band_dates(f, count, descriptions, dates)
         except InputError as err:
             problems.append(SceneProblem("", str(f), str(err)))
             continue
         layers[name] = (f, grid, dtype, nodata, times)
-    spectral = {k: v for k, v in layers.items() if k != "__mask__"}
+        if spec is not None:
+            masks[name] = spec
+    spectral = {k: v for k, v in layers.items() if k not in masks}
     if not spectral:
         raise InputError("no time-stacked band or index file found: " +
                          "; ".join(p.reason for p in problems[:3]), path=root)
@@ -97,71 +103,45 @@ def scan_time_stacks(path: str | Path, profile: SensorProfile, *, dates: str | P
             problems.append(SceneProblem("", str(f), f"its {len(times)} dates differ from those of "
                                          f"the {ref_name!r} stack ({len(ref_times)}); ignored"))
             del layers[name]
+    # the profile's preferred quality band among the stacks found (e.g. SCL before QA60)
+    mask_name = next((k for m in profile.masks for k, s in masks.items()
+                      if s == m and k in layers), None)
+    mask_spec = masks[mask_name] if mask_name is not None else None
+    if profile.mask is not None and mask_name is None:
+        problems.append(SceneProblem("", str(root), "no quality band stack ("
+                                     + " or ".join(m.band for m in profile.masks)
+                                     + ") found: pixels are used without cloud masking",
+                                     fatal=False, severity="warning"))
     acquisitions: list[Acquisition] = []
     for i, when in enumerate(ref_times):
         acq_id = f"{profile.name}_{when:%Y%m%dT%H%M%S}"
         assets: dict[str, Asset] = {}
-        mask = None
         for name, (f, grid, dtype, nodata, _) in layers.items():
-            if name == "__mask__":
-                mask = Asset(str(f), i + 1, grid)
-            elif dtype.startswith("float") or name in indices:
-                assets[name] = Asset(str(f), i + 1, grid, 1.0, 0.0, nodata)
-            else:
-                assets[name] = Asset(str(f), i + 1, grid, profile.scale, profile.offset_at(when),
-                                     profile.nodata if profile.nodata is not None else nodata)
+            if name not in masks:
+                assets[name] = layer_asset(profile, name, str(f), i + 1, grid, dtype, nodata, when)
+        mask = None
+        if mask_name is not None:
+            mask = Asset(str(layers[mask_name][0]), i + 1, layers[mask_name][1])
         acquisitions.append(Acquisition(id=acq_id, time=when, sensor=profile.name, tile="",
-                                        assets=assets, mask=mask,
-                                        mask_spec=profile.mask if mask is not None else None))
+                                        assets=assets, mask=mask, mask_spec=mask_spec))
     return acquisitions, problems
 
 
-def _layer_name(stem: str, profile: SensorProfile, indices: set[str]) -> str | None:
-    tokens = [t for t in re.split(r"[_\-.]+", stem) if t]
-    candidates = [stem, *tokens]
-    found = []
+def _layer_name(stem: str, profile: SensorProfile, indices: set[str]
+                ) -> tuple[str | None, MaskSpec | None]:
+    """Return what a stack file holds (band, index or quality key) and its mask decoding."""
+    candidates = [stem, *(t for t in re.split(r"[_\-.]+", stem) if t)]
+    if profile.layout == "time_stack":
+        parts = profile.parse_filename(stem)
+        if parts is not None and "band" in parts:
+            candidates.insert(0, parts["band"])
     for c in candidates:
-        band = profile.match_band(c)
-        if band is not None:
-            found.append(band)
-        elif c.lower() in indices:
-            found.append(c.lower())
-    unique = list(dict.fromkeys(found))
-    return unique[0] if unique else None
-
-
-def _dates(path: Path, count: int, descriptions: tuple[str | None, ...],
-           csv: str | Path | None) -> list[datetime]:
-    parsed = [_parse_time(d) for d in descriptions]
-    if all(p is not None for p in parsed) and len(parsed) == count:
-        return [p for p in parsed if p is not None]
-    candidates = [Path(csv)] if csv is not None else [
-        path.with_suffix(".csv"), path.parent / "dates.csv", path.parent / "timestamps.csv"]
-    sidecar = next((c for c in candidates if c.is_file()), None)
-    if sidecar is None:
-        raise InputError(f"its {count} raster bands have no dates in their descriptions and no "
-                         "sidecar CSV was found; give scenes.dates (CSV with a time column)",
-                         path=path)
-    table = pd.read_csv(sidecar)
-    time_col = next((c for c in table.columns if "time" in c.lower() or "date" in c.lower()), None)
-    if time_col is None:
-        raise InputError("no column whose name contains 'time' or 'date'", path=sidecar)
-    band_col = next((c for c in table.columns if c.lower().startswith("band")), None)
-    if band_col is not None:
-        table = table.sort_values(band_col)
-    if len(table) != count:
-        raise InputError(f"{len(table)} dates for {count} raster bands of {path.name}", path=sidecar)
-    times = pd.to_datetime(table[time_col], utc=True).dt.tz_localize(None)
-    return [t.to_pydatetime() for t in times]
-
-
-def _parse_time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        ts = pd.Timestamp(text)
-    except (ValueError, TypeError):
-        return None
-    if ts.tzinfo is not None:
-        ts = ts.tz_convert("UTC").tz_localize(None)
-    return ts.to_pydatetime()
+        spec = profile.match_mask(c)
+        if spec is not None:
+            return f"{MASK_KEY}{spec.band}", spec
+        key = profile.match_band(c)
+        if key is not None:
+            return key, None
+        if c.lower() in indices:
+            return c.lower(), None
+    return None, None

@@ -75,9 +75,12 @@ class ScenesInput(StrictModel):
         one file per band or index with one raster band per date) or ``stac`` (a STAC
         catalog or ItemCollection JSON).
     dates
-        For ``time_stack``: CSV with one row per raster band giving its date (columns
-        ``band`` (1-based, optional) and ``time``/``date``/``timestamp``); band descriptions
-        are used if omitted.
+        For ``time_stack``: the dates of the raster bands, used instead of the band
+        descriptions: a list without header, one date per line in band order (``dates.txt``;
+        ``2023-04-12``, ``20230412``, ``2023102``...), or a CSV with a ``time``/``date``
+        column and an optional 1-based ``band`` column. If omitted, band descriptions are
+        used, else ``<stack>.csv``/``.txt``, ``dates.csv``/``.txt`` or
+        ``timestamps.csv``/``.txt`` beside the stack.
     """
 
     path: Path
@@ -281,6 +284,8 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
     for section in ("fields", "scenes"):
         if isinstance(out.get(section), dict) and "path" in out[section]:
             out[section] = {**out[section], "path": fix(out[section]["path"])}
+    if isinstance(out.get("scenes"), dict) and out["scenes"].get("dates"):
+        out["scenes"] = {**out["scenes"], "dates": fix(out["scenes"]["dates"])}
     obs = out.get("observations")
     if isinstance(obs, dict) and obs.get("path"):
         out["observations"] = {**obs, "path": fix(obs["path"])}

@@ -72,7 +72,16 @@ def sensor_profile(name: str, *, base_dir: Path | None = None) -> SensorProfile:
             known = sorted(p.stem for p in builtin.glob("*.yaml"))
             raise ConfigError(f"scenes.sensor: no sensor profile {name!r}; built-in profiles: "
                               f"{', '.join(known)}, or give the path of a profile YAML")
-    return SensorProfile.from_mapping(read_yaml(path), source=str(path))
+    profile = SensorProfile.from_mapping(read_yaml(path), source=str(path))
+    if profile.index_layers:
+        from regenmap.features.indices import get_index
+
+        for layer in profile.index_layers:  # a misspelt index layer would never be used
+            try:
+                get_index(layer.name)
+            except ConfigError as err:
+                raise ConfigError(f"{path}: index_layers: {err}") from None
+    return profile
 
 
 def sensor_profiles(cfg: RunConfig) -> list[SensorProfile]:

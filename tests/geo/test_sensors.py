@@ -71,3 +71,54 @@ def test_user_profile_in_yaml_and_clear_errors() -> None:
     with pytest.raises(ConfigError, match="'kind'"):
         SensorProfile.from_mapping({**good, "mask": {"band": "QA"}})
     assert np.asarray(p.mask.valid_lookup()).dtype == bool
+
+
+def test_time_stack_profile_needs_no_date_group_and_band_layouts_say_why() -> None:
+    stack = SensorProfile.from_mapping({"name": "ee_ndvi", "layout": "time_stack",
+                                        "bands": {"B4": "red", "B8": "nir"}})
+    assert stack.layout == "time_stack" and stack.filename_pattern is None
+    assert stack.parse_filename("B4.tif") is None
+    named = SensorProfile.from_mapping({"name": "s", "layout": "time_stack",
+                                        "filename_pattern": r"^(?P<band>B\d+)_stack",
+                                        "bands": {"B4": "red"}})
+    assert named.parse_filename("B4_stack.tif") == {"band": "B4"}
+    with pytest.raises(ConfigError, match=r"\['date'\].*use layout: time_stack"):
+        SensorProfile.from_mapping({"name": "s", "layout": "band_files",
+                                    "filename_pattern": r"(?P<band>B\d+)", "bands": {"B4": "red"}})
+    with pytest.raises(ConfigError, match=r"\['date'\] for layout 'multiband'"):
+        SensorProfile.from_mapping({"name": "s", "layout": "multiband", "filename_pattern": "x",
+                                    "bands": {"B4": "red"}})
+    with pytest.raises(ConfigError, match="layout must be one of band_files, multiband, time_stack"):
+        SensorProfile.from_mapping({"name": "s", "layout": "stack", "bands": {"B4": "red"}})
+
+
+def test_bit_fields_index_layers_band_scaling_and_mask_alternatives() -> None:
+    p = SensorProfile.from_mapping({
+        "name": "p", "scale": 0.0001, "nodata": -28672, "filename_pattern": r"(?P<date>\d{7})_(?P<band>\w+)",
+        "date_format": "%Y%j",
+        "bands": {"b1": "red", "t10": {"common_name": "lwir11", "scale": 0.01, "nodata": -9999}},
+        "index_layers": {"ndvi": {"aliases": ["250m_16_days_NDVI"], "scale": 0.0001, "nodata": -3000}},
+        "mask": [{"band": "state", "kind": "bits",
+                  "invalid": {"cloudy_or_mixed": {"bits": [0, 1], "values": [1, 2]}, "shadow": 2}},
+                 {"band": "QA60", "kind": "bits", "invalid": {"opaque": 10}}]})
+    assert p.parse_date("2023102") == datetime(2023, 4, 12)
+    when = datetime(2023, 4, 12)
+    assert p.scaling("red", when) == (0.0001, 0.0, -28672)
+    assert p.scaling("lwir11", when) == (0.01, 0.0, -9999)
+    assert p.scaling("ndvi", when) == (0.0001, 0.0, -3000)
+    assert p.scaling("evi", when) == (1.0, 0.0, None)  # not declared: used as it is
+    assert p.match_band("250m_16_days_ndvi") == "ndvi" and p.index_layer("NDVI").name == "NDVI"
+    assert p.match_band("QA60") == "__mask__" and p.match_mask("qa60").band == "QA60"
+    assert [m.band for m in p.masks] == ["state", "QA60"]
+    lut = p.mask.valid_lookup()
+    # cloud state 00 clear and 11 "not set, assumed clear" are kept; 01 cloudy, 10 mixed dropped
+    assert lut[0b00] and lut[0b11] and not lut[0b01] and not lut[0b10]
+    assert not lut[0b100] and lut[1 << 3]  # bit 2 shadow dropped, land/water bits kept
+    with pytest.raises(ConfigError, match=r"do not fit in bits 0-1 \(0..3\)"):
+        SensorProfile.from_mapping({"name": "p", "bands": {"b1": "red"}, "mask": {
+            "band": "q", "kind": "bits", "invalid": {"x": {"bits": [0, 1], "values": [4]}}}})
+    with pytest.raises(ConfigError, match="index layer 'NDVI' must be a mapping"):
+        SensorProfile.from_mapping({"name": "p", "bands": {"b1": "red"},
+                                    "index_layers": {"NDVI": {"scael": 1}}})
+    with pytest.raises(ConfigError, match="band 'b1' has unknown key"):
+        SensorProfile.from_mapping({"name": "p", "bands": {"b1": {"common_name": "red", "sacle": 1}}})

@@ -1,4 +1,5 @@
-"""Extraction from every kind of scene input: S2 + Landsat in two UTM zones, STAC, time stacks."""
+"""Extraction from every kind of scene input: S2 + Landsat in two UTM zones, STAC, time stacks,
+MODIS sinusoidal stacks, STAC ItemCollections with relative hrefs."""
 
 from __future__ import annotations
 
@@ -10,17 +11,24 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pystac
 import pytest
+import rasterio
 import shapely
+import yaml
 from affine import Affine
 from distributed import Client
 from pyproj import Transformer
+from pystac.extensions.eo import Band, EOExtension
+from pystac.extensions.projection import ProjectionExtension
 
+from regenmap.errors import ConfigError
 from regenmap.geo.grid import GridSpec
 from regenmap.geo.sentinel2 import band_filename, reflectance_to_dn
 from regenmap.geo.testing import write_raster, write_s2_scene
 from regenmap.pipelines import extract as extract_stage
 from regenmap.pipelines.config import parse_config
+from regenmap.pipelines.inputs import sensor_profile
 from regenmap.schema import N_PIXELS, N_VALID, SENSOR, stat_column
 
 # Two fields near 6 degrees East, the border of UTM zones 31 and 32, given in EPSG:4326.
@@ -166,3 +174,133 @@ def test_geographic_time_stack_with_sidecar_dates(tmp_path: Path, client: Client
     assert obs.loc[("east", pd.Timestamp("2023-04-01"))] == pytest.approx(0.7)
     assert obs.loc[("east", pd.Timestamp("2023-03-01"))] == pytest.approx(0.2)
     assert np.isnan(obs.loc[("east", pd.Timestamp("2023-05-01"))])
+
+
+# --------------------------------------------------------------------------- MODIS sinusoidal
+SINU = "+proj=sinu +R=6371007.181 +nadgrids=@null +wktext +units=m"
+MODIS_RES = 231.656358263889  # MOD13Q1 pixel size in the sinusoidal grid
+
+
+def sinusoidal_field(grid: GridSpec, rows: slice, cols: slice) -> shapely.Polygon:
+    """A polygon in EPSG:4326 holding exactly the centres of grid pixels [rows, cols].
+
+    Built in the sinusoidal CRS 30 m inside the block's pixel edges (each centre is 116 m
+    from them), densified, then carried to longitude/latitude, as users' fields come.
+    """
+    t = grid.transform
+    x0, x1 = t.c + cols.start * t.a + 30, t.c + cols.stop * t.a - 30
+    y0, y1 = t.f + rows.stop * t.e + 30, t.f + rows.start * t.e - 30
+    box = shapely.segmentize(shapely.box(x0, y0, x1, y1), 20.0)
+    to_lonlat = Transformer.from_crs(SINU, "EPSG:4326", always_xy=True)
+    return shapely.transform(box, lambda xy: np.column_stack(to_lonlat.transform(xy[:, 0], xy[:, 1])))
+
+
+def test_modis_sinusoidal_ndvi_stack_with_headerless_dates(tmp_path: Path, client: Client) -> None:
+    x, y = Transformer.from_crs("EPSG:4326", SINU, always_xy=True).transform(LON, LAT)
+    x0 = (np.floor(x / MODIS_RES) - 4) * MODIS_RES
+    y0 = (np.ceil(y / MODIS_RES) + 4) * MODIS_RES
+    g = GridSpec(SINU, Affine(MODIS_RES, 0, x0, 0, -MODIS_RES, y0), 8, 8)
+    a, b = (slice(2, 4), slice(1, 4)), (slice(5, 7), slice(4, 7))  # 6 pixels each
+    ndvi = np.full((3, 8, 8), 1000, np.int16)              # DN x 0.0001: 0.1 around the fields
+    rely = np.zeros((3, 8, 8), np.int8)                    # pixel reliability 0: good
+    ndvi[0][a] = [[2000, 3000, 4000], [5000, 6000, 7000]]  # a: mean 0.45
+    ndvi[0][b] = [[8000, 8000, 8000], [8000, 8000, -3000]]  # b: fill -3000 left out -> 0.8 of 5
+    rely[0][b] = 1                                          # marginal: kept
+    ndvi[1][a] = [[4000, 4000, 4000], [4000, 4000, 9000]]
+    rely[1][a] = [[0, 0, 0], [0, 0, 3]]                     # the 0.9 pixel is cloudy -> a: 0.4
+    ndvi[1][b] = [[2000, 2500, 3000], [3500, 4000, 4500]]   # b: mean 0.325
+    ndvi[2][a] = -3000                                      # a: all fill -> NaN
+    rely[2][b] = 2                                          # b: snow/ice -> NaN
+    write_raster(tmp_path / "stack" / "MOD13Q1_NDVI.tif", ndvi, g)
+    write_raster(tmp_path / "stack" / "MOD13Q1_pixel_reliability.tif", rely, g)
+    # the dates as a plain list (MODIS year + day of year), no header
+    (tmp_path / "stack" / "composites.txt").write_text("2023097\n2023113\n2023129\n")
+    fields = gpd.GeoDataFrame({"field_id": ["a", "b"]},
+                              geometry=[sinusoidal_field(g, *a), sinusoidal_field(g, *b)],
+                              crs="EPSG:4326")
+    fields.to_file(tmp_path / "fields.geojson", driver="GeoJSON")
+    cfg = parse_config({"out_dir": "out", "fields": {"path": "fields.geojson"},
+                        "scenes": {"path": "stack", "kind": "time_stack", "sensor": "modis_mod13q1",
+                                   "dates": "stack/composites.txt"},
+                        "extract": {"indices": ["NDVI"], "stats": ["mean", "count"],
+                                    "inner_buffer_px": 0, "min_pixels": 1}}, base_dir=tmp_path)
+    obs = pd.concat([pd.read_parquet(p) for p in extract(cfg, client=client).glob("*.parquet")])
+    obs = obs.set_index(["field_id", "time"]).sort_index()
+    mean, count = obs[stat_column("NDVI", "mean")], obs[stat_column("NDVI", "count")]
+    t = [pd.Timestamp("2023-04-07"), pd.Timestamp("2023-04-23"), pd.Timestamp("2023-05-09")]
+    assert (obs[N_PIXELS] == 6).all()
+    assert mean[("a", t[0])] == pytest.approx(0.45, abs=1e-6) and count[("a", t[0])] == 6
+    assert mean[("b", t[0])] == pytest.approx(0.8, abs=1e-6) and count[("b", t[0])] == 5
+    assert mean[("a", t[1])] == pytest.approx(0.4, abs=1e-6) and obs[N_VALID][("a", t[1])] == 5
+    assert mean[("b", t[1])] == pytest.approx(0.325, abs=1e-6)
+    assert np.isnan(mean[("a", t[2])]) and np.isnan(mean[("b", t[2])])
+    assert obs[N_VALID][("b", t[2])] == 0
+    assert (obs[SENSOR] == "modis_mod13q1").all()
+
+
+# --------------------------------------------------------------------------- STAC, relative hrefs
+def write_cog(path: Path, data: np.ndarray, grid: GridSpec, nodata: float | None = 0) -> None:
+    """A small Cloud Optimized GeoTIFF, as STAC downloaders fetch them."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with rasterio.open(path, "w", driver="COG", width=grid.width, height=grid.height, count=1,
+                       dtype=data.dtype.name, crs=grid.crs, transform=grid.transform,
+                       nodata=nodata, compress="deflate", blocksize=256) as ds:
+        ds.write(data, 1)
+
+
+def downloaded_item(folder: Path, item_id: str, when: datetime, grid: GridSpec,
+                    red: float) -> pystac.Item:
+    """One S2 item whose COGs lie in ``folder/<item_id>/``, with relative hrefs and grids."""
+    n = grid.width
+    g20 = GridSpec(grid.crs, grid.transform @ Affine.scale(2), n // 2, n // 2)
+    item = pystac.Item(item_id, None, None, when, {"s2:mgrs_tile": "31UGQ"})
+    for band, common, value, g in [("B04", "red", red, grid), ("B08", "nir", 0.3, grid),
+                                   ("SCL", None, None, g20)]:
+        data = np.full((g.height, g.width), 4, np.uint8) if value is None else \
+            reflectance_to_dn(np.full((g.height, g.width), value))
+        write_cog(folder / item_id / f"{band}.tif", data, g)
+        asset = pystac.Asset(f"./{item_id}/{band}.tif", media_type=pystac.MediaType.COG)
+        item.add_asset(band.lower() if common is None else common, asset)
+        proj = ProjectionExtension.ext(asset, add_if_missing=True)  # the grid, as catalogues give it
+        proj.code, proj.shape, proj.transform = g.crs, [g.height, g.width], list(g.transform)[:6]
+        if common is not None:
+            EOExtension.ext(asset, add_if_missing=True).bands = [
+                Band.create(name=band, common_name=common)]
+    return item
+
+
+def test_stac_item_collection_with_relative_hrefs_and_a_missing_file(tmp_path: Path,
+                                                                     client: Client) -> None:
+    downloads = tmp_path / "downloads"
+    grid = grid_around(32631, 10.0, 800.0)
+    first = downloaded_item(downloads, "S2B_31UGQ_20230502_0_L2A", S2_DATE, grid, red=0.1)
+    second = downloaded_item(downloads, "S2A_31UGQ_20230507_0_L2A", datetime(2023, 5, 7, 10, 36),
+                             grid, red=0.2)
+    (downloads / "S2A_31UGQ_20230507_0_L2A" / "B08.tif").unlink()  # an interrupted download
+    pystac.ItemCollection([first, second]).save_object(dest_href=str(downloads / "items.json"))
+    assert json.loads((downloads / "items.json").read_text())["features"][0]["assets"]["red"][
+        "href"].startswith("./")
+    fields_4326().to_file(tmp_path / "fields.gpkg")
+    cfg = parse_config({"out_dir": "out", "fields": {"path": "fields.gpkg"},
+                        "scenes": {"path": "downloads/items.json", "kind": "stac"},
+                        "extract": {"indices": ["NDVI"], "tile_size_px": 64}}, base_dir=tmp_path)
+    outputs = extract_stage(cfg, client=client)
+    obs = pd.concat([pd.read_parquet(p) for p in outputs["observations"].glob("*.parquet")])
+    obs = obs.set_index(["field_id", "time"])[stat_column("NDVI", "mean")]
+    assert obs[("east", pd.Timestamp(S2_DATE))] == pytest.approx(0.2 / 0.4, abs=1e-4)
+    assert np.isnan(obs[("east", pd.Timestamp("2023-05-07T10:36"))])  # its NIR file is missing
+    status = pd.read_parquet(outputs["fields_status"]).set_index("field_id")
+    assert (status["status"] == "ok").all()  # no longer "outside every scene"
+    scenes = pd.read_parquet(outputs["scenes_status"])
+    missing = downloads / "S2A_31UGQ_20230507_0_L2A" / "B08.tif"
+    assert f"file not found: {missing}" in scenes["reason"].tolist()
+    assert str(missing) in scenes["path"].tolist()
+
+
+def test_profile_index_layers_must_name_known_indices(tmp_path: Path) -> None:
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump({
+        "name": "mine", "layout": "time_stack", "bands": {"b4": "red"},
+        "index_layers": {"NVDI": {"scale": 0.0001, "nodata": -3000}}}))
+    with pytest.raises(ConfigError, match=r"mine\.yaml: index_layers: unknown spectral index 'NVDI'"):
+        sensor_profile("mine.yaml", base_dir=tmp_path)
+    assert [i.name for i in sensor_profile("modis_mod13q1").index_layers] == ["NDVI", "EVI"]
