@@ -101,6 +101,11 @@ def ood_column(target: str) -> str:
     return f"{target}_ood"
 
 
+def in_training_column(target: str) -> str:
+    """Column saying a sample was trained on (bool): its label comes from held-out folds."""
+    return f"{target}_in_training"
+
+
 def model_column(target: str) -> str:
     """Column of the id of the model that labelled ``target``."""
     return f"{target}_model"

@@ -59,6 +59,7 @@ from regenmap.schema import (
     FieldStatus,
     class_column,
     confidence_column,
+    in_training_column,
     margin_column,
     model_column,
     ood_column,
@@ -84,7 +85,8 @@ def target_columns(target: str, classes: Sequence[str]) -> list[str]:
 
 
 def _optional_target_columns(target: str) -> list[str]:
-    return [margin_column(target), ood_column(target), model_column(target)]
+    return [margin_column(target), ood_column(target), in_training_column(target),
+            model_column(target)]
 
 
 # --------------------------------------------------------------------------- checks
@@ -230,7 +232,9 @@ def _output_chunk(fields: gpd.GeoDataFrame, predictions: pd.DataFrame, index: pd
         for c in classes:
             cols[proba_column(t, c)] = p[proba_column(t, c)].to_numpy(dtype="float64")
         for col in _optional_target_columns(t):
-            if col in optional and col != model_column(t):
+            if col in optional and col == in_training_column(t):
+                cols[col] = p[col].astype("boolean").fillna(False).to_numpy(dtype=bool)
+            elif col in optional and col != model_column(t):
                 cols[col] = p[col].to_numpy(dtype="float64")
         if t in models or model_column(t) in optional:
             if model_column(t) in optional:

@@ -78,6 +78,7 @@ def metadata_of(model: TrainedModel) -> dict[str, Any]:
         "importance": model.importance,
         "training": model.training,
         "metrics": model.metrics,
+        "decision": model.decision,
         "provenance": prov,
         "files": {"booster": BOOSTER_FILE, "reference": REFERENCE_FILE},
     }
@@ -161,6 +162,7 @@ def load_model(directory: str | Path, *, features: Iterable[str] | None = None) 
         training=dict(meta.get("training", {})),
         metrics=dict(meta.get("metrics", {})),
         provenance=dict(meta.get("provenance", {})),
+        decision=dict(meta.get("decision") or {}),
     )
     if features is not None:
         check_features(model, features)

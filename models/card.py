@@ -79,8 +79,9 @@ def _glance(report: dict[str, Any]) -> list[Block]:
               f"(95 % interval {_ci(ci.get('accuracy'))}), macro-F1 {ov['macro_f1']:.3f}, "
               f"on {ov['n']} fields under "
               + ("spatial" if report["strategy"] == "spatial" else "RANDOM (optimistic)")
-              + f" cross-validation. At confidence threshold {op['threshold']:.2f}, "
-              f"{op['coverage']:.0%} of fields are labelled.")
+              + f" cross-validation. Labels are given at confidence {op['threshold']:.2f} or "
+              f"more: {op['coverage']:.0%} of held-out fields, with accuracy "
+              f"{_num(op.get('accuracy'))}; the others are withheld as uncertain.")
     if worst:
         glance += (f" Weakest subgroup: `{worst['factor']}` = `{worst['group']}` "
                    f"(accuracy {worst['accuracy']:.3f}, {worst['gap']:+.3f}).")
@@ -303,11 +304,19 @@ def _calibration(report: dict[str, Any]) -> list[Block]:
     cal_text = f"ECE of the raw probabilities: {cal['uncalibrated']['ece']:.3f}"
     if cal.get("calibrated"):
         cal_text += f"; after {cal['method']} calibration (cross-fitted): {cal['calibrated']['ece']:.3f}"
-    return [Block("h3", "Calibration and coverage"),
-            Block("p", cal_text + f". At the confidence threshold {op['threshold']:.2f}, "
-                                  f"{op['coverage']:.0%} of held-out fields get a label, with "
-                                  f"accuracy {_num(op['accuracy_labelled'])}; "
-                                  f"{op['n_uncertain']} are withheld as uncertain.")]
+    return [Block("h3", "Calibration"), Block("p", cal_text + "."),
+            Block("h3", "Decision thresholds"),
+            Block("p", f"How the threshold was chosen: {op['rationale']}"),
+            Block("ul", [
+                f"Threshold: confidence >= {op['threshold']:.3f} ("
+                + (f"target accuracy {op['target']:.0%}" if op.get("target") is not None
+                   else "fixed") + ").",
+                f"Held out, cross-fitted: {op['coverage']:.0%} of {op['n']} fields labelled, "
+                f"accuracy {_num(op.get('accuracy'))} (all fields, no threshold: "
+                f"{_num(op.get('accuracy_all'))}).",
+                f"Withheld as uncertain on the held-out fields: {op['n_uncertain']}; in the map "
+                "they need a field visit.",
+            ])]
 
 
 def _drivers(model: TrainedModel) -> list[Block]:

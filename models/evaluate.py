@@ -25,6 +25,7 @@ from regenmap.models.metrics import (
 )
 from regenmap.models.options import CVOptions, EvaluationOptions, LabelledFields, TrainOptions
 from regenmap.models.params import resolve_params
+from regenmap.models.thresholds import choose_threshold
 from regenmap.models.train import TrainingData, fit_booster, prepare
 from regenmap.schema import FIELD_ID, SEASON
 
@@ -267,20 +268,21 @@ def evaluation_report(cv: CVResult, options: EvaluationOptions | None = None) ->
     cv
         Out-of-fold predictions.
     options
-        Calibration evaluated by cross-fitting, bootstrap resamples and seed, the
-        confidence threshold whose coverage and accuracy are the operating point, and
-        the smallest subgroup ranked in the disaggregated analysis.
+        Calibration evaluated by cross-fitting, bootstrap resamples and seed, how the
+        decision threshold is chosen (target accuracy, or a fixed threshold) and the
+        smallest subgroup ranked in the disaggregated analysis.
 
     Returns
     -------
     dict
         ``overall`` metrics with ``ci``; ``disaggregated``; ``calibration``
-        (uncalibrated and calibrated reliability); ``coverage``; ``operating_point``;
+        (uncalibrated and calibrated reliability); ``coverage``; ``operating_point`` (the
+        decision threshold, how it was chosen and its cross-fitted coverage and accuracy);
         ``strategy``, ``notes``, ``folds``, ``class_counts``.
     """
     opts = options or EvaluationOptions()
     calibration, n_boot, seed = opts.calibration, opts.n_bootstrap, opts.seed
-    confidence_threshold, min_group_count = opts.confidence_threshold, opts.min_group_count
+    min_group_count = opts.min_group_count
     p_raw = softmax(cv.raw)
     proba = cross_fitted_calibration(cv, calibration)
     pred = proba.argmax(axis=1)
@@ -289,15 +291,12 @@ def evaluation_report(cv: CVResult, options: EvaluationOptions | None = None) ->
     onehot = np.eye(len(cv.classes))[cv.y]
     overall["log_loss"] = float(-np.mean(np.log(np.clip((proba * onehot).sum(axis=1),
                                                          1e-12, None))))
-    conf = proba.max(axis=1)
-    kept = conf >= confidence_threshold
-    operating = {
-        "threshold": confidence_threshold,
-        "coverage": float(kept.mean()),
-        "accuracy_labelled": float((pred[kept] == cv.y[kept]).mean()) if kept.any() else None,
-        "n_labelled": int(kept.sum()),
-        "n_uncertain": int((~kept).sum()),
-    }
+    decision = choose_threshold(proba, cv.y, cv.folds, target_accuracy=opts.target_accuracy,
+                                threshold=opts.confidence_threshold, target=cv.target)
+    kept = proba.max(axis=1) >= decision.threshold
+    operating = {**decision.as_dict(),
+                 "n_labelled": int(kept.sum()), "n_uncertain": int((~kept).sum()),
+                 "accuracy_all": float(overall["accuracy"])}
     return {
         "target": cv.target,
         "classes": list(cv.classes),

@@ -147,8 +147,11 @@ class EvaluationOptions:
         Calibration evaluated by cross-fitting: ``none``, ``temperature`` or ``isotonic``.
     n_bootstrap
         Bootstrap resamples of the overall 95 % intervals (subgroups use a fifth).
+    target_accuracy
+        Accuracy (0-1) the labels given must reach on held-out fields: the decision
+        threshold is the lowest confidence that does (:mod:`regenmap.models.thresholds`).
     confidence_threshold
-        Maximum probability below which a label is ``uncertain`` (the operating point).
+        A fixed decision threshold instead of the target (must exceed 1/k for k classes).
     min_group_count
         Smallest subgroup ranked in the disaggregated evaluation.
     seed
@@ -157,15 +160,18 @@ class EvaluationOptions:
 
     calibration: Literal["none", "temperature", "isotonic"] = "none"
     n_bootstrap: int = 1000
-    confidence_threshold: float = 0.5
+    target_accuracy: float = 0.85
+    confidence_threshold: float | None = None
     min_group_count: int = 20
     seed: int = 0
 
     def __post_init__(self) -> None:
         if self.calibration not in ("none", "temperature", "isotonic"):
             raise ConfigError(f"calibration={self.calibration!r}: use none, temperature or isotonic")
-        if not 0 <= self.confidence_threshold <= 1:
-            raise ConfigError(f"confidence_threshold={self.confidence_threshold}: use [0, 1]")
+        if self.confidence_threshold is not None and not 0 < self.confidence_threshold <= 1:
+            raise ConfigError(f"confidence_threshold={self.confidence_threshold}: use (0, 1]")
+        if not 0 < self.target_accuracy <= 1:
+            raise ConfigError(f"target_accuracy={self.target_accuracy}: use (0, 1]")
         if self.n_bootstrap < 0 or self.min_group_count < 1:
             raise ConfigError("n_bootstrap must be >= 0 and min_group_count >= 1")
 

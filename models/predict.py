@@ -21,6 +21,7 @@ from regenmap.schema import (
     FieldStatus,
     class_column,
     confidence_column,
+    in_training_column,
     margin_column,
     model_column,
     ood_column,
@@ -35,10 +36,11 @@ _EXPLAIN_CHUNK = 5000
 
 
 def predict_target(model: TrainedModel, features: pd.DataFrame, *,
-                   confidence_threshold: float = 0.5, field_status: pd.DataFrame | None = None,
+                   confidence_threshold: float | None = None,
+                   field_status: pd.DataFrame | None = None,
                    ood_threshold: float = 0.5, min_feature_share: float = 0.5,
-                   flags: Sequence[str] = (), explain: bool = True, top_features: int = 3
-                   ) -> pd.DataFrame:
+                   flags: Sequence[str] = (), explain: bool = True, top_features: int = 3,
+                   held_out: pd.DataFrame | None = None) -> pd.DataFrame:
     """Label every field of a features table with one model.
 
     Parameters
@@ -49,7 +51,8 @@ def predict_target(model: TrainedModel, features: pd.DataFrame, *,
         ``field_id`` (and ``season`` when fields are described per season) + at least the
         model's features (extra columns are ignored).
     confidence_threshold
-        Below this (calibrated) maximum probability the label is withheld as ``uncertain``.
+        Below this (calibrated) maximum probability the label is withheld as ``uncertain``;
+        the model's own decision threshold (chosen on held-out fields) if None, else 0.5.
     field_status
         Upstream flags, columns ``field_id``, ``status`` and optionally ``reason``
         (e.g. the extraction's fields status). Fields whose status is not ``ok``
@@ -68,6 +71,12 @@ def predict_target(model: TrainedModel, features: pd.DataFrame, *,
         costliest step on large tables).
     top_features
         Features named in each ``_why`` text.
+    held_out
+        Out-of-fold (held-out, calibrated) probabilities of the labelled samples the model
+        was trained on, one column per class, indexed like the samples (``field_id`` or
+        ``(field_id, season)``). Those samples are labelled from them, not from the model
+        that saw their labels, so their confidence means what it says; they are marked in
+        ``<t>_in_training``.
 
     Returns
     -------
@@ -84,6 +93,8 @@ def predict_target(model: TrainedModel, features: pd.DataFrame, *,
         If model features are missing from ``features`` or ``field_status`` is malformed.
     """
     t = model.target
+    if confidence_threshold is None:
+        confidence_threshold = float(model.decision.get("threshold", 0.5))
     fm = feature_matrix(features, model.feature_names)
     n = len(fm.field_ids)
     status, why = withheld(fm, features, field_status=field_status, flags=flags,
@@ -100,6 +111,14 @@ def predict_target(model: TrainedModel, features: pd.DataFrame, *,
     weights = np.array([model.importance.get(f, 0.0) for f in model.feature_names])
     ood[live] = ood_scores(model.reference, fm.values[live], model.feature_names, weights)
     proba[live] = model.predict_proba(fm.values[live])
+    trained = np.zeros(n, dtype=bool)
+    if held_out is not None and len(held_out):
+        pos = fm.field_ids.get_indexer(held_out.index)
+        found = pos >= 0
+        trained[pos[found]] = True
+        use = pos[found][live[pos[found]]]
+        values = held_out[list(model.classes)].to_numpy(dtype=np.float64)[found]
+        proba[use] = values[live[pos[found]]]
     pred = np.full(n, -1, dtype=np.int64)
     pred[live] = np.argmax(proba[live], axis=1)
     conf = np.nanmax(np.where(live[:, None], proba, -np.inf), axis=1)
@@ -144,6 +163,7 @@ def predict_target(model: TrainedModel, features: pd.DataFrame, *,
     cols[status_column(t)] = pd.array(status, dtype="string")
     cols[reason_column(t)] = pd.array(why, dtype="string")
     cols[ood_column(t)] = ood
+    cols[in_training_column(t)] = trained
     cols[model_column(t)] = pd.array([model.provenance.get("model_id")] * n, dtype="string")
     out = pd.DataFrame(cols)
     if len(extra):

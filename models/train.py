@@ -71,6 +71,10 @@ class TrainedModel:
         Held-out (cross-validated) metrics, filled by the pipeline.
     provenance
         Config hash, package versions, inputs; filled by the pipeline or :func:`save_model`.
+    decision
+        The decision threshold and its held-out evidence
+        (:class:`regenmap.models.thresholds.ThresholdChoice` as a dict); empty until the
+        pipeline chooses it (prediction then falls back to a given threshold).
     """
 
     target: str
@@ -85,6 +89,7 @@ class TrainedModel:
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
+    decision: dict[str, Any] = field(default_factory=dict)
 
     def raw_scores(self, values: np.ndarray) -> np.ndarray:
         """Raw (log-odds) scores, float64 (n_fields, n_classes), of a feature array."""

@@ -326,8 +326,13 @@ class ModelConfig(StrictModel):
         as a warning in the evaluation and the model card).
     n_folds
         Folds of the grouped (spatial) cross-validation.
+    target_accuracy
+        Accuracy (0-1) the labels given must reach on held-out fields: the decision
+        threshold is the lowest confidence that does, chosen on the out-of-fold predictions
+        and itself cross-fitted (see docs/models.md); fields below it are ``uncertain``.
     confidence_threshold
-        Below this maximum class probability a label is reported as ``uncertain``.
+        A fixed decision threshold instead of ``target_accuracy`` (must exceed 1/k for a
+        target of k classes: 0.5 withholds nothing for two classes).
     ood_threshold
         Above this out-of-distribution score (importance-weighted share of a field's
         features outside the training range, see docs/models.md) a label is ``uncertain``.
@@ -370,7 +375,8 @@ class ModelConfig(StrictModel):
     block_size_m: float = Field(default=5000.0, gt=0)
     random_folds: bool = False
     n_folds: int = Field(default=5, ge=2)
-    confidence_threshold: float = Field(default=0.5, ge=0, le=1)
+    target_accuracy: float = Field(default=0.85, gt=0, le=1)
+    confidence_threshold: float | None = Field(default=None, gt=0, le=1)
     ood_threshold: float = Field(default=0.5, ge=0, le=1)
     min_feature_share: float = Field(default=0.5, ge=0, le=1)
     withhold_flags: dict[str, list[str]] = Field(
@@ -424,6 +430,7 @@ class ModelConfig(StrictModel):
 
         return EvaluationOptions(calibration=self.calibration, n_bootstrap=self.n_bootstrap,
                                  confidence_threshold=self.confidence_threshold,
+                                 target_accuracy=self.target_accuracy,
                                  min_group_count=self.min_group_count, seed=seed)
 
 

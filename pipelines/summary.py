@@ -25,12 +25,19 @@ def heldout_metrics(config: RunConfig) -> dict[str, dict[str, float]]:
     result: dict[str, dict[str, float]] = {}
     for target in config.model.targets:
         overall: dict[str, Any] = {}
+        operating: dict[str, Any] = {}
         if layout.evaluation_file(target).is_file():
-            overall = read_json(layout.evaluation_file(target), what="evaluation").get("overall", {})
+            report = read_json(layout.evaluation_file(target), what="evaluation")
+            overall, operating = report.get("overall", {}), report.get("operating_point", {})
         elif (layout.model_dir(target) / "metadata.json").is_file():
             meta = read_json(layout.model_dir(target) / "metadata.json", what="model metadata")
-            overall = meta.get("metrics", {}).get("overall", {})
+            metrics = meta.get("metrics", {})
+            overall, operating = metrics.get("overall", {}), metrics.get("operating_point", {})
         found = {k: float(overall[k]) for k in _WANTED if isinstance(overall.get(k), int | float)}
+        for key, name in (("threshold", "threshold"), ("coverage", "labelled_share"),
+                          ("accuracy", "labelled_accuracy")):
+            if isinstance(operating.get(key), int | float):
+                found[name] = float(operating[key])
         if found:
             result[target] = found
     return result
@@ -54,15 +61,22 @@ def print_summary(result: RunResult, *, console: Console) -> None:
     table = Table(title=f"regenmap run '{cfg.name}': held-out skill (whole regions held out)")
     table.add_column("target")
     for key in _WANTED:
-        table.add_column(key.replace("_", " "), justify="right")
-    table.add_column("labels ok / uncertain / withheld", justify="right")
+        table.add_column(f"{key.replace('_', ' ')} (all)", justify="right")
+    table.add_column("labelled at the threshold: share, accuracy (held out)", justify="right")
+    table.add_column("map: ok / uncertain / withheld", justify="right")
     for target in cfg.model.targets:
         m = result.metrics.get(target, {})
         c = result.counts.get(target, {})
         withheld = sum(v for k, v in c.items() if k not in ("ok", "uncertain"))
-        table.add_row(target, *[f"{m[k]:.3f}" if k in m else "-" for k in _WANTED],
+        op = "-"
+        if "labelled_share" in m:
+            acc = f"{m['labelled_accuracy']:.3f}" if "labelled_accuracy" in m else "-"
+            op = f"{m['labelled_share']:.0%} at >= {m.get('threshold', float('nan')):.2f}, {acc}"
+        table.add_row(target, *[f"{m[k]:.3f}" if k in m else "-" for k in _WANTED], op,
                       f"{c.get('ok', 0)} / {c.get('uncertain', 0)} / {withheld}")
     console.print(table)
+    console.print("Labels in the map for fields the models were trained on come from held-out "
+                  "folds (column <target>_in_training), so their confidence is not in-sample.")
     if result.skipped:
         console.print(f"skipped (already done): {', '.join(result.skipped)}")
     timing = ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items())

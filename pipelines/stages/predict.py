@@ -18,7 +18,9 @@ import pandas as pd
 from regenmap.errors import ConfigError, ModelError
 from regenmap.io import parquet_meta, read_json, write_json_atomic, write_parquet_atomic
 from regenmap.models.artifact import load_model
+from regenmap.models.evaluate import cross_fitted_calibration
 from regenmap.models.predict import predict_target
+from regenmap.models.train import TrainedModel
 from regenmap.pipelines import inputs
 from regenmap.pipelines.config import as_config
 from regenmap.pipelines.layout import (
@@ -28,6 +30,7 @@ from regenmap.pipelines.layout import (
     read_observations,
     read_predictions,
 )
+from regenmap.pipelines.stages.train import read_cv
 from regenmap.provenance import stamp
 from regenmap.schema import FIELD_ID, GPKG_SCHEMA, PREDICTIONS_SCHEMA, SEASON, proba_column
 
@@ -62,7 +65,8 @@ def predict_table(cfg: RunConfig) -> Path:
             raise ModelError(f"{directory} holds a model of '{model.target}', not '{target}'. "
                              "Fix model.path.")
         flags = [*mc.withhold_flags.get("all", []), *mc.withhold_flags.get(target, [])]
-        pred = predict_target(model, features, confidence_threshold=mc.confidence_threshold,
+        pred = predict_target(model, features, confidence_threshold=None,
+                              held_out=held_out_probabilities(layout, target, model),
                               field_status=status, ood_threshold=mc.ood_threshold,
                               min_feature_share=mc.min_feature_share, flags=flags,
                               explain=mc.explain)
@@ -83,6 +87,22 @@ def predict_table(cfg: RunConfig) -> Path:
             "models": models, "drift": {t: _drift_brief(r) for t, r in drift.items()}}
     write_json_atomic(layout.drift, {"drift": drift, "models": models})
     return write_parquet_atomic(merged, layout.predictions, meta=meta)
+
+
+def held_out_probabilities(layout: RunLayout, target: str, model: TrainedModel
+                           ) -> pd.DataFrame | None:
+    """Out-of-fold (calibrated) probabilities of the samples ``target``'s model was trained on.
+
+    Returns None when the model folder holds no cross-validation (e.g. a model trained
+    elsewhere): its training samples are then labelled by the model itself.
+    """
+    cv = read_cv(layout, target)
+    if cv is None or tuple(cv.classes) != tuple(model.classes):
+        return None
+    proba = cross_fitted_calibration(cv, str(model.calibration.get("method", "none")))
+    index = (pd.MultiIndex.from_arrays([cv.field_ids, cv.seasons], names=[FIELD_ID, SEASON])
+             if cv.seasons is not None else pd.Index(cv.field_ids, name=FIELD_ID))
+    return pd.DataFrame(proba, index=index, columns=list(cv.classes))
 
 
 def _drift_brief(report: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -27,6 +27,7 @@ from regenmap.models.evaluate import (
     evaluation_report,
     year_transfer,
 )
+from regenmap.models.thresholds import ThresholdChoice
 from regenmap.models.train import train_target
 from regenmap.pipelines import inputs
 from regenmap.pipelines.config import as_config
@@ -103,6 +104,8 @@ def train(config: RunConfig | str | Path, *, client: Client | None = None,
         model = train_target(data, options)
         model.calibration = fit_calibration(cv.raw, cv.y, mc.calibration)
         model.metrics = summary_metrics(report)
+        model.decision = {k: v for k, v in report["operating_point"].items()
+                          if k in ThresholdChoice.__dataclass_fields__}
         model.training["label_source"] = str(table.source)
         model.training["group_column"] = table.group_name
         if search_info is not None:

@@ -176,3 +176,27 @@ def test_geographic_fields_get_areas_and_metre_blocks(tmp_path, run_dir):
     assert ft.group_name == "spatial_block"
     # the synthetic regions are 20 km apart in x, so 20 km blocks recover about 6 groups
     assert 6 <= ft.group.nunique() <= 12
+
+
+def test_trained_fields_are_labelled_from_held_out_folds(run, data):  # type: ignore[no-untyped-def]
+    from regenmap.models.evaluate import cross_fitted_calibration
+    from regenmap.pipelines.layout import RunLayout
+    from regenmap.pipelines.stages.train import read_cv
+
+    _, lab = data
+    df = pd.read_parquet(run["predictions"]).set_index("field_id")
+    labelled = lab.set_index("field_id")["tillage"].dropna()
+    assert df.loc[labelled.index, "tillage_in_training"].all()
+    assert not df.drop(index=labelled.index)["tillage_in_training"].any()
+    cv = read_cv(RunLayout(run["out"]), "tillage")
+    held_out = cross_fitted_calibration(cv, "temperature")
+    got = df.loc[cv.field_ids, [f"tillage_p_{c}" for c in cv.classes]].to_numpy()
+    live = df.loc[cv.field_ids, "tillage_status"].isin(["ok", "uncertain"]).to_numpy()
+    assert live.sum() > 250  # (an earlier test withholds two fields upstream)
+    np.testing.assert_allclose(got[live], held_out[live], atol=1e-6)
+    # in-sample labels would agree with the training labels almost always; held-out ones do not
+    ok = df.loc[labelled.index, "tillage_status"] == "ok"
+    agree = (df.loc[labelled.index, "tillage"] == labelled)[ok].mean()
+    meta = json.loads((run["models"]["tillage"] / "metadata.json").read_text())
+    assert agree < 0.995
+    assert abs(agree - meta["decision"]["accuracy"]) < 0.05
