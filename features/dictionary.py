@@ -6,6 +6,7 @@ that computes the columns, so it cannot drift from the table.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import pandas as pd
@@ -80,3 +81,35 @@ if __name__ == "__main__":  # pragma: no cover - documentation helper
     import sys
 
     update_markdown(sys.argv[1] if len(sys.argv) > 1 else "docs/features.md")
+
+
+_SEASONAL_NAME = re.compile(r"^([a-z0-9]+)_(?:mean|std|min|max|p10|p50|p90|slope)_(?:year|s[1-4])$")
+
+
+def short_labels(names: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """Short human labels and units of feature columns (for reasons people read).
+
+    Parameters
+    ----------
+    names
+        Feature column names, including the seasonal features of other series
+        (``nbr_mean_year``...).
+
+    Returns
+    -------
+    dict
+        Name -> (label, unit): the first clause of the feature's description, e.g.
+        ``("Minimum NDTI in the fallow window", "1")``; the name itself when unknown.
+    """
+    series = {m.group(1) for n in names if (m := _SEASONAL_NAME.match(n))}
+    table = {s.name: s for s in feature_specs((*FEATURE_INDICES,
+                                                *sorted(series - set(FEATURE_INDICES))))}
+    out: dict[str, tuple[str, str]] = {}
+    for name in names:
+        spec = table.get(name)
+        if spec is None:
+            out[name] = (name, "")
+            continue
+        label = re.split(r" \(|: |; |\. ", spec.description, maxsplit=1)[0].rstrip(".")
+        out[name] = (label, spec.unit)
+    return out

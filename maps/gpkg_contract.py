@@ -375,7 +375,9 @@ def write_results(path: str | Path, fields: gpd.GeoDataFrame, predictions: pd.Da
                   observations: pd.DataFrame | None = None, crs: str | None = None,
                   passthrough: Sequence[str] = (), geoparquet: bool = False,
                   overwrite: bool = False, store_observations: bool = True,
-                  by_season: pd.DataFrame | None = None, chunk_rows: int = CHUNK_ROWS) -> Path:
+                  by_season: pd.DataFrame | None = None,
+                  extra_tables: Mapping[str, tuple[pd.DataFrame, str]] | None = None,
+                  chunk_rows: int = CHUNK_ROWS) -> Path:
     """Write the results GeoPackage atomically, styled for QGIS.
 
     Parameters
@@ -419,6 +421,9 @@ def write_results(path: str | Path, fields: gpd.GeoDataFrame, predictions: pd.Da
     by_season
         Every season's predictions (the columns of ``predictions`` with ``season``, one
         row per field and season), written as the ``fields_by_season`` layer.
+    extra_tables
+        Further attribute tables: name -> (table, description), e.g. the feature
+        dictionary that the reasons of the labels refer to.
     chunk_rows
         Rows per append (bounds memory for millions of fields).
 
@@ -505,6 +510,10 @@ def write_results(path: str | Path, fields: gpd.GeoDataFrame, predictions: pd.Da
                               geometry_type="MultiPolygon", promote_to_multi=True,
                               description="regenmap per-field practices, one row per season")
             tables.append(FIELDS_BY_SEASON_LAYER)
+        for name, (extra, description) in (extra_tables or {}).items():
+            gpkg.write_chunks(tmp, [extra.reset_index(drop=True)], layer=name,
+                              description=description)
+            tables.append(name)
         if observations is not None and store_observations:
             gpkg.write_chunks(tmp, _chunks(_observations_frame(observations), chunk_rows * 4),
                               layer=OBSERVATIONS_TABLE,

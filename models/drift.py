@@ -11,6 +11,7 @@ field there is extrapolated; training fields themselves score 0).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -149,6 +150,31 @@ def ood_scores(reference: dict[str, dict[str, Any]], values: np.ndarray,
     with np.errstate(invalid="ignore", divide="ignore"):
         score = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
     return score.astype(np.float32)
+
+
+def ood_features(reference: dict[str, dict[str, Any]], values: np.ndarray,
+                 names: Sequence[str], weights: np.ndarray | None = None, *, top: int = 3
+                 ) -> list[str]:
+    """Name, for each field, the most important features outside the training range.
+
+    Returns
+    -------
+    list of str
+        Per field, e.g. ``"fallow_ndti_min 0.31 (training 0.01 to 0.22)"``; ``""`` when
+        every feature is inside.
+    """
+    f = values.shape[1]
+    lo = np.array([_num(reference.get(nm, {}).get("lo"), -np.inf) for nm in names])
+    hi = np.array([_num(reference.get(nm, {}).get("hi"), np.inf) for nm in names])
+    w = np.ones(f) if weights is None else np.asarray(weights, float)
+    outside = np.isfinite(values) & ((values < lo) | (values > hi))
+    out = []
+    for i in range(values.shape[0]):
+        idx = np.flatnonzero(outside[i])
+        idx = idx[np.argsort(-w[idx], kind="stable")][:top]
+        out.append("; ".join(f"{names[int(j)]} {values[i, j]:.3g} (training {lo[j]:.3g} to "
+                             f"{hi[j]:.3g})" for j in idx))
+    return out
 
 
 def drift_report(reference: dict[str, dict[str, Any]], values: np.ndarray,

@@ -65,33 +65,83 @@ def global_importance(contrib: np.ndarray) -> np.ndarray:
     return np.abs(contrib[:, :, :-1]).mean(axis=(0, 1))
 
 
-def why_texts(contrib: np.ndarray, predicted: np.ndarray, names: tuple[str, ...],
-              *, top: int = 3) -> list[str]:
-    """Short text of the features that pushed each field towards its predicted class.
+def runner_up(proba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Top and second class of each row of probabilities ((n,) int arrays each)."""
+    order = np.argsort(-proba, axis=1, kind="stable")
+    second = order[:, 1] if proba.shape[1] > 1 else order[:, 0]
+    return order[:, 0], second
+
+
+def margin_contributions(contrib: np.ndarray, top: np.ndarray, second: np.ndarray
+                         ) -> np.ndarray:
+    """Each feature's contribution to the margin of the top class over the runner-up.
 
     Parameters
     ----------
     contrib
-        (n_fields, n_classes, n_features + 1) from :func:`contributions`.
-    predicted
-        int array (n_fields,) of predicted class indices.
+        (n, k, f + 1) from :func:`contributions`.
+    top, second
+        (n,) class indices.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 (n, f), raw-score (log-odds) units; positive pushes towards ``top``.
+    """
+    rows = np.arange(contrib.shape[0])
+    return contrib[rows, top, :-1] - contrib[rows, second, :-1]
+
+
+def _value_text(value: float, unit: str) -> str:
+    if not np.isfinite(value):
+        return "missing"
+    if unit in ("days", "count", "flag"):
+        return f"{value:.0f}"
+    return f"{value:.3g}"
+
+
+def reason_texts(margins: np.ndarray, values: np.ndarray, names: Sequence[str],
+                 top_class: Sequence[str], second_class: Sequence[str],
+                 medians: Sequence[float | None], *, top: int = 3) -> list[str]:
+    """Reasons in words: the features that most set the label apart from the runner-up.
+
+    Parameters
+    ----------
+    margins
+        (n, f) from :func:`margin_contributions`.
+    values
+        (n, f) the fields' feature values.
     names
-        Feature names.
+        (f,) feature names.
+    top_class, second_class
+        (n,) class names of the label and of the runner-up.
+    medians
+        (f,) training median of each feature (None when unknown).
     top
-        Features listed per field, by absolute contribution.
+        Features named per field, by absolute contribution to the margin.
 
     Returns
     -------
     list of str
-        E.g. ``"ndti_min_bare +0.82; ndvi_int_intercrop -0.31"``.
+        E.g. ``"Minimum NDTI in the fallow window = 0.081 (training median 0.052) ->
+        no_till; ..."``: each feature's description, the field's value, the training
+        median, and the class it pushes towards.
     """
+    from regenmap.features.dictionary import short_labels
+
+    labels = short_labels(list(names))
     out: list[str] = []
-    if contrib.shape[0] == 0:
-        return out
-    rows = contrib[np.arange(contrib.shape[0]), predicted, :-1]
-    order = np.argsort(-np.abs(rows), axis=1, kind="stable")[:, :top]
-    for i in range(rows.shape[0]):
-        parts = [f"{names[j]} {rows[i, j]:+.2f}" for j in order[i] if rows[i, j] != 0.0]
+    order = np.argsort(-np.abs(margins), axis=1, kind="stable")[:, :top]
+    for i in range(margins.shape[0]):
+        parts = []
+        for j in order[i]:
+            if margins[i, j] == 0.0:
+                continue
+            label, unit = labels[names[j]]
+            median = medians[j]
+            ref = f" (training median {_value_text(median, unit)})" if median is not None else ""
+            towards = top_class[i] if margins[i, j] > 0 else second_class[i]
+            parts.append(f"{label} = {_value_text(float(values[i, j]), unit)}{ref} -> {towards}")
         out.append("; ".join(parts) if parts else "no single feature stands out")
     return out
 

@@ -9,9 +9,14 @@ import numpy as np
 import pandas as pd
 
 from regenmap.models.data import feature_matrix, field_level
-from regenmap.models.drift import drift_report, ood_scores
+from regenmap.models.drift import drift_report, ood_features, ood_scores
 from regenmap.models.eligibility import upstream_status, withheld
-from regenmap.models.explain import contributions, why_texts
+from regenmap.models.explain import (
+    contributions,
+    margin_contributions,
+    reason_texts,
+    runner_up,
+)
 from regenmap.models.train import TrainedModel
 from regenmap.schema import (
     FIELD_ID,
@@ -128,21 +133,34 @@ def predict_target(model: TrainedModel, features: pd.DataFrame, *,
     margin = np.where(live, srt[:, -1] - (srt[:, -2] if k > 1 else 0.0), np.nan)
 
     texts = np.full(n, "", dtype=object)
+    second = np.full(n, -1, dtype=np.int64)
+    if live.any():
+        second[live] = runner_up(proba[live])[1]
     if explain and live.any():
         rows = np.flatnonzero(live)
+        medians = [model.reference.get(f, {}).get("median") for f in model.feature_names]
+        names = np.asarray(model.classes, dtype=object)
         # Contributions are (rows, classes, features + 1) float64: chunk to bound memory.
         for start in range(0, len(rows), _EXPLAIN_CHUNK):
             sel = rows[start:start + _EXPLAIN_CHUNK]
             contrib = contributions(model.booster, fm.values[sel], k)
-            texts[sel] = why_texts(contrib, pred[sel], model.feature_names, top=top_features)
+            margins = margin_contributions(contrib, pred[sel], second[sel])
+            texts[sel] = reason_texts(margins, fm.values[sel], model.feature_names,
+                                      names[pred[sel]].tolist(), names[second[sel]].tolist(),
+                                      medians,
+                                      top=top_features)
     low = live & (conf < confidence_threshold)
     far = live & ~low & (ood > ood_threshold)
     for i in np.flatnonzero(low):
-        why[i] = (f"confidence {conf[i]:.2f} below {confidence_threshold:.2f}, leaning "
-                  f"{model.classes[pred[i]]}" + (f": {texts[i]}" if texts[i] else ""))
-    for i in np.flatnonzero(far):
+        why[i] = (f"confidence {conf[i]:.2f} below {confidence_threshold:.2f}: leaning "
+                  f"{model.classes[pred[i]]} over {model.classes[second[i]]}"
+                  + (f"; {texts[i]}" if texts[i] else ""))
+    far_rows = np.flatnonzero(far)
+    named = ood_features(model.reference, fm.values[far_rows], model.feature_names, weights)
+    for i, features_out in zip(far_rows, named, strict=True):
         why[i] = (f"unlike the training data: {ood[i]:.0%} of its (importance-weighted) features "
-                  f"lie outside the training range; leaning {model.classes[pred[i]]}")
+                  f"lie outside the training range ({features_out}); leaning "
+                  f"{model.classes[pred[i]]}")
     status[low | far] = FieldStatus.UNCERTAIN.value
     ok = live & ~low & ~far
     why[ok] = texts[ok] if explain else "ok"

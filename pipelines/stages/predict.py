@@ -156,7 +156,10 @@ def predict(config: RunConfig | str | Path, *, client: Client | None = None,
     gpkg = write_results(layout.gpkg, fields, shown, targets=targets, run_info=run_info,
                          observations=observations, crs=out.crs, passthrough=out.passthrough,
                          geoparquet=out.geoparquet, overwrite=out.overwrite,
-                         store_observations=out.observations, by_season=by_season)
+                         store_observations=out.observations, by_season=by_season,
+                         extra_tables={FEATURE_TABLE: (_feature_table(layout, cfg),
+                                                 "what each feature means (the reasons of the "
+                                                 "labels name them)")})
     outputs: dict[str, Path] = {"predictions": predictions_path, "gpkg": gpkg}
     if out.maps:
         for path in render_maps(gpkg, layout.maps_dir, targets=list(targets)):
@@ -169,6 +172,25 @@ def predict(config: RunConfig | str | Path, *, client: Client | None = None,
                                          model_card=card if card.is_file() else None,
                                          observations=observations)
     return outputs
+
+
+#: Name of the feature dictionary table in the results GeoPackage.
+FEATURE_TABLE = "feature_dictionary"
+
+
+def _feature_table(layout: RunLayout, cfg: RunConfig) -> pd.DataFrame:
+    """Return the dictionary of the features the models use, with the targets using each."""
+    from regenmap.features.dictionary import feature_dictionary
+
+    used: dict[str, list[str]] = {}
+    for target in cfg.model.targets:
+        for name in load_model(layout.model_dir(target)).feature_names:
+            used.setdefault(name, []).append(target)
+    meta = parquet_meta(layout.features) if layout.features.is_file() else {}
+    table = feature_dictionary(meta.get("features", {}).get("extra_series", []))
+    table = table[table["name"].isin(used)].reset_index(drop=True)
+    table["used_by"] = table["name"].map(lambda n: ", ".join(used[n]))
+    return table
 
 
 def data_quality_warnings(layout: RunLayout) -> list[str]:

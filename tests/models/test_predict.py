@@ -26,8 +26,11 @@ def test_columns_probabilities_and_confidence(tillage_model, data):
     ok = out["tillage_status"] == "ok"
     assert ok.mean() > 0.8
     assert (out.loc[ok, "tillage"] == np.asarray(classes)[p[ok.to_numpy()].argmax(axis=1)]).all()
-    # the why text lists signed contributions, e.g. "ndti_min_bare +0.82; ndti_drop -0.31"
-    assert all(re.fullmatch(r"[a-z_]+ [+-]\d+\.\d\d(; [a-z_]+ [+-]\d+\.\d\d){0,2}", w)
+    # the why text names features, the field's value, the training median and the class
+    # each pushes towards, e.g. "ndti_min_bare = 2.1 (training median 1.4) -> no_till; ..."
+    reason = (r"[\w ]+ = ([-\d.e+]+|missing) \(training median [-\d.e+]+\) -> "
+              r"(conventional|reduced|no_till)")
+    assert all(re.fullmatch(rf"{reason}(; {reason}){{0,2}}", w)
                for w in out.loc[ok, "tillage_why"])
     assert out["tillage_ood"].between(0, 1).all()
 
@@ -40,7 +43,8 @@ def test_uncertain_fields_get_no_label_but_keep_probabilities(tillage_model, dat
     assert out.loc[unc, "tillage"].isna().all()
     assert (out.loc[unc, "tillage_conf"] < 0.99).all()
     assert out.loc[unc, "tillage_why"].str.startswith("confidence ").all()
-    assert out.loc[unc, "tillage_why"].str.contains("below 0.99, leaning").all()
+    assert out.loc[unc, "tillage_why"].str.contains("below 0.99: leaning").all()
+    assert out.loc[unc, "tillage_why"].str.contains(r"leaning \w+ over \w+").all()
 
 
 def test_upstream_status_and_quality_flags_withhold_labels(tillage_model, data):
@@ -101,3 +105,20 @@ def test_bad_status_table(tillage_model, data):
                        field_status=pd.DataFrame({"field_id": ["F0000"], "status": ["cloudy"]}))
     with pytest.raises(ModelError, match=r"lacks column\(s\) \['status'\]"):
         predict_target(tillage_model, feats, field_status=pd.DataFrame({"field_id": ["F0000"]}))
+
+
+def test_reasons_explain_the_margin_over_the_runner_up(tillage_model, data):
+    from regenmap.models.explain import contributions, margin_contributions, runner_up
+
+    feats, _ = data
+    x = feats.drop(columns="field_id").to_numpy(np.float32)[:50]
+    raw = tillage_model.raw_scores(x)
+    top, second = runner_up(tillage_model.predict_proba(x))
+    contrib = contributions(tillage_model.booster, x, len(tillage_model.classes))
+    margins = margin_contributions(contrib, top, second)
+    bias = contrib[np.arange(50), top, -1] - contrib[np.arange(50), second, -1]
+    rows = np.arange(50)
+    # the margin's contributions and bias add up to the raw-score margin of the two classes
+    np.testing.assert_allclose(margins.sum(axis=1) + bias, raw[rows, top] - raw[rows, second],
+                               atol=1e-6)
+    assert (raw[rows, top] >= raw[rows, second]).all()

@@ -78,3 +78,19 @@ def test_rerun_does_nothing_and_says_so(demo_run: tuple[Path, str]) -> None:
     events = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
     assert {e["event"] for e in events} >= {"skipped", "nothing-to-do"}
     assert (out / "practices.gpkg").stat().st_mtime_ns == before
+
+
+def test_map_tells_which_fields_were_trained_on_and_what_features_mean(
+        demo_run: tuple[Path, str]) -> None:
+    out, stdout = demo_run
+    gpkg = out / "practices.gpkg"
+    result = pyogrio.read_dataframe(gpkg, layer="fields", read_geometry=False)
+    assert result["tillage_in_training"].all()  # every demo field is labelled
+    dictionary = pyogrio.read_dataframe(gpkg, layer="feature_dictionary")
+    assert {"name", "unit", "description", "used_by"} <= set(dictionary.columns)
+    # every feature a reason names is in the dictionary table
+    ok = result[result["tillage_status"] == "ok"]
+    assert len(ok) > 50
+    assert ok["tillage_why"].str.contains(" -> ").all()
+    # the summary states the held-out operating point, not in-sample counts as skill
+    assert "labelled at the threshold" in stdout and "held out" in stdout
