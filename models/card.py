@@ -240,7 +240,8 @@ def _overall_tables(model: TrainedModel, report: dict[str, Any]) -> list[Block]:
                                             ("balanced_accuracy", "balanced accuracy"),
                                             ("macro_f1", "macro-F1"),
                                             ("kappa", "Cohen's kappa"))],
-                        ["log loss", _num(ov.get("log_loss")), ""]]),
+                        ["log loss", _num(ov.get("log_loss")), ""],
+                        *_ranking_rows(ov.get("ranking"))]),
         Block("h3", "Per class"),
         Block("table", [["class", "support", "precision", "recall", "F1"],
                         *[[c, str(pc[c]["support"]),
@@ -253,6 +254,15 @@ def _overall_tables(model: TrainedModel, report: dict[str, Any]) -> list[Block]:
                         *[[c, *[str(v) for v in row]]
                           for c, row in zip(classes, ov["confusion"], strict=True)]]),
     ]
+
+
+def _ranking_rows(ranking: dict[str, Any] | None) -> list[list[str]]:
+    if not ranking:
+        return []
+    positive = ranking["positive_class"]
+    return [[f"ROC AUC (`{positive}` vs the other)", _num(ranking["roc_auc"]), ""],
+            [f"average precision of `{positive}` (random: {ranking['positive_share']:.3f})",
+             _num(ranking["average_precision"]), ""]]
 
 
 def _disaggregated(report: dict[str, Any]) -> list[Block]:

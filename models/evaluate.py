@@ -21,6 +21,7 @@ from regenmap.models.metrics import (
     coverage_curve,
     disaggregate,
     point_metrics,
+    ranking_metrics,
     reliability,
 )
 from regenmap.models.options import CVOptions, EvaluationOptions, LabelledFields, TrainOptions
@@ -291,6 +292,9 @@ def evaluation_report(cv: CVResult, options: EvaluationOptions | None = None) ->
     onehot = np.eye(len(cv.classes))[cv.y]
     overall["log_loss"] = float(-np.mean(np.log(np.clip((proba * onehot).sum(axis=1),
                                                          1e-12, None))))
+    ranking = ranking_metrics(proba, cv.y, cv.classes)
+    if ranking is not None:
+        overall["ranking"] = ranking
     decision = choose_threshold(proba, cv.y, cv.folds, target_accuracy=opts.target_accuracy,
                                 threshold=opts.confidence_threshold, target=cv.target)
     kept = proba.max(axis=1) >= decision.threshold

@@ -61,6 +61,37 @@ def point_metrics(y: np.ndarray, pred: np.ndarray, classes: tuple[str, ...]) -> 
     }
 
 
+def ranking_metrics(proba: np.ndarray, y: np.ndarray, classes: tuple[str, ...]
+                    ) -> dict[str, Any] | None:
+    """ROC AUC and average precision of a binary target (the second class is "positive").
+
+    Parameters
+    ----------
+    proba
+        (n, 2) probabilities.
+    y
+        (n,) true class indices.
+    classes
+        The two class names.
+
+    Returns
+    -------
+    dict or None
+        ``positive_class``, ``roc_auc``, ``average_precision`` and the positive share
+        (the average precision of a random ranking); None unless the target has two
+        classes, both present.
+    """
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    if proba.shape[1] != 2 or len(np.unique(y)) < 2:
+        return None
+    score = proba[:, 1]
+    positive = (y == 1).astype(int)
+    return {"positive_class": classes[1], "roc_auc": float(roc_auc_score(positive, score)),
+            "average_precision": float(average_precision_score(positive, score)),
+            "positive_share": float(positive.mean())}
+
+
 def _balanced(y: np.ndarray, pred: np.ndarray) -> float:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # classes absent from a subgroup

@@ -8,8 +8,9 @@ cross-validation fold uses, so the held-out metrics describe the model shipped.
 from __future__ import annotations
 
 import hashlib
+import re
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -181,6 +182,7 @@ def prepare(data: LabelledFields, *, min_label_share: float = 0.0) -> TrainingDa
     features, labels, target = data.features, data.labels, data.target
     groups, area_ha, classes = data.groups, data.area_ha, data.classes
     fm = feature_matrix(features)
+    refuse_identifiers(fm.names, group_name=data.group_name)
     unmatched: tuple[str, ...] = ()
     if not isinstance(labels.index, pd.RangeIndex):
         ids = field_level(labels.index).astype(str)
@@ -229,6 +231,29 @@ def prepare(data: LabelledFields, *, min_label_share: float = 0.0) -> TrainingDa
     return TrainingData(fm=fm, labels=lab, mask=mask, y=y, classes=cls, groups=g, sizes=sizes,
                         unmatched=unmatched, fields=fields, seasons=seasons, excluded=excluded,
                         dropped_features=dropped)
+
+
+#: Column names that say who or which a row is, not what the field's surface shows.
+_IDENTIFIER = re.compile(r"^(id|.*_id|.*_uuid|owner.*|farmer.*|holder.*|name|.*_name|parcel.*|"
+                         r"plot.*|fid|objectid)$", flags=re.IGNORECASE)
+
+
+def refuse_identifiers(names: Sequence[str], *, group_name: str | None = None) -> None:
+    """Refuse feature columns named like identifiers or people, and the group column.
+
+    A model that learns a field's id, its owner or its region code learns who, not what
+    the satellite sees; it would judge farmers by name or place.
+
+    Raises
+    ------
+    ModelError
+        Naming the columns and what to do.
+    """
+    bad = [n for n in names if _IDENTIFIER.match(n) or (group_name and n == group_name)]
+    if bad:
+        raise ModelError(f"feature column(s) {', '.join(repr(b) for b in bad)} look like an "
+                         "identifier, a person or the group column, not something the scenes "
+                         "show; drop them from the features table")
 
 
 def class_weights(y: np.ndarray, n_classes: int, mode: str) -> np.ndarray:

@@ -102,6 +102,8 @@ def train(config: RunConfig | str | Path, *, client: Client | None = None,
         cv.notes[:0] = list(table.notes)
         report = evaluation_report(cv, mc.evaluation_options(cfg.seed))
         model = train_target(data, options)
+        log.info("%s: trained on %d features (%s%s)", target, len(model.feature_names),
+                 ", ".join(model.feature_names[:8]), " ..." if len(model.feature_names) > 8 else "")
         model.calibration = fit_calibration(cv.raw, cv.y, mc.calibration)
         model.metrics = summary_metrics(report)
         model.decision = {k: v for k, v in report["operating_point"].items()

@@ -168,3 +168,13 @@ def test_misspelled_lightgbm_parameter_is_refused_not_ignored():
     ):
         TrainOptions(lightgbm={"num_leave": 3})
     assert TrainOptions(lightgbm={"num_leaves": 3, "max_leaves": 4}).lightgbm["num_leaves"] == 3
+
+
+def test_identifier_and_person_columns_are_not_features(data, series, fast):
+    feats, _ = data
+    for column in ("farm_id", "owner_age", "region"):
+        bad = feats.assign(**{column: np.arange(len(feats), dtype=np.float32)})
+        with pytest.raises(ModelError, match=rf"'{column}' look like an identifier, a person or "
+                                             "the group column"):
+            train_target(LabelledFields.of(bad, series["tillage"], target="tillage",
+                                           groups=series["region"], group_name="region"), fast)

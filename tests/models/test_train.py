@@ -150,3 +150,15 @@ def test_small_search_picks_a_grid_point_by_spatial_cv(data, series, fast):
     best = min(res["results"], key=lambda r: r["log_loss"])
     assert res["best"] == best["params"]
     assert all(r["accuracy"] > 0.8 for r in res["results"])
+
+
+def test_binary_targets_report_ranking_metrics(data, series, fast):
+    feats, _ = data
+    rep = cross_validate(LabelledFields.of(feats, series["winter_cover"], target="winter_cover",
+                                           groups=series["region"]), fast, CVOptions(n_folds=3))
+    ranking = rep["overall"]["ranking"]
+    assert ranking["positive_class"] == "cover_crop"
+    assert 0.9 < ranking["roc_auc"] <= 1 and ranking["average_precision"] > ranking["positive_share"]
+    tri = cross_validate(LabelledFields.of(feats, series["tillage"], target="tillage",
+                                           groups=series["region"]), fast, CVOptions(n_folds=3))
+    assert "ranking" not in tri["overall"]
