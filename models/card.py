@@ -231,16 +231,19 @@ def _overall_tables(model: TrainedModel, report: dict[str, Any]) -> list[Block]:
     classes = list(model.classes)
     ov = report["overall"]
     ci = ov.get("ci", {})
+    cci = ov.get("ci_cluster", {})
+    cluster_name = cci.get("cluster_factor", "groups")
     pc, pci = ov.get("per_class", {}), ci.get("per_class", {})
     return [
         Block("h3", "Overall (held out)"),
-        Block("table", [["metric", "value", "95 % interval"],
-                        *[[name, _num(ov.get(key)), _ci(ci.get(key))]
+        Block("table", [["metric", "value", "95 % interval (fields resampled)",
+                         f"95 % interval ({cluster_name} resampled)"],
+                        *[[name, _num(ov.get(key)), _ci(ci.get(key)), _ci(cci.get(key))]
                           for key, name in (("accuracy", "accuracy"),
                                             ("balanced_accuracy", "balanced accuracy"),
                                             ("macro_f1", "macro-F1"),
                                             ("kappa", "Cohen's kappa"))],
-                        ["log loss", _num(ov.get("log_loss")), ""],
+                        ["log loss", _num(ov.get("log_loss")), "", ""],
                         *_ranking_rows(ov.get("ranking"))]),
         Block("h3", "Per class"),
         Block("table", [["class", "support", "precision", "recall", "F1"],
@@ -260,31 +263,70 @@ def _ranking_rows(ranking: dict[str, Any] | None) -> list[list[str]]:
     if not ranking:
         return []
     positive = ranking["positive_class"]
-    return [[f"ROC AUC (`{positive}` vs the other)", _num(ranking["roc_auc"]), ""],
+    return [[f"ROC AUC (`{positive}` vs the other)", _num(ranking["roc_auc"]), "", ""],
             [f"average precision of `{positive}` (random: {ranking['positive_share']:.3f})",
-             _num(ranking["average_precision"]), ""]]
+             _num(ranking["average_precision"]), "", ""]]
+
+
+#: Subgroups shown per factor in the card (all of them are in the CSV beside it).
+TOP_GROUPS = 10
+
+
+def _rates(m: dict[str, Any], classes: list[str]) -> list[str]:
+    out = []
+    for c in classes:
+        pc = m["per_class"][c]
+        fnr = "-" if pc["fnr"] is None else _pct(pc["fnr"])
+        fdr = "-" if pc["fdr"] is None else _pct(pc["fdr"])
+        out.append(f"{fnr} / {fdr}")
+    return out
 
 
 def _disaggregated(report: dict[str, Any]) -> list[Block]:
     dis = report["disaggregated"]
-    worst = dis.get("worst")
-    b = [Block("h3", "Disaggregated")]
+    classes = list(report["classes"])
+    worst, flagged = dis.get("worst"), dis.get("flagged", [])
+    b = [Block("h3", "Disaggregated"),
+         Block("p", "Per subgroup: accuracy with its 95 % interval and, per class, the share of "
+                    "that practice missed (false-negative rate: the farmer denied) / the share "
+                    "of that label that is wrong (false-discovery rate: paid without the "
+                    f"practice). The {TOP_GROUPS} weakest subgroups of each factor are shown; "
+                    f"every subgroup is in `{report['target']}_groups.csv` of the evaluation "
+                    "folder.")]
+    header = ["group", "n", "accuracy", "95 % interval", *[f"{c}: missed / wrong"
+                                                            for c in classes]]
     for factor, groups in dis["factors"].items():
-        b.append(Block("p", f"By `{factor}`:"))
-        b.append(Block("table", [["group", "n", "accuracy", "95 % interval", "gap to overall",
-                                  "balanced acc.", "macro-F1"],
-                                 *[[g, str(m["n"]), _num(m["accuracy"]), _ci(m["accuracy_ci"]),
-                                    _num(m["gap"], 3) if m["ranked"] else "(too few)",
-                                    _num(m["balanced_accuracy"]), _num(m["macro_f1"])]
-                                   for g, m in groups.items()]]))
+        shown = sorted(groups.items(), key=lambda kv: (not kv[1]["ranked"], kv[1]["accuracy"]))
+        b.append(Block("p", f"By `{factor}` ({len(groups)} groups):"))
+        b.append(Block("table", [header, *[[g + (" (flagged)" if m["flagged"] else "")
+                                            + ("" if m["ranked"] else " (too few)"),
+                                            str(m["n"]), _num(m["accuracy"]),
+                                            _ci(m["accuracy_ci"]), *_rates(m, classes)]
+                                           for g, m in shown[:TOP_GROUPS]]]))
+        gaps = dis.get("gaps", {}).get(factor, {})
+        if gaps.get("accuracy"):
+            acc = gaps["accuracy"]
+            b.append(Block("p", f"Largest accuracy gap between its groups: "
+                                f"{acc['difference']:.3f} (ratio {_num(acc['ratio'])})."))
     for name, groups in dis["intersections"].items():
-        ranked = {g: m for g, m in groups.items() if m["ranked"]}
+        ranked = sorted(((g, m) for g, m in groups.items() if m["ranked"]),
+                        key=lambda kv: kv[1]["accuracy"])
         if ranked:
-            b.append(Block("p", f"Intersection `{name}` (subgroups with at least "
+            b.append(Block("p", f"Intersection `{name}` (the {min(TOP_GROUPS, len(ranked))} "
+                                f"weakest of {len(ranked)} subgroups with at least "
                                 f"{dis['min_count']} fields):"))
             b.append(Block("table", [["subgroup", "n", "accuracy", "95 % interval"],
                                      *[[g, str(m["n"]), _num(m["accuracy"]),
-                                        _ci(m["accuracy_ci"])] for g, m in ranked.items()]]))
+                                        _ci(m["accuracy_ci"])] for g, m in ranked[:TOP_GROUPS]]]))
+    if flagged:
+        b.append(Block("p", f"**Flagged**: {len(flagged)} subgroup(s) whose accuracy interval "
+                            "lies entirely below the overall accuracy: "
+                            + "; ".join(f"`{f['factor']}` = `{f['group']}` ({f['n']} fields, "
+                                        f"{f['accuracy']:.3f} {_ci(f['accuracy_ci'])})"
+                                        for f in flagged[:TOP_GROUPS]) + "."))
+    else:
+        b.append(Block("p", "No subgroup's accuracy interval lies entirely below the overall "
+                            "accuracy."))
     if worst:
         b.append(Block("p", f"**Worst subgroup**: `{worst['factor']}` = `{worst['group']}` "
                             f"({worst['n']} fields): accuracy {worst['accuracy']:.3f}, "

@@ -57,6 +57,9 @@ class CVResult:
         Per fold: held-out size, groups, boosting rounds.
     seasons
         Season of each labelled sample (n,), or None when samples are fields.
+    cluster_factor
+        The factor of ``factors`` holding the spatial groups (resampled whole by the
+        cluster bootstrap), or None.
     """
 
     target: str
@@ -70,6 +73,7 @@ class CVResult:
     notes: list[str] = field(default_factory=list)
     fold_info: list[dict[str, Any]] = field(default_factory=list)
     seasons: np.ndarray | None = None
+    cluster_factor: str | None = None
 
     def to_frame(self) -> pd.DataFrame:
         """Table of the out-of-fold predictions: id, truth, fold, factors, raw scores."""
@@ -167,11 +171,13 @@ def cross_validate_predictions(data: LabelledFields, options: TrainOptions | Non
         factors["size_class"] = td.sizes
     if td.seasons is not None:
         factors[SEASON] = td.seasons
+    factors.update({k: v for k, v in td.factors.items() if k not in factors})
     return CVResult(target=target, classes=td.classes, field_ids=np.asarray(td.fields), y=td.y,
                     raw=raw,
                     folds=folds, factors=factors,
                     strategy="random" if random_folds else "spatial", notes=notes,
-                    fold_info=info, seasons=td.seasons)
+                    fold_info=info, seasons=td.seasons,
+                    cluster_factor=group_name if td.groups is not None else None)
 
 
 def sample_notes(td: TrainingData) -> list[str]:
@@ -292,6 +298,11 @@ def evaluation_report(cv: CVResult, options: EvaluationOptions | None = None) ->
     onehot = np.eye(len(cv.classes))[cv.y]
     overall["log_loss"] = float(-np.mean(np.log(np.clip((proba * onehot).sum(axis=1),
                                                          1e-12, None))))
+    clusters = cv.factors.get(cv.cluster_factor) if cv.cluster_factor else None
+    if clusters is not None:
+        overall["ci_cluster"] = bootstrap_intervals(cv.y, pred, cv.classes, n_boot=n_boot,
+                                                    seed=seed, clusters=clusters)
+        overall["ci_cluster"]["cluster_factor"] = cv.cluster_factor
     ranking = ranking_metrics(proba, cv.y, cv.classes)
     if ranking is not None:
         overall["ranking"] = ranking

@@ -12,6 +12,7 @@ import warnings
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from sklearn.metrics import (
     accuracy_score,
     balanced_accuracy_score,
@@ -138,9 +139,33 @@ def _macro_f1_present(m: dict[str, np.ndarray], y: np.ndarray, pred: np.ndarray)
     return float(np.mean(m["f1"][0][present])) if present.size else float("nan")
 
 
+def _resampled_confusions(y: np.ndarray, pred: np.ndarray, k: int, *, n_boot: int, seed: int,
+                          clusters: np.ndarray | None) -> np.ndarray:
+    """(n_boot, k, k) confusion matrices of resamples of the fields, or of whole clusters."""
+    rng = np.random.default_rng(seed)
+    n = len(y)
+    code = y.astype(np.int64) * k + pred.astype(np.int64)
+    cms = np.empty((n_boot, k, k), dtype=np.int64)
+    if clusters is None:
+        chunk = max(1, min(n_boot, 20_000_000 // max(n, 1)))
+        for start in range(0, n_boot, chunk):
+            b = min(chunk, n_boot - start)
+            idx = rng.integers(0, n, size=(b, n))
+            flat = code[idx] + (np.arange(b) * k * k)[:, None]
+            cms[start:start + b] = np.bincount(flat.ravel(), minlength=b * k * k).reshape(b, k, k)
+        return cms
+    # resample whole clusters (e.g. regions): each draw sums the confusion counts of the
+    # clusters drawn, so errors that come together in a region stay together
+    names, which = np.unique(np.asarray(clusters, dtype=object).astype(str), return_inverse=True)
+    per = np.zeros((len(names), k * k), dtype=np.int64)
+    np.add.at(per, (which, code), 1)
+    draws = rng.multinomial(len(names), np.full(len(names), 1 / len(names)), size=n_boot)
+    return (draws @ per).reshape(n_boot, k, k)
+
+
 def bootstrap_intervals(y: np.ndarray, pred: np.ndarray, classes: tuple[str, ...], *,
-                        n_boot: int = 1000, seed: int = 0, level: float = 0.95
-                        ) -> dict[str, Any]:
+                        n_boot: int = 1000, seed: int = 0, level: float = 0.95,
+                        clusters: np.ndarray | None = None) -> dict[str, Any]:
     """Percentile bootstrap intervals of the metrics of :func:`point_metrics`.
 
     Parameters
@@ -150,11 +175,15 @@ def bootstrap_intervals(y: np.ndarray, pred: np.ndarray, classes: tuple[str, ...
     classes
         Class names.
     n_boot
-        Bootstrap resamples of the fields.
+        Bootstrap resamples.
     seed
         Resampling seed.
     level
         Coverage of the intervals.
+    clusters
+        (n,) cluster of each field (e.g. its region): whole clusters are resampled, which
+        keeps spatially correlated errors together (wider, more honest intervals when
+        errors cluster). Fields are resampled one by one if None.
 
     Returns
     -------
@@ -163,18 +192,9 @@ def bootstrap_intervals(y: np.ndarray, pred: np.ndarray, classes: tuple[str, ...
         and ``confusion_rate`` (row-normalised confusion matrix) ``[[[lo, hi]]]``.
     """
     k = len(classes)
-    n = len(y)
-    if n == 0 or n_boot < 1:
+    if len(y) == 0 or n_boot < 1:
         return {}
-    rng = np.random.default_rng(seed)
-    code = y.astype(np.int64) * k + pred.astype(np.int64)
-    cms = np.empty((n_boot, k, k), dtype=np.int64)
-    chunk = max(1, min(n_boot, 20_000_000 // max(n, 1)))
-    for start in range(0, n_boot, chunk):
-        b = min(chunk, n_boot - start)
-        idx = rng.integers(0, n, size=(b, n))
-        flat = code[idx] + (np.arange(b) * k * k)[:, None]
-        cms[start:start + b] = np.bincount(flat.ravel(), minlength=b * k * k).reshape(b, k, k)
+    cms = _resampled_confusions(y, pred, k, n_boot=n_boot, seed=seed, clusters=clusters)
     m = _from_confusion(cms)
     q = [(1 - level) / 2 * 100, (1 + level) / 2 * 100]
 
@@ -189,6 +209,7 @@ def bootstrap_intervals(y: np.ndarray, pred: np.ndarray, classes: tuple[str, ...
                              for i in range(k)]
     out["n_boot"] = n_boot
     out["level"] = level
+    out["resampled"] = "fields" if clusters is None else "clusters"
     return out
 
 
@@ -251,10 +272,65 @@ def coverage_curve(proba: np.ndarray, y: np.ndarray,
     return out
 
 
+def _group_entry(y: np.ndarray, pred: np.ndarray, classes: tuple[str, ...], *,
+                 overall: float, n_boot: int, seed: int, min_count: int) -> dict[str, Any]:
+    """Metrics of one subgroup: accuracy and per-class error rates with intervals."""
+    nb = len(y)
+    m = _from_confusion(confusion_counts(y, pred, len(classes))[None])
+    acc = float(m["accuracy"][0])
+    ci = bootstrap_intervals(y, pred, classes, n_boot=n_boot, seed=seed)
+    per_class: dict[str, Any] = {}
+    for j, c in enumerate(classes):
+        support, predicted = int((y == j).sum()), int((pred == j).sum())
+        recall = float(m["recall"][0, j]) if support else None
+        precision = float(m["precision"][0, j]) if predicted else None
+        pc = ci.get("per_class", {}).get(c, {})
+        per_class[c] = {
+            "support": support, "predicted": predicted,
+            "recall": recall, "recall_ci": pc.get("recall") if support else None,
+            "fnr": None if recall is None else 1 - recall,
+            "precision": precision, "precision_ci": pc.get("precision") if predicted else None,
+            "fdr": None if precision is None else 1 - precision,
+        }
+    acc_ci = ci.get("accuracy")
+    ranked = nb >= min_count
+    below = bool(ranked and acc_ci and acc_ci[1] is not None and acc_ci[1] < overall)
+    return {"n": nb, "accuracy": acc, "accuracy_ci": acc_ci,
+            "balanced_accuracy": float(m["balanced_accuracy"][0]),
+            "macro_f1": _macro_f1_present(m, y, pred), "gap": acc - overall,
+            "ranked": ranked, "flagged": below, "per_class": per_class}
+
+
+def _factor_gaps(groups: dict[str, Any], classes: tuple[str, ...]) -> dict[str, Any]:
+    """Differences and ratios between the ranked groups of one factor (largest gaps)."""
+    ranked = {g: e for g, e in groups.items() if e["ranked"]}
+    if len(ranked) < 2:
+        return {}
+
+    def spread(values: list[float]) -> dict[str, float | None]:
+        lo, hi = min(values), max(values)
+        return {"difference": hi - lo, "ratio": lo / hi if hi > 0 else None}
+
+    out: dict[str, Any] = {"accuracy": spread([e["accuracy"] for e in ranked.values()])}
+    for c in classes:
+        for rate in ("recall", "precision"):
+            vals = [e["per_class"][c][rate] for e in ranked.values()
+                    if e["per_class"][c][rate] is not None]
+            if len(vals) >= 2:
+                out[f"{rate}_{c}"] = spread(vals)
+    return out
+
+
 def disaggregate(y: np.ndarray, pred: np.ndarray, classes: tuple[str, ...],
                  by: dict[str, np.ndarray], *, min_count: int = 20, n_boot: int = 200,
                  seed: int = 0) -> dict[str, Any]:
-    """Metrics per subgroup, per factor and for pairs of factors where counts allow.
+    """Metrics per subgroup, per factor and for pairs of factors, with per-class error rates.
+
+    For each subgroup: accuracy with a bootstrap interval and, per class, the recall and
+    its complement the false-negative rate (a practice done but not recognised: the
+    farmer denied) and the precision and its complement the false-discovery rate (a
+    practice recognised but not done: paid without it), with intervals. A ranked subgroup
+    whose accuracy interval lies entirely below the overall accuracy is flagged.
 
     Parameters
     ----------
@@ -263,55 +339,76 @@ def disaggregate(y: np.ndarray, pred: np.ndarray, classes: tuple[str, ...],
     classes
         Class names.
     by
-        Factor name -> subgroup label per field (n,), e.g. ``{"region": ..., "size_class": ...}``.
+        Factor name -> subgroup label per field (n,), e.g. ``{"region": ..., "crop": ...}``.
     min_count
-        Subgroups smaller than this are listed with their counts but not ranked.
+        Subgroups smaller than this are listed with their counts but not ranked or flagged.
     n_boot
-        Bootstrap resamples for each subgroup's accuracy interval.
+        Bootstrap resamples for each subgroup's intervals.
     seed
         Bootstrap seed.
 
     Returns
     -------
     dict
-        ``factors``: {factor: {group: {n, accuracy, accuracy_ci, balanced_accuracy, macro_f1,
-        gap}}}; ``intersections``: same keyed ``"a x b"``; ``worst``: the ranked subgroup with
-        the lowest accuracy, its factor and its gap to the overall accuracy.
+        ``factors``: {factor: {group: entry}}; ``intersections``: same keyed ``"a x b"``;
+        ``gaps``: {factor: difference and ratio of accuracy, recall and precision per class
+        across its ranked groups}; ``flagged``: every flagged subgroup, worst first;
+        ``worst``: the ranked subgroup with the lowest accuracy.
     """
     overall = float(np.mean(y == pred)) if len(y) else float("nan")
-    factors: dict[str, dict[str, Any]] = {}
-    candidates: list[tuple[float, str, str, int]] = []
+    def summarise(labels: np.ndarray) -> dict[str, Any]:
+        return {str(g): _group_entry(y[labels == g], pred[labels == g], classes,
+                                     overall=overall, n_boot=n_boot, seed=seed,
+                                     min_count=min_count)
+                for g in sorted(set(labels.tolist()), key=group_sort_key)}
 
-    def summarise(name: str, labels: np.ndarray) -> dict[str, Any]:
-        res: dict[str, Any] = {}
-        for g in sorted(set(labels.tolist()), key=group_sort_key):
-            sel = labels == g
-            nb = int(sel.sum())
-            # Confusion-matrix arithmetic (same definitions as sklearn), fast for many groups.
-            m = _from_confusion(confusion_counts(y[sel], pred[sel], len(classes))[None])
-            acc = float(m["accuracy"][0])
-            ci = bootstrap_intervals(y[sel], pred[sel], classes, n_boot=n_boot, seed=seed)
-            entry = {"n": nb, "accuracy": acc, "accuracy_ci": ci.get("accuracy"),
-                     "balanced_accuracy": float(m["balanced_accuracy"][0]),
-                     "macro_f1": _macro_f1_present(m, y[sel], pred[sel]),
-                     "gap": acc - overall, "ranked": nb >= min_count}
-            res[str(g)] = entry
-            if nb >= min_count:
-                candidates.append((acc, name, str(g), nb))
-        return res
-
-    for name, labels in by.items():
-        factors[name] = summarise(name, np.asarray(labels, dtype=object).astype(str))
+    factors = {name: summarise(np.asarray(labels, dtype=object).astype(str))
+               for name, labels in by.items()}
     inter: dict[str, Any] = {}
     names = list(by)
     for i, a in enumerate(names):
         for b in names[i + 1:]:
             combo = np.array([f"{u} & {v}" for u, v in zip(by[a], by[b], strict=True)],
                              dtype=object)
-            inter[f"{a} x {b}"] = summarise(f"{a} x {b}", combo)
+            inter[f"{a} x {b}"] = summarise(combo)
+    every = [(e["accuracy"], f, g, e) for table in (factors, inter) for f, groups in table.items()
+             for g, e in groups.items() if e["ranked"]]
+    flagged = [{"factor": f, "group": g, "n": e["n"], "accuracy": a,
+                "accuracy_ci": e["accuracy_ci"], "gap": a - overall}
+               for a, f, g, e in sorted(every, key=lambda t: t[0]) if e["flagged"]]
     worst = None
-    if candidates:
-        acc, factor, group, nb = min(candidates)
-        worst = {"factor": factor, "group": group, "n": nb, "accuracy": acc,
+    if every:
+        acc, factor, group, entry = min(every, key=lambda t: t[0])
+        worst = {"factor": factor, "group": group, "n": entry["n"], "accuracy": acc,
                  "overall_accuracy": overall, "gap": acc - overall}
-    return {"factors": factors, "intersections": inter, "worst": worst, "min_count": min_count}
+    return {"factors": factors, "intersections": inter,
+            "gaps": {f: _factor_gaps(g, classes) for f, g in factors.items()},
+            "flagged": flagged, "worst": worst, "min_count": min_count}
+
+
+def disaggregation_table(dis: dict[str, Any], classes: tuple[str, ...] | list[str]
+                         ) -> pd.DataFrame:
+    """Every subgroup of :func:`disaggregate` as one table row (the CSV beside a model card).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``factor``, ``group``, ``n``, ``ranked``, ``flagged``, ``accuracy``, ``accuracy_lo``,
+        ``accuracy_hi``, then per class ``<class>_recall``, ``<class>_fnr``,
+        ``<class>_precision``, ``<class>_fdr`` (empty where undefined).
+    """
+    rows = []
+    for table in ("factors", "intersections"):
+        for factor, groups in dis.get(table, {}).items():
+            for group, e in groups.items():
+                lo, hi = (e.get("accuracy_ci") or [None, None])
+                row: dict[str, Any] = {"factor": factor, "group": group, "n": e["n"],
+                                       "ranked": e["ranked"], "flagged": e.get("flagged", False),
+                                       "accuracy": e["accuracy"], "accuracy_lo": lo,
+                                       "accuracy_hi": hi}
+                for c in classes:
+                    pc = e.get("per_class", {}).get(c, {})
+                    for rate in ("recall", "fnr", "precision", "fdr"):
+                        row[f"{c}_{rate}"] = pc.get(rate)
+                rows.append(row)
+    return pd.DataFrame(rows)

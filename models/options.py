@@ -198,6 +198,9 @@ class LabelledFields:
         Name of the group factor in reports (the group column, or ``spatial_block``).
     area_ha
         Field area in hectares, indexed by ``field_id`` (field-size classes in reports).
+    factors
+        Further factors the evaluation is disaggregated by (crop, soil, observation
+        density...): name -> a label per field or per sample, indexed like ``labels``.
     exclude
         Why a sample would be withheld by prediction (too small, no data, too few
         observations), indexed like ``labels``; empty or missing = usable. Such labelled
@@ -212,6 +215,7 @@ class LabelledFields:
     group_name: str = "group"
     area_ha: pd.Series | None = None
     exclude: pd.Series | None = None
+    factors: Mapping[str, pd.Series] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.classes is not None and not isinstance(self.classes, tuple):
@@ -221,7 +225,8 @@ class LabelledFields:
     def of(cls, features: pd.DataFrame, labels: pd.Series, *, target: str,
            classes: Sequence[str] | None = None, groups: pd.Series | None = None,
            group_name: str = "group", area_ha: pd.Series | None = None,
-           exclude: pd.Series | None = None) -> LabelledFields:
+           exclude: pd.Series | None = None, factors: Mapping[str, pd.Series] | None = None
+           ) -> LabelledFields:
         """Build from loose inputs (``classes`` as any sequence)."""
         return cls(features, labels, target, None if classes is None else tuple(classes), groups,
-                   group_name, area_ha, exclude)
+                   group_name, area_ha, exclude, dict(factors or {}))

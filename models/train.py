@@ -136,6 +136,8 @@ class TrainingData:
     dropped_features
         Feature columns left out because they hold no value on the labelled samples
         (e.g. a sparse series leaves a window empty).
+    factors
+        Further evaluation factors: name -> str (n_labelled,) label of each sample.
     """
 
     fm: FeatureMatrix
@@ -150,6 +152,7 @@ class TrainingData:
     seasons: np.ndarray | None = None
     excluded: dict[str, int] = field(default_factory=dict)
     dropped_features: tuple[str, ...] = ()
+    factors: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def split_groups(self) -> np.ndarray | None:
@@ -228,9 +231,16 @@ def prepare(data: LabelledFields, *, min_label_share: float = 0.0) -> TrainingDa
     fields = field_level(fm.field_ids).to_numpy(dtype=object)[mask]
     seasons = (fm.field_ids.get_level_values(SEASON).to_numpy(dtype=object)[mask]
                if isinstance(fm.field_ids, pd.MultiIndex) else None)
+    factors = {}
+    for name, values in data.factors.items():
+        aligned = align(values, fm.field_ids, what=f"factor '{name}'")
+        if aligned is not None:
+            labels_ = aligned[mask]
+            factors[name] = np.where(labels_.isna().to_numpy(), "<missing>",
+                                     labels_.astype(str).to_numpy()).astype(object)
     return TrainingData(fm=fm, labels=lab, mask=mask, y=y, classes=cls, groups=g, sizes=sizes,
                         unmatched=unmatched, fields=fields, seasons=seasons, excluded=excluded,
-                        dropped_features=dropped)
+                        dropped_features=dropped, factors=factors)
 
 
 #: Column names that say who or which a row is, not what the field's surface shows.

@@ -202,6 +202,35 @@ class FieldTable:
             return None
         return pd.to_numeric(self.per_field[AREA_HA], errors="coerce")
 
+    def factors(self, features: pd.DataFrame, names: Sequence[str]) -> dict[str, pd.Series]:
+        """Return the evaluation factors: the named label or field columns and ``obs_density``.
+
+        ``obs_density`` bins the valid observations of every sample in its season.
+
+        Raises
+        ------
+        ConfigError
+            For a name that is neither a label nor a field column.
+        """
+        out: dict[str, pd.Series] = {}
+        for name in names:
+            if name in self.table.columns:
+                out[name] = self.table[name]
+            elif name in self.per_field.columns:
+                out[name] = self.per_field[name]
+            else:
+                known = sorted({*map(str, self.table.columns), *map(str, self.per_field.columns)})
+                raise ConfigError(f"model.evaluation_factors: {name!r} is not a column of the "
+                                  f"labels or fields ({', '.join(known[:20])})")
+        if "obs_n_valid" in features.columns:
+            from regenmap.models.data import sample_index
+
+            n = pd.to_numeric(features["obs_n_valid"], errors="coerce").to_numpy()
+            bins = np.select([n < 8, n < 16, n < 31], ["<8 obs", "8-15 obs", "16-30 obs"],
+                             ">30 obs")
+            out["obs_density"] = pd.Series(bins, index=sample_index(features))
+        return out
+
     def labelled(self, features: pd.DataFrame, target: str, cfg: RunConfig,
                  exclude: pd.Series | None = None) -> LabelledFields:
         """Return the models layer's input for one target of this job."""
@@ -219,7 +248,8 @@ class FieldTable:
         return LabelledFields.of(features, labels, target=target,
                                  classes=cfg.model.classes.get(target), groups=self.group,
                                  group_name=self.group_name, area_ha=self.area(),
-                                 exclude=exclude)
+                                 exclude=exclude,
+                                 factors=self.factors(features, cfg.model.evaluation_factors))
 
 
 def _read_vector_or_table(path: Path, layer: str | None) -> pd.DataFrame:

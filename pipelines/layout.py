@@ -149,6 +149,10 @@ class RunLayout:
         """Return the full held-out evaluation report of ``target``."""
         return self.evaluation_dir / f"{target}.json"
 
+    def evaluation_groups(self, target: str) -> Path:
+        """Every subgroup's held-out metrics of ``target`` (CSV, one row per subgroup)."""
+        return self.evaluation_dir / f"{target}_groups.csv"
+
     @property
     def evaluation_summary(self) -> Path:
         """Headline held-out metrics of every target."""

@@ -354,6 +354,10 @@ class ModelConfig(StrictModel):
         Bootstrap resamples of the evaluation's 95 % intervals.
     min_group_count
         Smallest subgroup (region, size class, ...) ranked in the disaggregated evaluation.
+    evaluation_factors
+        Label or field columns the held-out skill is broken down by, alone and in pairs
+        (e.g. ``[crop, soil]``), besides the group column, the field-size class, the season
+        and the observation density (``obs_density``), which are always used.
     min_label_share
         Smallest share of the labelled samples that training may use once those that
         prediction would withhold (too small, no data, too few observations in the
@@ -387,6 +391,7 @@ class ModelConfig(StrictModel):
     n_bootstrap: int = Field(default=1000, ge=0)
     min_group_count: int = Field(default=20, ge=1)
     min_label_share: float = Field(default=0.5, ge=0, le=1)
+    evaluation_factors: list[str] = Field(default_factory=list)
     lightgbm: dict[str, float | int | str | bool] = Field(default_factory=dict)
     training: TrainingConfig = TrainingConfig()
     path: Path | None = None

@@ -11,9 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from regenmap.io import read_json, write_json_atomic
+from regenmap.io import atomic_path, read_json, write_json_atomic
 from regenmap.models.artifact import load_model
 from regenmap.models.evaluate import cross_validate_predictions, evaluation_report
+from regenmap.models.metrics import disaggregation_table
 from regenmap.pipelines import inputs
 from regenmap.pipelines.config import as_config
 from regenmap.pipelines.layout import RunLayout, read_features, read_fields_status
@@ -74,6 +75,11 @@ def evaluate(config: RunConfig | str | Path, *, client: Client | None = None,
         plots = write_plots(report, model, layout.evaluation_dir)
         report["plots"] = {k: p.name for k, p in plots.items()}
         write_json_atomic(layout.evaluation_file(target), report)
+        groups_csv = layout.evaluation_groups(target)
+        with atomic_path(groups_csv) as tmp:
+            disaggregation_table(report["disaggregated"], report["classes"]).to_csv(
+                tmp, index=False)
+        written[f"groups_{target}"] = groups_csv
         write_model_card(model, report, plots, layout.card_dir(target))
         written[f"card_{target}"] = layout.model_card(target)
         summary[target] = summary_metrics(report)

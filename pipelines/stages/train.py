@@ -156,7 +156,8 @@ def write_cv(layout: RunLayout, cv: CVResult) -> None:
     write_parquet_atomic(cv.to_frame(), layout.cv_predictions(cv.target, trained=True))
     write_json_atomic(layout.cv_meta(cv.target, trained=True),
                       {"target": cv.target, "classes": list(cv.classes), "strategy": cv.strategy,
-                       "notes": cv.notes, "folds": cv.fold_info})
+                       "notes": cv.notes, "folds": cv.fold_info,
+                       "cluster_factor": cv.cluster_factor})
 
 
 def read_cv(layout: RunLayout, target: str) -> CVResult | None:
@@ -169,4 +170,5 @@ def read_cv(layout: RunLayout, target: str) -> CVResult | None:
                              classes=tuple(meta["classes"]), strategy=meta["strategy"],
                              notes=meta["notes"])
     cv.fold_info = meta.get("folds", [])
+    cv.cluster_factor = meta.get("cluster_factor")
     return cv
