@@ -346,3 +346,32 @@ def check_writable_dir(folder: str | Path, *, create: bool = False) -> Path:
         raise OutputError(describe_os_error(err, path, "write into the output folder"),
                           path=path) from None
     return path
+
+
+def portable_paths(data: Any, base: str | Path) -> Any:
+    """Return ``data`` with absolute paths written relative to ``base`` (shared artifacts).
+
+    A model card, a GeoPackage or a report is read on other machines: the absolute
+    paths of the machine that made it say nothing there, and may say too much (user
+    names, mount points). Strings that are absolute paths (and paths) become relative
+    to ``base`` (the output folder); URLs and GDAL ``/vsi`` paths stay as they are.
+
+    Parameters
+    ----------
+    data
+        Plain data (mappings, lists, strings, paths, numbers).
+    base
+        The folder the paths are made relative to.
+    """
+    root = os.path.abspath(base)  # noqa: PTH100 - no symlink resolution: paths stay as written
+    if isinstance(data, Mapping):
+        return {k: portable_paths(v, root) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [portable_paths(v, root) for v in data]
+    if isinstance(data, Path) or (isinstance(data, str) and data.startswith(os.sep)
+                                  and not data.startswith("/vsi") and "\n" not in data):
+        try:
+            return os.path.relpath(str(data), root)
+        except ValueError:  # another drive
+            return str(data)
+    return data

@@ -108,3 +108,14 @@ def test_remove_leftovers_only_takes_temporary_files(tmp_path):
     stale.write_text("s")
     assert io.remove_leftovers(tmp_path) == [stale]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in keep)
+
+
+def test_portable_paths_are_relative_to_the_output_folder(tmp_path):
+    out = tmp_path / "run"
+    data = {"inputs": [str(tmp_path / "region" / "fields.gpkg"), "s3://bucket/x.tif",
+                       "/vsicurl/https://h/x.tif"],
+            "model": {"path": out / "model" / "tillage"}, "note": "a / b", "n": 3}
+    got = io.portable_paths(data, out)
+    assert got == {"inputs": ["../region/fields.gpkg", "s3://bucket/x.tif",
+                              "/vsicurl/https://h/x.tif"],
+                   "model": {"path": "model/tillage"}, "note": "a / b", "n": 3}
