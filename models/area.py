@@ -559,61 +559,49 @@ def allocate(n: int, sizes: Sequence[float] | np.ndarray, *, rule: str = "propor
     else:
         score = size.copy()
     target = min(int(n), int(cap.sum()))
-    fixed = np.zeros(h, dtype=np.int64)
-    floor_min = np.minimum(cap, minimum) * (size > 0)
-    if rule == "olofsson":
-        # Strata whose proportional share is below the minimum get the minimum; repeat
-        # until the remaining strata's shares are all above it.
-        small = np.zeros(h, dtype=bool)
-        while True:
-            rest = target - int(floor_min[small].sum())
-            share = np.where(~small, score, 0.0)
-            prop = rest * share / share.sum() if share.sum() > 0 else np.zeros(h)
-            newly = (~small) & (prop < floor_min)
-            if not newly.any():
-                break
-            small |= newly
-        fixed[small] = floor_min[small]
-        score = np.where(small, 0.0, score)
-    return _fill(target, score, np.maximum(fixed, floor_min), cap)
-
-
-def _fill(target: int, score: np.ndarray, floor: np.ndarray, cap: np.ndarray) -> np.ndarray:
-    """Give ``floor`` then the rest of ``target`` proportionally to ``score``, never above ``cap``."""
-    out = np.minimum(floor, cap).astype(np.int64)
-    if out.sum() > target:  # minimums alone exceed the sample: trim the largest
+    floor = np.where(size > 0, np.minimum(cap, minimum), 0).astype(np.int64)
+    if floor.sum() >= target:  # the minimums alone take the whole sample
+        out = floor.copy()
         while out.sum() > target:
             out[int(np.argmax(out))] -= 1
         return out
-    open_ = (out < cap) & (score > 0)
-    while out.sum() < target and open_.any():
-        rest = target - int(out.sum())
-        ideal = np.zeros_like(score)
-        ideal[open_] = rest * score[open_] / score[open_].sum()
-        add = np.floor(ideal).astype(np.int64)
-        remainder = ideal - add
-        order = np.argsort(-remainder, kind="stable")
-        extra = rest - int(add.sum())
-        for i in order:
-            if extra <= 0:
-                break
-            if open_[i]:
-                add[i] += 1
-                extra -= 1
-        add = np.minimum(add, cap - out)
-        if add.sum() == 0:
-            # Rounding gave nothing: one unit to the open stratum with the largest score.
-            i = int(np.argmax(np.where(open_, score, -np.inf)))
-            add[i] = 1
-        out += add
-        open_ = (out < cap) & (score > 0)
-    if out.sum() < target:  # strata without score but with room take the rest
-        for i in np.argsort(-cap + out, kind="stable"):
-            room = int(cap[i] - out[i])
-            take = min(room, target - int(out.sum()))
-            out[i] += max(take, 0)
-            if out.sum() >= target:
-                break
+    return _water_fill(target, score, floor, cap)
+
+
+def _water_fill(target: int, score: np.ndarray, floor: np.ndarray, cap: np.ndarray
+                ) -> np.ndarray:
+    """Share ``target`` by ``score``; strata below ``floor`` or above ``cap`` are pinned there.
+
+    Pinned strata leave the rest to the free ones, again in proportion to their score,
+    until no free stratum falls outside its bounds; whole numbers by largest remainder.
+    """
+    h = len(score)
+    pinned = np.full(h, -1.0)
+    ideal = np.zeros(h)
+    for _ in range(2 * h + 2):
+        free = pinned < 0
+        rest = target - pinned[~free].sum()
+        weights = np.where(free, score, 0.0)
+        if weights.sum() <= 0:
+            weights = np.where(free & (cap > 0), 1.0, 0.0)
+        ideal = np.where(free, rest * weights / max(weights.sum(), 1e-300), pinned)
+        low = free & (ideal < floor)
+        high = free & (ideal > cap)
+        if not (low.any() or high.any()):
+            break
+        pinned[low] = floor[low]
+        pinned[high] = cap[high]
+    out = np.floor(ideal + 1e-9).astype(np.int64)
+    order = np.argsort(-(ideal - out), kind="stable")
+    for i in order:
+        if out.sum() >= target:
+            break
+        if out[i] < cap[i]:
+            out[i] += 1
+    for i in np.argsort(-(cap - out), kind="stable"):  # rounding left units: any room
+        if out.sum() >= target:
+            break
+        out[i] += min(int(cap[i] - out[i]), target - int(out.sum()))
     return out
 
 
