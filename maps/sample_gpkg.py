@@ -217,8 +217,9 @@ def write_sample(gpkg_path: str | Path, csv_path: str | Path, sample: gpd.GeoDat
                           standard_uri=METADATA_URI, tables=tables)
     table = pd.DataFrame(layer.drop(columns=layer.geometry.name))
     pts = layer.geometry.representative_point()
-    table.insert(table.columns.get_loc("lat") + 1, "x", np.round(pts.x.to_numpy(), 2))
-    table.insert(table.columns.get_loc("x") + 1, "y", np.round(pts.y.to_numpy(), 2))
+    at = list(table.columns).index("lat") + 1
+    table.insert(at, "x", np.round(pts.x.to_numpy(), 2))
+    table.insert(at + 1, "y", np.round(pts.y.to_numpy(), 2))
     write_text_atomic(csv, table.to_csv(index=False))
     return out, csv
 

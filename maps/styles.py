@@ -14,7 +14,7 @@ colour-vision deficiencies, grey reserved for "other"), extended by his
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from regenmap.schema import FieldStatus, class_column, confidence_column, status_column
 
@@ -292,7 +292,7 @@ def categorized_style_qml(expression: str, categories: Sequence[tuple[str, str, 
     return text
 
 
-def form_qml(value_maps: dict[str, Sequence[tuple[str, str]]], *, dates: Sequence[str] = (),
+def form_qml(value_maps: Mapping[str, Sequence[tuple[str, str]]], *, dates: Sequence[str] = (),
              read_only: Sequence[str] = (), aliases: dict[str, str] | None = None) -> str:
     """Return the attribute-form part of a QML: drop-down lists, date pickers, locked columns.
 
