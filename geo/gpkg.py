@@ -360,3 +360,20 @@ def add_enum_constraints(path: str | Path, table: str,
             con.execute("INSERT OR REPLACE INTO gpkg_data_columns (table_name, column_name, "
                         "name, description, constraint_name) VALUES (?, ?, ?, ?, ?)",
                         (table, column, column, (descriptions or {}).get(column), name))
+
+
+def drop_table(path: str | Path, table: str) -> None:
+    """Remove a table and its GeoPackage registrations, if it exists (in place).
+
+    Use it on a temporary copy (:func:`regenmap.io.atomic_path`) before writing the table again.
+    """
+    with _connect(Path(path), readonly=False) as con:
+        names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if table not in names:
+            return
+        con.execute(f'DROP TABLE "{table}"')
+        for meta in ("gpkg_contents", "gpkg_geometry_columns", "gpkg_ogr_contents",
+                     "gpkg_extensions", "gpkg_data_columns"):
+            if meta in names:
+                column = "table_name"
+                con.execute(f'DELETE FROM "{meta}" WHERE {column} = ?', (table,))

@@ -236,20 +236,30 @@ def plan_sizes(big_n: np.ndarray, area_h: np.ndarray, sd: np.ndarray, total_area
         return n_h, int(opts.n), notes
     w = big_n / big_n.sum()
     scale = big_n.sum() / total_area  # unit values in hectares -> shares of the area
-    if opts.allocation == "neyman":
-        fractions = None
-    else:
-        fractions = allocate(10_000, area_h if opts.allocation == "olofsson" else big_n,
-                             rule=opts.allocation).astype(float) + 1e-12
+    fractions = _allocation(100_000, big_n, area_h, sd_mean, opts).astype(float) + 1e-12
     cochran = max(cochran_sample_size(w, sd[:, j] * scale, opts.target_se,
                                       population=float(big_n.sum()), fractions=fractions)
                   for j in range(sd.shape[1]))
-    n = min(max(cochran, int(minimum.sum())), total_n)
-    while True:
+
+    def reaches(n: int) -> tuple[bool, np.ndarray]:
         n_h = _allocation(n, big_n, area_h, sd_mean, opts)
-        if expected_se(n_h, big_n, sd, total_area).max() <= opts.target_se or n >= total_n:
-            break
-        n = min(total_n, max(n + 1, int(n * 1.05)))
+        return bool(expected_se(n_h, big_n, sd, total_area).max() <= opts.target_se), n_h
+
+    # Smallest n whose capped, rounded allocation reaches the target (bisection from
+    # Cochran's size, which ignores the caps and the minimums).
+    lo = min(max(cochran, int(minimum.sum())), total_n)
+    ok, n_h = reaches(lo)
+    if not ok:
+        hi = total_n
+        _, n_hi = reaches(hi)
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            ok_mid, n_mid = reaches(mid)
+            if ok_mid:
+                hi, n_hi = mid, n_mid
+            else:
+                lo = mid
+        n_h = n_hi
     if expected_se(n_h, big_n, sd, total_area).max() > opts.target_se:
         notes.append(f"the target standard error {opts.target_se} cannot be reached even "
                      "with every eligible field")

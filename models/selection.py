@@ -313,25 +313,24 @@ def _greedy(pool: _Pool, ok: np.ndarray, cluster: np.ndarray, quota: dict[int, i
 
 def _reason(i: int, u: float, rep: float, nov: float, proba: dict[str, np.ndarray],
             classes: dict[str, list[str]]) -> str:
-    parts = []
+    """Say why field ``i`` was chosen, e.g. ``uncertainty 0.93 (tillage: reduced 0.48 vs ...)``."""
+    first = f"uncertainty {u:.2f}"
     best_t, best_u = None, -1.0
     for t, p in proba.items():
         row = p[i]
-        if np.isfinite(row).all():
+        if np.isfinite(row).all() and len(row) > 1:
             s = np.sort(row)
-            ut = 1 - (s[-1] - s[-2]) if len(s) > 1 else 0.0
-            if ut > best_u:
-                best_t, best_u = t, ut
+            if 1 - (s[-1] - s[-2]) > best_u:
+                best_t, best_u = t, 1 - (s[-1] - s[-2])
     if best_t is not None:
         row = proba[best_t][i]
         top = np.argsort(-row, kind="stable")[:2]
         names = classes.get(best_t) or [str(j) for j in range(len(row))]
-        parts.append(f"uncertain {best_t}: {names[top[0]]} {row[top[0]]:.2f} vs "
-                     f"{names[top[1]]} {row[top[1]]:.2f}")
-    parts.append(f"typical: denser in feature space than {rep:.0%} of unvisited fields")
-    parts.append("unlike any labelled field" if nov >= 0.999 else
-                 f"novel: {nov / max(1 - nov, 1e-9):.1f}x the usual distance to labelled fields")
-    return "; ".join(parts) + f" (uncertainty {u:.2f})"
+        first += (f" ({best_t}: {names[top[0]]} {row[top[0]]:.2f} vs "
+                  f"{names[top[1]]} {row[top[1]]:.2f})")
+    novelty = ("unlike any labelled field" if nov >= 0.999 else
+               f"novel: {nov / max(1 - nov, 1e-9):.1f}x the usual distance to labelled fields")
+    return f"{first}; typical: denser in feature space than {rep:.0%} of unvisited fields; {novelty}"
 
 
 def _result(pool: _Pool, picks: list[tuple[int, float, float, float, float]],

@@ -26,6 +26,7 @@ from regenmap.pipelines.sections import (
     FeaturesConfig,
     ModelConfig,
     OutputsConfig,
+    SampleConfig,
     StrictModel,
 )
 from regenmap.provenance import config_hash
@@ -122,6 +123,8 @@ class RunConfig(StrictModel):
         Inputs.
     extract, features, model, outputs, cluster
         Options of each stage.
+    sample
+        Sampling for reference and training labels (``regenmap sample``, ``regenmap assess``).
     source
         File this configuration was read from (set by :func:`load_config`).
     """
@@ -140,6 +143,7 @@ class RunConfig(StrictModel):
     model: ModelConfig = ModelConfig()
     outputs: OutputsConfig = OutputsConfig()
     cluster: ClusterConfig = ClusterConfig()
+    sample: SampleConfig = SampleConfig()
     source: Path | None = Field(default=None, exclude=True)
 
     @field_validator("name")
@@ -150,8 +154,12 @@ class RunConfig(StrictModel):
         return value
 
     def hash(self) -> str:
-        """Return the short hash of the resolved configuration (see :mod:`regenmap.provenance`)."""
-        return config_hash(self.model_dump(mode="json"))
+        """Return the short hash of the resolved configuration (see :mod:`regenmap.provenance`).
+
+        The ``sample`` section is left out: it changes no stage's output, so changing it
+        must not make ``regenmap run`` redo the stages.
+        """
+        return config_hash(self.model_dump(mode="json", exclude={"sample"}))
 
     def input_paths(self) -> list[Path]:
         """Every input file or folder the configuration names (fields, scenes, labels...)."""
@@ -231,6 +239,11 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
         if model.get("path"):
             model = {**model, "path": fix(model["path"])}
         out["model"] = model
+    sample = out.get("sample")
+    if isinstance(sample, dict):
+        out["sample"] = {k: ({**v, "exclude": [fix(p) for p in v["exclude"]]}
+                             if isinstance(v, dict) and isinstance(v.get("exclude"), list) else v)
+                         for k, v in sample.items()}
     return out
 
 

@@ -142,7 +142,7 @@ def test_most_uncertain_first_when_only_uncertainty_counts():
                     classes={"t": ["x", "y"]})
     assert r["key"].tolist() == ["F00", "F01", "F02"]
     assert r["rank"].tolist() == [1, 2, 3]
-    assert r["reason"].iloc[0].startswith("uncertain t: x 0.50 vs y 0.50")
+    assert r["reason"].iloc[0].startswith("uncertainty 1.00 (t: x 0.50 vs y 0.50); typical")
 
 
 def test_spread_in_space_and_cap_per_unit():
