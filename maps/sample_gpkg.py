@@ -3,13 +3,14 @@
 Layers of ``<name>.gpkg`` (schema :data:`SAMPLE_SCHEMA`):
 
 ``sample`` (features, MultiPolygon)
-    One row per field to visit: ``field_id`` (and ``season`` when the run has seasons),
-    ``cluster`` and ``visit_order`` (the stop in that cluster), ``stratum`` (a code,
-    ``S01``...: the team does not see the map class, so labels stay blind to it) and
-    ``inclusion_prob`` (design samples), ``rank`` and ``reason`` (training samples),
-    ``lon``/``lat`` (WGS 84 centroid), ``area_ha``; then the form, empty: one column per
-    target (its classes as a drop-down), ``outcome`` (labelled, no access, refused, not
-    found), ``observer``, ``visit_date`` (``YYYY-MM-DD``), ``method`` and ``notes``.
+One row per field to visit: ``field_id`` (and ``season`` when the run has seasons),
+    ``sample`` (its name, so a returned form finds its sample), ``cluster`` and
+    ``visit_order`` (the stop in that cluster), ``stratum`` (a code, ``S01``...: the
+    team does not see the map class, so labels stay blind to it) and ``inclusion_prob``
+    (design samples), ``rank`` and ``reason`` (training samples), ``lon``/``lat`` (WGS
+    84 centroid), ``area_ha``; then the form, empty: one column per target (its classes
+    as a drop-down), ``outcome`` (labelled, no access, refused, not found),
+    ``observer``, ``visit_date`` (``YYYY-MM-DD``), ``method`` and ``notes``.
 ``strata`` (attributes)
     ``code``, ``stratum`` (name), ``map_class``, ``n_fields``, ``n_eligible`` (not
     excluded), ``area_ha``, ``n_sample`` (fields drawn), ...
@@ -65,8 +66,8 @@ OUTCOMES: Final = ("labelled", "no access", "refused", "not found")
 #: How a label was collected.
 METHODS: Final = ("field visit", "farmer interview", "photo", "remote")
 #: Columns describing the sample (read-only in the form).
-PLAN_COLUMNS: Final = ("cluster", "visit_order", "stratum", "inclusion_prob", "rank", "reason",
-                       "lon", "lat", "area_ha")
+PLAN_COLUMNS: Final = ("sample", "cluster", "visit_order", "stratum", "inclusion_prob", "rank",
+                       "reason", "lon", "lat", "area_ha")
 
 
 def _colours(n: int) -> list[str]:

@@ -310,15 +310,41 @@ def _stratum_terms(sample: pd.DataFrame, strata_N: Mapping[str, float] | None,
     return d, codes, fpc, notes
 
 
-def _total_and_var(y: np.ndarray, d: np.ndarray, codes: np.ndarray, fpc: np.ndarray
-                   ) -> tuple[np.ndarray, np.ndarray]:
-    """Stratified HT totals and variances of the columns of ``y`` (n, m)."""
+@dataclass(frozen=True)
+class _Weights:
+    """Expansion weights of the sample units and what their variance needs.
+
+    ``d`` float (n,) expansion weights; ``codes`` int (n,) stratum of each unit;
+    ``fpc`` float (H,) finite-population factors; ``aux`` float (n,) unit areas when the
+    weights are calibrated to known stratum areas (separate ratio estimator), else None.
+    """
+
+    d: np.ndarray
+    codes: np.ndarray
+    fpc: np.ndarray
+    aux: np.ndarray | None = None
+
+
+def _total_and_var(y: np.ndarray, w: _Weights) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified totals and variances of the columns of ``y`` (n, m).
+
+    Horvitz-Thompson within strata; with ``w.aux`` the variance is that of the residuals
+    ``y - R_h aux`` of the separate ratio estimator (its linearisation, Cochran 1977 6.9).
+    """
+    d, codes, fpc = w.d, w.codes, w.fpc
     k = len(fpc)
     ty = np.zeros((k, y.shape[1]))
     np.add.at(ty, codes, d[:, None] * y)
+    resid = y
+    if w.aux is not None:
+        ta = np.bincount(codes, weights=d * w.aux, minlength=k)
+        ratio = ty / np.where(ta > 0, ta, 1.0)[:, None]
+        resid = y - ratio[codes] * w.aux[:, None]
     n_h = np.bincount(codes, minlength=k).astype(float)
-    z = d[:, None] * y  # expanded values; within a stratum their mean is ty / n_h
-    mean = ty / np.maximum(n_h, 1)[:, None]
+    z = d[:, None] * resid  # expanded values
+    tz = np.zeros((k, y.shape[1]))
+    np.add.at(tz, codes, z)
+    mean = tz / np.maximum(n_h, 1)[:, None]
     ss = np.zeros((k, y.shape[1]))
     np.add.at(ss, codes, (z - mean[codes]) ** 2)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -327,14 +353,13 @@ def _total_and_var(y: np.ndarray, d: np.ndarray, codes: np.ndarray, fpc: np.ndar
     return ty.sum(axis=0), var_h.sum(axis=0)
 
 
-def _ratio(num: np.ndarray, den: np.ndarray, d: np.ndarray, codes: np.ndarray,
-           fpc: np.ndarray) -> Estimate:
+def _ratio(num: np.ndarray, den: np.ndarray, w: _Weights) -> Estimate:
     """Return the combined ratio ``sum y / sum x`` with its linearised variance (Stehman 2014)."""
-    (ty, tx), _ = _total_and_var(np.column_stack([num, den]), d, codes, fpc)
+    (ty, tx), _ = _total_and_var(np.column_stack([num, den]), w)
     if tx <= 0:
         return Estimate(float("nan"), float("nan"))
     r = ty / tx
-    _, v = _total_and_var((num - r * den)[:, None], d, codes, fpc)
+    _, v = _total_and_var((num - r * den)[:, None], w)
     return Estimate(float(r), float(np.sqrt(v[0]) / tx))
 
 
@@ -344,7 +369,8 @@ def estimate_from_sample(sample: pd.DataFrame, *, strata_N: Mapping[str, float] 
                          ref_classes: Sequence[str] | None = None,
                          total_area: float | None = None, area_unit: str = "",
                          finite_population: bool = True,
-                         domain: np.ndarray | None = None) -> AreaEstimates:
+                         domain: np.ndarray | None = None,
+                         stratum_area: Mapping[str, float] | None = None) -> AreaEstimates:
     """Accuracy and area from a stratified probability sample of units (fields, pixels).
 
     Parameters
@@ -372,6 +398,13 @@ def estimate_from_sample(sample: pd.DataFrame, *, strata_N: Mapping[str, float] 
     domain
         bool (n,): estimate for a domain only (e.g. one region): units outside it count
         as zero, as in the domain estimators of Cochran (1977, sect. 5A.14).
+    stratum_area
+        Known total of ``area`` in each stratum (e.g. the mapped hectares of each map
+        class). The weights are then calibrated to it: within a stratum every total is
+        the known area times the sample's area share (the separate ratio estimator,
+        Cochran 1977 sect. 6.9), the analogue for units of unequal size of the paper's
+        ``W_i n_ij / n_i.``, and much more precise than expanding by ``N_h / n_h`` when
+        fields differ in size. Variances are those of the ratio residuals.
 
     Returns
     -------
@@ -381,10 +414,11 @@ def estimate_from_sample(sample: pd.DataFrame, *, strata_N: Mapping[str, float] 
 
     Notes
     -----
-    Every quantity is a stratified Horvitz-Thompson total (area of a class) or a
-    combined ratio of two of them (accuracies, shares) with the linearised variance
-    of Stehman (2014). With units of equal size, strata equal to the map classes and
-    ``stratum_weights``, the formulas are those of Olofsson et al. (2014).
+    Every quantity is a stratified total (area of a class: Horvitz-Thompson, or
+    calibrated to ``stratum_area``) or a combined ratio of two of them (accuracies,
+    shares) with the linearised variance of Stehman (2014). With units of equal size,
+    strata equal to the map classes and ``stratum_weights``, the formulas are those of
+    Olofsson et al. (2014), calibrated or not.
     """
     need = [c for c in ("stratum", "map", "ref") if c not in sample.columns]
     if need:
@@ -407,6 +441,7 @@ def estimate_from_sample(sample: pd.DataFrame, *, strata_N: Mapping[str, float] 
          else np.ones(len(s)))
     if not np.isfinite(a).all() or (a < 0).any():
         raise ModelError("unit areas must be finite and non-negative")
+    a_all = a.copy()
     if domain is not None:
         a = a * np.asarray(domain, dtype=bool)
     d, codes, fpc, notes = _stratum_terms(s, strata_N, stratum_weights, finite_population)
@@ -414,13 +449,25 @@ def estimate_from_sample(sample: pd.DataFrame, *, strata_N: Mapping[str, float] 
         # Shares: each stratum's expanded values must add to its share; units count 1.
         scale = 1.0 if total_area is None else float(total_area)
         d = d * scale
+    w = _Weights(d, codes, fpc)
+    if stratum_area is not None:
+        names = list(pd.unique(s["stratum"].astype(str)))
+        missing = [h for h in names if h not in stratum_area]
+        if missing:
+            raise ModelError(f"stratum_area lacks stratum(s) {missing[:5]}")
+        known = np.array([float(stratum_area[h]) for h in names])
+        est = np.bincount(codes, weights=d * a_all, minlength=len(names))
+        if (est <= 0).any():
+            raise ModelError("a stratum's sampled units have no area: cannot calibrate to "
+                             "its known area")
+        w = _Weights(d * (known / est)[codes], codes, fpc, aux=a_all)
     # y[:, i*m + j] = area of units mapped i with reference j.
     mi = np.array([rows.index(v) for v in mp])
     rj = np.array([cols.index(v) for v in rf])
     k_map, k_ref = len(rows), len(cols)
     cell = np.zeros((len(s), k_map * k_ref))
     cell[np.arange(len(s)), mi * k_ref + rj] = a
-    totals, _ = _total_and_var(cell, d, codes, fpc)
+    totals, _ = _total_and_var(cell, w)
     total = float(totals.sum())
     if total <= 0:
         raise ModelError("the sample's units have no area in this domain")
@@ -429,8 +476,8 @@ def estimate_from_sample(sample: pd.DataFrame, *, strata_N: Mapping[str, float] 
     est_area: dict[str, Estimate] = {}
     for j, c in enumerate(cols):
         y = a * (rj == j)
-        est_share[c] = _ratio(y, a, d, codes, fpc)
-        t, v = _total_and_var(y[:, None], d, codes, fpc)
+        est_share[c] = _ratio(y, a, w)
+        t, v = _total_and_var(y[:, None], w)
         est_area[c] = Estimate(float(t[0]), float(np.sqrt(v[0])))
     users: dict[str, Estimate] = {}
     producers: dict[str, Estimate] = {}
@@ -438,11 +485,11 @@ def estimate_from_sample(sample: pd.DataFrame, *, strata_N: Mapping[str, float] 
         j = cols.index(c)
         correct = a * (rj == j) * (mi == rows.index(c) if c in rows else False)
         if c in rows:
-            users[c] = _ratio(correct, a * (mi == rows.index(c)), d, codes, fpc)
-        producers[c] = _ratio(correct, a * (rj == j), d, codes, fpc)
+            users[c] = _ratio(correct, a * (mi == rows.index(c)), w)
+        producers[c] = _ratio(correct, a * (rj == j), w)
     labelled = np.isin(mi, [rows.index(c) for c in cols if c in rows])
     agree = np.array([rows[m] == cols[r] for m, r in zip(mi, rj, strict=True)])
-    overall = _ratio(a * agree, a * labelled, d, codes, fpc)
+    overall = _ratio(a * agree, a * labelled, w)
     n_map = {r: int((mi == i).sum()) for i, r in enumerate(rows)}
     mapped = props.sum(axis=1) * total
     for c in cols:

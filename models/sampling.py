@@ -100,7 +100,8 @@ class Design:
         ``inclusion_prob`` (float) and ``stratum_N`` (eligible fields of the stratum).
     strata
         One row per stratum: ``stratum``, ``map_class``, ``N`` (fields), ``N_eligible``,
-        ``area_ha``, ``n`` (drawn), ``expected_sd`` (planning spread of the unit values).
+        ``area_ha``, ``area_eligible_ha``, ``n`` (drawn), ``expected_sd`` (planning spread
+        of the unit values).
     summary
         JSON-able description: options, sample size asked and drawn, the standard
         error expected for each class, exclusions, notes.
@@ -389,6 +390,7 @@ def design_sample(frame: pd.DataFrame, classes: list[str], options: DesignOption
         "N": np.bincount(codes, minlength=h),
         "N_eligible": big_n,
         "area_ha": np.bincount(codes, weights=area, minlength=h),
+        "area_eligible_ha": area_h,
         "n": drawn,
         "expected_sd": np.sqrt(np.mean(sd ** 2, axis=1)),
     })

@@ -1,15 +1,15 @@
 """``regenmap assess``: design-based accuracy and error-adjusted areas from a reference sample.
 
-For a sample drawn by ``regenmap sample design`` and its imported labels, every
-target labelled in it gets overall, user's and producer's accuracy and the area of
-each class with 95 % intervals (:func:`regenmap.models.area.estimate_from_sample`:
-the stratified estimators of Olofsson et al. 2014, with fields of unequal area and
-the design's strata, which for other targets than the design's are not their map
-classes). Withheld fields are a map class of their own: their area counts in the
-class areas, not in the accuracies. Fields drawn but not labelled (no access...) are
-non-response: the estimator treats the labelled fields of a stratum as a random
-sample of it, which the report says. Per region (``model.group_column``) as domains
-where the sample has at least :data:`MIN_DOMAIN_N` labelled fields.
+For a sample drawn by ``regenmap sample design`` and its imported labels, every target
+labelled in it gets overall, user's and producer's accuracy and the area of each class
+with 95 % intervals (:func:`regenmap.models.area.estimate_from_sample`: the stratified
+estimators of Olofsson et al. 2014, with fields of unequal area calibrated to the known
+mapped area of each stratum, and the design's strata, which for other targets than the
+design's are not their map classes). Withheld fields are a map class of their own: their
+area counts in the class areas, not in the accuracies. Fields drawn but not labelled (no
+access...) are non-response: the estimator treats the labelled fields of a stratum as a
+random sample of it, which the report says. Per region (``model.group_column``) as
+domains where the sample has at least :data:`MIN_DOMAIN_N` labelled fields.
 
 Writes ``assessment.json`` and ``assessment.html`` in the sample's folder and an
 ``assessment`` table in the results GeoPackage (when there is one).
@@ -62,13 +62,13 @@ def _units(cfg: RunConfig, name: str) -> tuple[pd.DataFrame, dict[str, Any], pd.
     return sample, info, labels.set_index("key")
 
 
-def _estimates(units: pd.DataFrame, strata_n: dict[str, float], classes: list[str],
-               domain: np.ndarray | None = None) -> AreaEstimates:
+def _estimates(units: pd.DataFrame, strata_n: dict[str, float], strata_area: dict[str, float],
+               classes: list[str], domain: np.ndarray | None = None) -> AreaEstimates:
     from regenmap.models.area import estimate_from_sample
 
     rows = [*classes, *([WITHHELD] if (units["map"] == WITHHELD).any() else [])]
     return estimate_from_sample(units, strata_N=strata_n, map_classes=rows, ref_classes=classes,
-                                area_unit="ha", domain=domain)
+                                area_unit="ha", domain=domain, stratum_area=strata_area)
 
 
 def _table_rows(target: str, domain: str, est: AreaEstimates,
@@ -107,6 +107,8 @@ def assess(config: RunConfig | str | Path, *, sample: str | None = None) -> dict
     preds["key"] = unit_keys(preds.assign(**{FIELD_ID: preds[FIELD_ID].astype(str)}))
     preds = preds.set_index("key")
     strata_n = {s["stratum"]: float(s["N_eligible"]) for s in info["strata"]}
+    # The mapped (eligible) area of each stratum is known: estimates are calibrated to it.
+    strata_area = {s["stratum"]: float(s["area_eligible_ha"]) for s in info["strata"]}
     drawn = drawn.set_index("key")
     region_col = cfg.model.group_column
     region = None
@@ -136,7 +138,7 @@ def assess(config: RunConfig | str | Path, *, sample: str | None = None) -> dict
             "ref": ref[got].astype(str).to_numpy(),
             "area": drawn.loc[keys, AREA_HA].to_numpy(float),
             "weight": 1.0 / drawn.loc[keys, "inclusion_prob"].to_numpy(float)})
-        est = _estimates(units, strata_n, list(classes))
+        est = _estimates(units, strata_n, strata_area, list(classes))
         mapped = _mapped_areas(cfg, preds, target)
         missing = int((~got).sum())
         notes = list(est.notes)
@@ -159,7 +161,7 @@ def assess(config: RunConfig | str | Path, *, sample: str | None = None) -> dict
                     entry["regions"][r] = {"n_labelled": int(dom.sum()),
                                            "skipped": f"fewer than {MIN_DOMAIN_N} labelled fields"}
                     continue
-                dest = _estimates(units, strata_n, list(classes), domain=dom)
+                dest = _estimates(units, strata_n, strata_area, list(classes), domain=dom)
                 entry["regions"][r] = {"n_labelled": int(dom.sum()), **dest.to_dict()}
                 rows += _table_rows(target, f"{region_col}={r}", dest, {})
         result["targets"][target] = entry
@@ -208,7 +210,8 @@ def _html(result: dict[str, Any]) -> str:
 
     body = [f"<h1>Accuracy and area from sample {escape(result['sample'])}</h1>",
             "<p>Design-based estimates (stratified estimators of Olofsson et al. 2014; fields "
-            "weighted by area; 95 % intervals = estimate &plusmn; 1.96 SE).</p>"]
+            "weighted by area, calibrated to the mapped area of each stratum; 95 % intervals "
+            "= estimate &plusmn; 1.96 SE).</p>"]
     for target, e in result["targets"].items():
         o = e["overall_accuracy"]
         body.append(f"<h2>{escape(target)}</h2><p>{e['n_labelled']} labelled of "

@@ -139,7 +139,11 @@ def import_labels(config: RunConfig | str | Path, path: str | Path, *,
     if unknown.any():
         raise InputError(f"unknown field ids {_ids(rows.loc[unknown, FIELD_ID])}: not in the "
                          f"fields file {cfg.fields.path}; check for typing errors", path=src)
-    name = sample or _find_sample(layout, set(rows["key"]), src)
+    named = sorted(set(rows["sample"].dropna().astype(str))) if "sample" in rows.columns else []
+    if sample is None and len(named) > 1:
+        raise InputError(f"the file mixes samples {named}; import each sample's form on its own",
+                         path=src)
+    name = sample or (named[0] if named else _find_sample(layout, set(rows["key"]), src))
     if not layout.sample_table(name).is_file():
         raise InputError(f"there is no sample {name!r}; draw it first with `regenmap sample "
                          "design` or `regenmap sample next`", path=layout.sample_dir(name))

@@ -240,6 +240,7 @@ def design(config: RunConfig | str | Path, **overrides: Any) -> dict[str, Path]:
     table["cluster"], table["visit_order"] = cluster, order
     team = chosen[[FIELD_ID, *([SEASON] if SEASON in chosen.columns else []), AREA_HA,
                    chosen.geometry.name]].copy()
+    team["sample"] = sc.name
     team["cluster"], team["visit_order"] = cluster, order
     team["stratum"] = table["code"].to_numpy()
     team["inclusion_prob"] = table["inclusion_prob"].round(6).to_numpy()
@@ -324,6 +325,7 @@ def next_fields(config: RunConfig | str | Path, **overrides: Any) -> dict[str, P
     table[AREA_HA] = chosen[AREA_HA].to_numpy(float)
     team = chosen[[FIELD_ID, *([SEASON] if SEASON in chosen.columns else []), AREA_HA,
                    chosen.geometry.name]].copy()
+    team["sample"] = sc.name
     team["cluster"], team["visit_order"] = cluster, order
     team["rank"] = picks["rank"].to_numpy()
     team["reason"] = picks["reason"].to_numpy()

@@ -216,3 +216,33 @@ def test_bad_inputs_are_named():
     with pytest.raises(ModelError, match="more sample units than population units"):
         estimate_from_sample(pd.DataFrame({"stratum": ["s"] * 3, "map": ["A"] * 3,
                                            "ref": ["A"] * 3}), strata_N={"s": 2})
+
+
+def test_calibrated_to_known_stratum_area_by_hand():
+    # One stratum of 40 fields and 100 ha; sampled fields of 1, 2, 3, 4 ha, the first of
+    # class A. Area of A = 100 * 1 / 10 = 10 ha. Ratio residuals e = y - 0.1 a =
+    # (0.9, -0.2, -0.3, -0.4): V = N^2 s_e^2 / n = 1600 * (1.1 / 3) / 4 = 146.67.
+    sample = pd.DataFrame({"stratum": ["s"] * 4, "map": ["A"] * 4,
+                           "ref": ["A", "B", "B", "B"], "area": [1.0, 2.0, 3.0, 4.0]})
+    r = estimate_from_sample(sample, strata_N={"s": 40}, stratum_area={"s": 100.0},
+                             finite_population=False)
+    assert r.area["A"].value == pytest.approx(10.0)
+    assert r.area["B"].value == pytest.approx(90.0)
+    assert r.area["A"].se == pytest.approx(np.sqrt(1600 * (1.1 / 3) / 4))
+    assert r.total_area == pytest.approx(100.0)
+    # A perfect map and known areas: the estimate is the mapped area, with no error.
+    perfect = estimate_from_sample(sample.assign(ref="A"), strata_N={"s": 40},
+                                   stratum_area={"s": 100.0})
+    assert perfect.area["A"].value == pytest.approx(100.0) and perfect.area["A"].se == 0
+
+
+def test_calibration_leaves_the_paper_example_unchanged():
+    strata = np.repeat(CLASSES, COUNTS.sum(axis=1))
+    ref = np.concatenate([np.repeat(CLASSES, row) for row in COUNTS])
+    sample = pd.DataFrame({"stratum": strata, "map": strata, "ref": ref})
+    area = dict(zip(CLASSES, MAPPED_PIXELS * HA_PER_PIXEL, strict=True))
+    r = estimate_from_sample(sample, strata_N=dict(zip(CLASSES, MAPPED_PIXELS, strict=True)),
+                             stratum_area=area, finite_population=False)
+    assert round(r.area["deforestation"].value) == 21_158
+    # Units are pixels (area 1); the known stratum areas in hectares rescale them.
+    assert round(r.area["deforestation"].half_width) == 6_158
