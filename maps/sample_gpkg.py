@@ -3,7 +3,7 @@
 Layers of ``<name>.gpkg`` (schema :data:`SAMPLE_SCHEMA`):
 
 ``sample`` (features, MultiPolygon)
-One row per field to visit: ``field_id`` (and ``season`` when the run has seasons),
+    One row per field to visit: ``field_id`` (and ``season`` when the run has seasons),
     ``sample`` (its name, so a returned form finds its sample), ``cluster`` and
     ``visit_order`` (the stop in that cluster), ``stratum`` (a code, ``S01``...: the
     team does not see the map class, so labels stay blind to it) and ``inclusion_prob``
