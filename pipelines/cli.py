@@ -395,13 +395,20 @@ def assess(
     cfg = _guard(lambda: _load(config))
     written = _locked(cfg, lambda: run_assess(cfg, sample=sample))
     result = read_json(written["json"], what="assessment")
+
+    def num(v: float | None, digits: int) -> str:
+        return "-" if v is None else f"{v:.{digits}f}"
+
     for target, e in result["targets"].items():
         o = e["overall_accuracy"]
-        out.print(f"{target}: overall accuracy {o['value']:.3f} "
-                  f"[{o['ci95'][0]:.3f}, {o['ci95'][1]:.3f}] from {e['n_labelled']} fields")
+        out.print(f"{target}: overall accuracy {num(o['value'], 3)} "
+                  f"[{num(o['ci95'][0], 3)}, {num(o['ci95'][1], 3)}] from {e['n_labelled']} "
+                  "fields")
         for c, a in e["area"].items():
-            out.print(f"  {c}: {a['value']:.1f} ha [{a['ci95'][0]:.1f}, {a['ci95'][1]:.1f}] "
-                      f"(mapped {e['mapped_area_ha'].get(c, 0.0):.1f} ha)")
+            out.print(f"  {c}: {num(a['value'], 1)} ha [{num(a['ci95'][0], 1)}, "
+                      f"{num(a['ci95'][1], 1)}] (mapped {e['mapped_area_ha'].get(c, 0.0):.1f} ha)")
+        for note in e["notes"]:
+            out.print(f"  note: {note}")
     for key, path in written.items():
         out.print(f"{key}: {path}")
 
