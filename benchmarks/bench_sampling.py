@@ -53,6 +53,8 @@ ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
 TARGETS = ("tillage", "winter_cover")
 STRATEGIES = ("random", "stratified", "next", "uncertainty")
+#: Features must be defined (not NaN) on at least this share of a region's fields.
+MIN_DEFINED = 0.5
 #: LightGBM settings for small training sets (the defaults need 20 fields per leaf).
 LGB = {"num_leaves": 15, "min_data_in_leaf": 5, "num_threads": 1}
 
@@ -90,6 +92,11 @@ def prepare_region(work: Path, size: str, seed: int) -> tuple[pd.DataFrame, pd.D
         STAGES["extract"](cfg)
         STAGES["features"](cfg)
     feats = read_features(layout)
+    # Features defined on few fields (a second growing cycle...) can be all-NaN on a
+    # handful of labelled fields, which training refuses: keep those defined on half.
+    numeric = feats.columns.drop("field_id")
+    keep = [c for c in numeric if feats[c].notna().mean() >= MIN_DEFINED]
+    feats = feats[["field_id", *keep]]
     fields = gpd.read_file(region / "fields.gpkg", engine="pyogrio")
     pts = fields.geometry.representative_point()
     table = pd.DataFrame({"field_id": fields["field_id"].astype(str), "region": fields["region"],
@@ -371,7 +378,8 @@ def main(argv: list[str] | None = None) -> int:
         "date": datetime.now(UTC).strftime("%Y-%m-%d"), "size": args.size,
         "seeds": args.seeds, "repetitions per region": args.reps,
         "start labels": args.start, "batch": args.batch, "max labels": args.max_labels,
-        "test share": 0.3, "LightGBM": LGB, "rounds": "200, early stopping 20",
+        "test share": 0.3, "features defined on at least": f"{MIN_DEFINED:.0%} of fields",
+        "LightGBM": LGB, "rounds": "200, early stopping 20",
         "map labels (coverage)": args.map_labels, "designs per region": args.designs,
         "design size": args.design_n, "machine": f"{os.cpu_count()} cores, {platform.machine()}",
         "load average at the end": [round(x, 1) for x in load],
