@@ -143,7 +143,9 @@ class RunConfig(StrictModel):
     model: ModelConfig = ModelConfig()
     outputs: OutputsConfig = OutputsConfig()
     cluster: ClusterConfig = ClusterConfig()
-    sample: SampleConfig = SampleConfig()
+    # Left out of dumps and so of the hash: sampling changes no stage's output, and
+    # changing it must not make `regenmap run` redo the stages (sample.json records it).
+    sample: SampleConfig = Field(default=SampleConfig(), exclude=True)
     source: Path | None = Field(default=None, exclude=True)
 
     @field_validator("name")
@@ -154,12 +156,8 @@ class RunConfig(StrictModel):
         return value
 
     def hash(self) -> str:
-        """Return the short hash of the resolved configuration (see :mod:`regenmap.provenance`).
-
-        The ``sample`` section is left out: it changes no stage's output, so changing it
-        must not make ``regenmap run`` redo the stages.
-        """
-        return config_hash(self.model_dump(mode="json", exclude={"sample"}))
+        """Return the short hash of the resolved configuration (see :mod:`regenmap.provenance`)."""
+        return config_hash(self.model_dump(mode="json"))
 
     def input_paths(self) -> list[Path]:
         """Every input file or folder the configuration names (fields, scenes, labels...)."""
