@@ -307,6 +307,24 @@ def report(rows: list[dict[str, Any]], conditions: dict[str, Any]) -> str:
                     cells.append(f"{m:.3f} [{lo:.3f}, {hi:.3f}]")
                 lines.append(f"| {n} | " + " | ".join(cells) + " |")
             lines.append("")
+        lines += ["## Paired differences from random sampling",
+                  "(same regions, test fields and first labels; mean difference of macro-F1 "
+                  "over the curves, 95 % t-interval; an interval above 0 = better than random)",
+                  "", "| labels | target | " + " | ".join(s for s in STRATEGIES if s != "random")
+                  + " |", "|---|---|" + "---|" * (len(STRATEGIES) - 1)]
+        wide = curves.pivot_table(index=["seed", "rep", "n_labels"], columns="strategy",
+                                  values=["f1_mean", "f1_tillage", "f1_winter_cover"])
+        for n in sorted(curves["n_labels"].unique())[1:]:
+            for metric in ("f1_mean", "f1_tillage", "f1_winter_cover"):
+                part = wide.xs(n, level="n_labels")[metric]
+                cells = []
+                for s in STRATEGIES:
+                    if s == "random":
+                        continue
+                    m, lo, hi = _ci((part[s] - part["random"]).to_numpy())
+                    cells.append(f"{m:+.3f} [{lo:+.3f}, {hi:+.3f}]")
+                lines.append(f"| {n} | {metric.removeprefix('f1_')} | " + " | ".join(cells) + " |")
+        lines.append("")
         mean = curves.groupby(["strategy", "n_labels"])["f1_mean"].mean()
         rnd = mean.loc["random"]
         lines += ["## Labels needed for the same macro-F1 (mean curves, interpolated)", "",
@@ -358,7 +376,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", type=Path, default=ROOT / "_data" / "sampling")
     ap.add_argument("--out", default="sampling")
     ap.add_argument("--skip-curves", action="store_true")
+    ap.add_argument("--from-runs", type=Path,
+                    help="only write the report again from a *_runs.jsonl file")
     args = ap.parse_args(argv)
+    if args.from_runs:
+        runs = [json.loads(line) for line in args.from_runs.read_text().splitlines() if line]
+        cond = runs[0]["conditions"]
+        rows = [{k: v for k, v in r.items() if k != "conditions"} for r in runs]
+        (RESULTS / f"{args.out}.md").write_text(report(rows, cond), encoding="utf-8")
+        print(report(rows, cond))
+        return 0
     t0 = time.time()
     rows: list[dict[str, Any]] = []
     for seed in args.seeds:

@@ -175,3 +175,19 @@ def test_fields_outside_the_design_are_refused(job, design, tmp_path):
     done = _cli("sample", "import", str(cfg), str(tmp_path / "outside.csv"), "--sample", "design")
     assert done.returncode == 3
     assert f"fields ['{outside}'] are not in sample 'design'" in " ".join(done.stderr.split())
+
+
+def test_a_returned_geopackage_is_imported_like_the_csv(job, design, tmp_path):
+    cfg, out, _ = job
+    layer = pyogrio.read_dataframe(design / "design.gpkg", layer="sample")
+    filled = simulated_visit(layer, out.parent / "region" / "fields.gpkg", observer="team C",
+                             method="field visit")
+    # A team edits the GeoPackage in QGIS; here the filled layer is written to a copy.
+    pyogrio.write_dataframe(filled, tmp_path / "returned.gpkg", layer="sample", driver="GPKG")
+    done = _cli("sample", "import", str(cfg), str(tmp_path / "returned.gpkg"), "--replace")
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert "60 labelled fields imported from sample design" in done.stdout
+    labels = pd.read_parquet(out / "sampling" / "labels.parquet")
+    rows = labels[labels["sample"] == "design"]
+    assert len(rows) == 60 and set(rows["observer"]) == {"team C"}
+    assert set(rows["method"]) == {"field visit"}
