@@ -309,3 +309,71 @@ def read_layer(path: str | Path, layer: str, **kwargs: Any) -> pd.DataFrame:
     ``where``, ``skip_features``, ``max_features``...).
     """
     return pyogrio.read_dataframe(Path(path), layer=layer, **kwargs)
+
+
+def add_enum_constraints(path: str | Path, table: str,
+                         enums: Mapping[str, Sequence[str]], *,
+                         descriptions: Mapping[str, str] | None = None) -> None:
+    """Declare the allowed values of text columns (GeoPackage schema extension).
+
+    Writes ``gpkg_data_columns`` and ``gpkg_data_column_constraints`` rows of type
+    ``enum`` and registers the ``gpkg_schema`` extension, so GDAL (as coded field
+    domains) and the apps built on it know each column's choices.
+
+    Parameters
+    ----------
+    path
+        GeoPackage to modify in place (use it on the temporary file).
+    table
+        Table holding the columns.
+    enums
+        ``{column: [allowed value, ...]}``; the constraint is named ``<table>_<column>``.
+    descriptions
+        ``{column: description}`` stored with the column.
+    """
+    ext = "http://www.geopackage.org/spec120/#extension_schema"
+    with _connect(Path(path), readonly=False) as con:
+        con.executescript("""
+            CREATE TABLE IF NOT EXISTS gpkg_data_columns (
+              table_name TEXT NOT NULL, column_name TEXT NOT NULL, name TEXT, title TEXT,
+              description TEXT, mime_type TEXT, constraint_name TEXT,
+              CONSTRAINT pk_gdc PRIMARY KEY (table_name, column_name),
+              CONSTRAINT gdc_tn UNIQUE (table_name, name));
+            CREATE TABLE IF NOT EXISTS gpkg_data_column_constraints (
+              constraint_name TEXT NOT NULL, constraint_type TEXT NOT NULL, value TEXT,
+              min NUMERIC, min_is_inclusive BOOLEAN, max NUMERIC, max_is_inclusive BOOLEAN,
+              description TEXT,
+              CONSTRAINT gdcc_ntv UNIQUE (constraint_name, constraint_type, value));
+            CREATE TABLE IF NOT EXISTS gpkg_extensions (
+              table_name TEXT, column_name TEXT, extension_name TEXT NOT NULL,
+              definition TEXT NOT NULL, scope TEXT NOT NULL,
+              CONSTRAINT ge_tce UNIQUE (table_name, column_name, extension_name));
+        """)
+        for t in ("gpkg_data_columns", "gpkg_data_column_constraints"):
+            con.execute("INSERT OR IGNORE INTO gpkg_extensions VALUES (?, NULL, 'gpkg_schema', "
+                        "?, 'read-write')", (t, ext))
+        for column, values in enums.items():
+            name = f"{table}_{column}"
+            for v in values:
+                con.execute("INSERT OR IGNORE INTO gpkg_data_column_constraints (constraint_name, "
+                            "constraint_type, value) VALUES (?, 'enum', ?)", (name, str(v)))
+            con.execute("INSERT OR REPLACE INTO gpkg_data_columns (table_name, column_name, "
+                        "name, description, constraint_name) VALUES (?, ?, ?, ?, ?)",
+                        (table, column, column, (descriptions or {}).get(column), name))
+
+
+def drop_table(path: str | Path, table: str) -> None:
+    """Remove a table and its GeoPackage registrations, if it exists (in place).
+
+    Use it on a temporary copy (:func:`regenmap.io.atomic_path`) before writing the table again.
+    """
+    with _connect(Path(path), readonly=False) as con:
+        names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if table not in names:
+            return
+        con.execute(f'DROP TABLE "{table}"')
+        for meta in ("gpkg_contents", "gpkg_geometry_columns", "gpkg_ogr_contents",
+                     "gpkg_extensions", "gpkg_data_columns"):
+            if meta in names:
+                column = "table_name"
+                con.execute(f'DELETE FROM "{meta}" WHERE {column} = ?', (table,))

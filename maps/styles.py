@@ -14,7 +14,7 @@ colour-vision deficiencies, grey reserved for "other"), extended by his
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from regenmap.schema import FieldStatus, class_column, confidence_column, status_column
 
@@ -235,3 +235,107 @@ def confidence_style_qml(target: str) -> str:
     ET.SubElement(mode, "labelFormat", {"format": "%1 - %2", "labelprecision": "2",
                                          "trimtrailingzeroes": "0"})
     return _document(renderer, label_expression=None)
+
+
+# --------------------------------------------------------------------------- generic styles
+def categorized_style_qml(expression: str, categories: Sequence[tuple[str, str, str]], *,
+                          other_label: str | None = OTHER_LABEL,
+                          label_expression: str | None = None,
+                          label_max_scale: int = 25_000,
+                          form: str | None = None) -> str:
+    """Return a QML categorised on a QGIS expression, with an optional form section.
+
+    Parameters
+    ----------
+    expression
+        QGIS expression (or quoted column) whose value picks the category.
+    categories
+        ``(value, legend label, "#RRGGBB")`` per category, in legend order.
+    other_label
+        Label of a grey catch-all category for any other value (None: no catch-all).
+    label_expression
+        QGIS expression of the map labels (None: no labels).
+    label_max_scale
+        Labels are drawn from 1:1 to 1:``label_max_scale``.
+    form
+        XML of the attribute form (``fieldConfiguration``, ``aliases``, ``editable``
+        elements, see :func:`form_qml`) appended to the document.
+
+    Returns
+    -------
+    str
+        The QML document.
+    """
+    renderer = ET.Element("renderer-v2", {"type": "categorizedSymbol", "attr": expression,
+                                          "symbollevels": "0", "enableorderby": "0",
+                                          "forceraster": "0", "referencescale": "-1"})
+    cats = ET.SubElement(renderer, "categories")
+    symbols = ET.SubElement(renderer, "symbols")
+    for i, (value, label, colour) in enumerate(categories):
+        ET.SubElement(cats, "category", {"value": value, "symbol": str(i), "label": label,
+                                         "render": "true"})
+        _fill_symbol(symbols, str(i), colour)
+    if other_label is not None:
+        n = len(categories)
+        ET.SubElement(cats, "category", {"value": "", "symbol": str(n), "label": other_label,
+                                         "render": "true"})
+        _fill_symbol(symbols, str(n), OTHER_COLOUR)
+    source = ET.SubElement(renderer, "source-symbol")
+    _fill_symbol(source, "0", OTHER_COLOUR)
+    text = _document(renderer, label_expression=label_expression)
+    if label_expression and label_max_scale != 25_000:
+        text = text.replace('scaleMax="25000"', f'scaleMax="{int(label_max_scale)}"')
+    if form:
+        text = text.replace('styleCategories="Symbology|Labeling"',
+                            'styleCategories="Symbology|Labeling|Fields|Forms"')
+        text = text.replace("</qgis>", form + "</qgis>")
+    return text
+
+
+def form_qml(value_maps: Mapping[str, Sequence[tuple[str, str]]], *, dates: Sequence[str] = (),
+             read_only: Sequence[str] = (), aliases: dict[str, str] | None = None) -> str:
+    """Return the attribute-form part of a QML: drop-down lists, date pickers, locked columns.
+
+    Parameters
+    ----------
+    value_maps
+        ``{column: [(shown text, stored value), ...]}``: a drop-down (ValueMap widget)
+        with these choices and an empty one.
+    dates
+        Columns edited with a calendar (``yyyy-MM-dd``).
+    read_only
+        Columns the form shows but does not let the user change.
+    aliases
+        ``{column: label shown in the form}``.
+
+    Returns
+    -------
+    str
+        XML elements (``fieldConfiguration``, ``aliases``, ``editable``) to append to a QML.
+    """
+    config = ET.Element("fieldConfiguration")
+    for col, choices in value_maps.items():
+        fld = ET.SubElement(config, "field", {"name": col, "configurationFlags": "None"})
+        widget = ET.SubElement(fld, "editWidget", {"type": "ValueMap"})
+        opts = ET.SubElement(ET.SubElement(widget, "config"), "Option", {"type": "Map"})
+        lst = ET.SubElement(opts, "Option", {"name": "map", "type": "List"})
+        for shown, stored in [("(not recorded)", "{2839923C-8B7D-419E-B84B-CA2FE9B80EC7}"),
+                              *choices]:
+            item = ET.SubElement(lst, "Option", {"type": "Map"})
+            ET.SubElement(item, "Option", {"name": shown, "value": stored, "type": "QString"})
+    for col in dates:
+        fld = ET.SubElement(config, "field", {"name": col, "configurationFlags": "None"})
+        widget = ET.SubElement(fld, "editWidget", {"type": "DateTime"})
+        opts = ET.SubElement(ET.SubElement(widget, "config"), "Option", {"type": "Map"})
+        for name, value, kind in (("allow_null", "true", "bool"),
+                                  ("calendar_popup", "true", "bool"),
+                                  ("field_format", "yyyy-MM-dd", "QString"),
+                                  ("display_format", "yyyy-MM-dd", "QString")):
+            ET.SubElement(opts, "Option", {"name": name, "value": value, "type": kind})
+    alias = ET.Element("aliases")
+    for i, (col, text) in enumerate((aliases or {}).items()):
+        ET.SubElement(alias, "alias", {"field": col, "index": str(i), "name": text})
+    editable = ET.Element("editable")
+    for col in read_only:
+        ET.SubElement(editable, "field", {"name": col, "editable": "0"})
+    return "".join(ET.tostring(e, encoding="unicode") for e in (config, alias, editable))

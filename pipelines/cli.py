@@ -250,6 +250,171 @@ def model_info(
     out.print_json(json_text(_guard(lambda: info(model_dir))))
 
 
+# --------------------------------------------------------------------------- sampling
+sample_app = typer.Typer(
+    help="Which fields to visit: reference samples for accuracy and area, fields for training, "
+         "and importing what the field teams collected.",
+    no_args_is_help=True, rich_markup_mode="markdown")
+app.add_typer(sample_app, name="sample")
+NameOpt = Annotated[str | None, typer.Option("--name", help="Name of the sample (its folder "
+                                             "in out_dir/sampling/); from the config if omitted.")]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="Seed of the draw (the run's seed "
+                                             "if omitted).")]
+
+
+def _locked(cfg: Any, fn: Callable[[], T]) -> T:
+    from regenmap.pipelines.checkpoints import run_lock
+
+    def go() -> T:
+        with run_lock(Path(cfg.out_dir)):
+            return fn()
+
+    return _guard(go)
+
+
+def _with_seed(cfg: Any, seed: int | None) -> Any:
+    return cfg if seed is None else cfg.model_copy(update={"seed": seed})
+
+
+@sample_app.command("design")
+def sample_design(
+    config: ConfigArg,
+    name: NameOpt = None,
+    target: Annotated[str | None, typer.Option(help="Target whose map classes are the strata.")] = None,
+    n: Annotated[int | None, typer.Option("--n",
+        help="Fixed number of fields (instead of --target-se).")] = None,
+    target_se: Annotated[float | None, typer.Option(
+        help="Standard error to reach for every class-area share, e.g. 0.02.")] = None,
+    allocation: Annotated[str | None, typer.Option(help="neyman, proportional, equal or olofsson.")] = None,
+    seed: SeedOpt = None,
+) -> None:
+    """Draw a stratified reference sample for accuracy and area (Olofsson et al. 2014).
+
+    Strata are the mapped classes (withheld fields are a stratum of their own), crossed with
+    `sample.design.by`; sizes reach the target standard error of every class-area share.
+    Writes `out_dir/sampling/<name>/`: a styled GeoPackage with an empty form, a CSV with
+    centroids, `sample.parquet` and `sample.json`.
+
+    Example: `regenmap sample design run.yaml --target-se 0.03`
+    """
+    from regenmap.pipelines.sampling import design
+
+    cfg = _with_seed(_guard(lambda: _load(config)), seed)
+    written = _locked(cfg, lambda: design(cfg, name=name, target=target, n=n,
+                                          target_se=target_se, allocation=allocation))
+    _print_sample(written)
+
+
+@sample_app.command("next")
+def sample_next(
+    config: ConfigArg,
+    name: NameOpt = None,
+    budget: Annotated[int | None, typer.Option(help="Number of fields to choose.")] = None,
+    clusters: Annotated[int | None, typer.Option(help="Visit them in this many compact areas.")] = None,
+    seed: SeedOpt = None,
+) -> None:
+    """Choose the fields whose labels should most improve the model, and say why.
+
+    Uncertain fields (margin or entropy) that are typical of the unvisited ones and unlike the
+    labelled ones, spread in space (`sample.next.min_distance_m`, `max_per_unit`) or in
+    `--clusters` areas. Writes the same files as `sample design`.
+
+    Example: `regenmap sample next run.yaml --budget 40 --clusters 3`
+    """
+    from regenmap.pipelines.sampling import next_fields
+
+    cfg = _with_seed(_guard(lambda: _load(config)), seed)
+    written = _locked(cfg, lambda: next_fields(cfg, name=name, budget=budget, clusters=clusters))
+    _print_sample(written)
+
+
+def _print_sample(written: dict[str, Path]) -> None:
+    from regenmap.io import read_json
+
+    info = read_json(written["info"], what="sample description")
+    if info.get("kind") == "design":
+        d = info["design"]
+        ses = ", ".join(f"{c} {v:.3f}" for c, v in d["expected_se"].items())
+        out.print(f"{d['n']} fields in {d['n_strata']} strata (Cochran size {d['cochran_n']}); "
+                  f"expected SE of the area shares: {ses}")
+        for note in d["notes"]:
+            out.print(f"note: {note}")
+    else:
+        out.print(f"{info['n']} fields chosen among {info['n_candidates']} unlabelled ones")
+    for key, path in written.items():
+        out.print(f"{key}: {path}")
+
+
+@sample_app.command("import")
+def sample_import(
+    config: ConfigArg,
+    collected: Annotated[Path, typer.Argument(
+        help="The filled form: the sample's CSV or GeoPackage.", show_default=False)],
+    sample: Annotated[str | None, typer.Option("--sample",
+        help="Name of the sample the form belongs to.")] = None,
+    observer: Annotated[str | None, typer.Option(
+        help="Who collected the labels (for rows that do not say).")] = None,
+    method: Annotated[str | None, typer.Option(
+        help="How: field visit, farmer interview, photo, remote.")] = None,
+    visit_date: Annotated[str | None, typer.Option(
+        help="When, YYYY-MM-DD (for rows that do not say).")] = None,
+    replace: Annotated[bool, typer.Option(help="Replace labels of fields imported before.")] = False,
+) -> None:
+    """Check collected labels and append them, with who, when and how, to the run's labels.
+
+    Refuses unknown classes, duplicate or unknown field ids and fields outside the sample.
+    Rows with another outcome than `labelled` are counted as non-response.
+
+    Example: `regenmap sample import run.yaml filled.csv --observer "team A"`
+    """
+    from regenmap.pipelines.sample_import import import_labels
+
+    cfg = _guard(lambda: _load(config))
+    res = _locked(cfg, lambda: import_labels(cfg, collected, sample=sample, observer=observer,
+                                             method=method, visit_date=visit_date,
+                                             replace=replace))
+    skipped = ", ".join(f"{k}: {v}" for k, v in res["not_labelled"].items()) or "none"
+    out.print(f"{res['imported']} labelled fields imported from sample {res['sample']} "
+              f"(not labelled: {skipped}); {res['total']} labels in {res['labels']}")
+
+
+@app.command()
+def assess(
+    config: ConfigArg,
+    sample: Annotated[str | None, typer.Option("--sample", help="Name of the design sample.")] = None,
+) -> None:
+    """Design-based accuracy and error-adjusted class areas with 95 % intervals.
+
+    From a `sample design` sample and its imported labels: overall, user's and producer's
+    accuracy and the area of each class (Olofsson et al. 2014), per region where the sample
+    allows; written as JSON, HTML and an `assessment` table in the results GeoPackage.
+
+    Example: `regenmap assess run.yaml`
+    """
+    from regenmap.io import read_json
+    from regenmap.pipelines.assess import assess as run_assess
+
+    cfg = _guard(lambda: _load(config))
+    written = _locked(cfg, lambda: run_assess(cfg, sample=sample))
+    result = read_json(written["json"], what="assessment")
+
+    def num(v: float | None, digits: int) -> str:
+        return "-" if v is None else f"{v:.{digits}f}"
+
+    for target, e in result["targets"].items():
+        o = e["overall_accuracy"]
+        out.print(f"{target}: overall accuracy {num(o['value'], 3)} "
+                  f"[{num(o['ci95'][0], 3)}, {num(o['ci95'][1], 3)}] from {e['n_labelled']} "
+                  "fields")
+        for c, a in e["area"].items():
+            out.print(f"  {c}: {num(a['value'], 1)} ha [{num(a['ci95'][0], 1)}, "
+                      f"{num(a['ci95'][1], 1)}] (mapped {e['mapped_area_ha'].get(c, 0.0):.1f} ha)")
+        for note in e["notes"]:
+            out.print(f"  note: {note}")
+    for key, path in written.items():
+        out.print(f"{key}: {path}")
+
+
 def main() -> None:
     """Entry point of the ``regenmap`` console script."""
     # OpenMP threads (LightGBM) otherwise spin-wait for a descheduled sibling,

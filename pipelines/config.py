@@ -26,6 +26,7 @@ from regenmap.pipelines.sections import (
     FeaturesConfig,
     ModelConfig,
     OutputsConfig,
+    SampleConfig,
     SeasonsConfig,
     StrictModel,
 )
@@ -170,6 +171,8 @@ class RunConfig(StrictModel):
         Options of each stage.
     seasons
         Which seasons the job describes and maps (a sample is a field in a season).
+    sample
+        Sampling for reference and training labels (``regenmap sample``, ``regenmap assess``).
     source
         File this configuration was read from (set by :func:`load_config`).
     """
@@ -186,6 +189,9 @@ class RunConfig(StrictModel):
     model: ModelConfig = ModelConfig()
     outputs: OutputsConfig = OutputsConfig()
     cluster: ClusterConfig = ClusterConfig()
+    # Left out of dumps and so of the hash: sampling changes no stage's output, and
+    # changing it must not make `regenmap run` redo the stages (sample.json records it).
+    sample: SampleConfig = Field(default=SampleConfig(), exclude=True)
     source: Path | None = Field(default=None, exclude=True)
 
     @field_validator("observations", mode="before")
@@ -299,6 +305,11 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
         if model.get("path"):
             model = {**model, "path": fix(model["path"])}
         out["model"] = model
+    sample = out.get("sample")
+    if isinstance(sample, dict):
+        out["sample"] = {k: ({**v, "exclude": [fix(p) for p in v["exclude"]]}
+                             if isinstance(v, dict) and isinstance(v.get("exclude"), list) else v)
+                         for k, v in sample.items()}
     return out
 
 

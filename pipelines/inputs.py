@@ -146,14 +146,21 @@ def catalog(cfg: RunConfig, profiles: list[SensorProfile] | None = None
 
 
 # --------------------------------------------------------------------------- fields and labels
+def fields_path(cfg: RunConfig) -> Path:
+    """Return the job's field file, or stop with the fix when the job has none."""
+    if cfg.fields is None:
+        raise ConfigError("fields: this step needs the field polygons (fields.path); the job "
+                          "has none")
+    return Path(cfg.fields.path)
+
+
 def fields(cfg: RunConfig) -> gpd.GeoDataFrame:
     """Return the job's field polygons, validated (:func:`regenmap.geo.fields.read_fields`)."""
     from regenmap.errors import FieldError
     from regenmap.geo.fields import read_fields
 
-    if cfg.fields is None:
-        raise ConfigError("fields: this step needs the field polygons (fields.path); the job "
-                          "has none")
+    fields_path(cfg)
+    assert cfg.fields is not None
     if not Path(cfg.fields.path).exists() and "://" not in str(cfg.fields.path):
         raise InputError("fields file not found; set fields.path", path=cfg.fields.path)
     try:

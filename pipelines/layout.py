@@ -15,6 +15,10 @@
       evaluation/<target>/                     evaluation/<target>/ when model.path is given)
       predictions.parquet, drift.json        predict
       practices.gpkg, maps/, report.html     predict
+      sampling/<name>/                       sample design|next: <name>.gpkg, <name>.csv,
+                                             sample.parquet, sample.json; assess:
+                                             assessment.json, assessment.html
+      sampling/labels.parquet                sample import: collected labels and provenance
       .regenmap/<stage>.done.json, lock      run: checkpoints and the lock
 
 Every stage takes its paths from :class:`RunLayout`; nothing else spells these names.
@@ -197,6 +201,45 @@ class RunLayout:
     def report(self) -> Path:
         """The run report (HTML)."""
         return self.out_dir / "report.html"
+
+    # ---------------------------------------------------------------- sampling
+    @property
+    def sampling_dir(self) -> Path:
+        """Samples of fields to visit, and the labels collected from them."""
+        return self.out_dir / "sampling"
+
+    def sample_dir(self, name: str) -> Path:
+        """Folder of one sample (``regenmap sample design|next``)."""
+        return self.sampling_dir / name
+
+    def sample_gpkg(self, name: str) -> Path:
+        """Field-team GeoPackage of a sample (fields, empty form, styles)."""
+        return self.sample_dir(name) / f"{name}.gpkg"
+
+    def sample_csv(self, name: str) -> Path:
+        """Field-team CSV of a sample (centroids and the empty form)."""
+        return self.sample_dir(name) / f"{name}.csv"
+
+    def sample_table(self, name: str) -> Path:
+        """Return the drawn fields with their strata and inclusion probabilities (Parquet)."""
+        return self.sample_dir(name) / "sample.parquet"
+
+    def sample_info(self, name: str) -> Path:
+        """How a sample was made: options, strata, expected errors (JSON)."""
+        return self.sample_dir(name) / "sample.json"
+
+    def assessment(self, name: str) -> Path:
+        """Design-based accuracy and area from a sample's labels (JSON)."""
+        return self.sample_dir(name) / "assessment.json"
+
+    def assessment_report(self, name: str) -> Path:
+        """Return the assessment as an HTML page."""
+        return self.sample_dir(name) / "assessment.html"
+
+    @property
+    def collected_labels(self) -> Path:
+        """Labels imported from the field teams, with their provenance (Parquet)."""
+        return self.sampling_dir / "labels.parquet"
 
     # ---------------------------------------------------------------- run state
     @property

@@ -17,6 +17,8 @@ from regenmap.features.windows import WindowOptions
 if TYPE_CHECKING:
     from regenmap.features.options import FeatureOptions
     from regenmap.models.options import CVOptions, EvaluationOptions, TrainOptions
+    from regenmap.models.sampling import DesignOptions
+    from regenmap.models.selection import NextOptions
 
 Stat = Literal["mean", "median", "std", "min", "max", "count"]
 
@@ -482,3 +484,147 @@ class OutputsConfig(StrictModel):
         except CRSError as exc:
             raise ValueError(f"unknown CRS {value!r}; give e.g. EPSG:3035 ({exc})") from exc
         return value
+
+
+class SampleDesignConfig(StrictModel):
+    """A reference sample for accuracy and area (``sample.design``; ``regenmap sample design``).
+
+    Attributes
+    ----------
+    name
+        Name of the sample: its files are in ``out_dir/sampling/<name>/``.
+    target
+        Target whose map classes are the strata (the first of ``model.targets`` if omitted).
+    target_se
+        Standard error to reach for the area share of every class (0.02: about
+        +/- 4 points at 95 %); ignored when ``n`` is given.
+    n
+        A fixed number of fields instead of a target standard error.
+    allocation
+        ``neyman``, ``proportional`` (to the number of fields), ``equal`` or ``olofsson``
+        (to mapped area, with ``min_per_stratum`` for small strata).
+    min_per_stratum
+        Fewest fields per stratum (at least 2).
+    by
+        Other stratifying factors crossed with the map class: columns of the fields
+        file (e.g. ``region``), ``size_class`` (``<2 ha``, ``2-10 ha``...), ``season``.
+    expected_accuracy
+        Planned user's accuracy of every class; the model's probabilities if omitted.
+    unit_column
+        Column of the fields file naming each field's administrative unit (village, commune).
+    max_per_unit
+        At most this many fields from one administrative unit.
+    fields_per_cluster
+        Fields are grouped for the visits in clusters of about this many, each with a visit order.
+    exclude
+        Files (CSV, Parquet or vector) whose ``field_id`` column lists fields that cannot be
+        drawn (no access, already visited); the sample then describes the other fields.
+    exclude_labelled
+        Also exclude the fields already labelled (training fields).
+    """
+
+    name: str = Field(default="design", pattern=r"^[A-Za-z0-9_.-]+$")
+    target: str | None = None
+    target_se: float = Field(default=0.02, gt=0, lt=1)
+    n: int | None = Field(default=None, ge=1)
+    allocation: Literal["neyman", "proportional", "equal", "olofsson"] = "neyman"
+    min_per_stratum: int = Field(default=5, ge=2)
+    by: list[str] = Field(default_factory=list)
+    expected_accuracy: float | None = Field(default=None, gt=0, le=1)
+    unit_column: str | None = None
+    max_per_unit: int | None = Field(default=None, ge=1)
+    fields_per_cluster: int = Field(default=15, ge=1)
+    exclude: list[Path] = Field(default_factory=list)
+    exclude_labelled: bool = False
+
+    @model_validator(mode="after")
+    def _cap_needs_unit(self) -> SampleDesignConfig:
+        if self.max_per_unit is not None and not self.unit_column:
+            raise ValueError("max_per_unit needs unit_column (the column naming each field's "
+                             "administrative unit)")
+        return self
+
+    def options(self, seed: int) -> DesignOptions:
+        """Return the models layer's design options for these settings."""
+        from regenmap.models.sampling import DesignOptions
+
+        return DesignOptions(target_se=self.target_se, n=self.n, allocation=self.allocation,
+                             min_per_stratum=self.min_per_stratum,
+                             expected_accuracy=self.expected_accuracy,
+                             max_per_unit=self.max_per_unit, seed=seed)
+
+
+class SampleNextConfig(StrictModel):
+    """Fields to visit for training (``sample.next``; ``regenmap sample next``).
+
+    Attributes
+    ----------
+    name
+        Name of the sample (``out_dir/sampling/<name>/``).
+    budget
+        Number of fields to choose.
+    uncertainty
+        ``margin`` (1 - gap between the two likeliest classes) or ``entropy``.
+    w_uncertainty, w_representative, w_novelty
+        Weights of uncertainty, typicality in feature space and distance to the
+        labelled fields in feature space.
+    min_distance_m
+        No two chosen fields closer than this, in metres (0: no limit).
+    unit_column
+        Column of the fields file naming each field's administrative unit.
+    max_per_unit
+        At most this many chosen fields per administrative unit.
+    clusters
+        Choose the fields in this many compact areas (travel); anywhere if omitted.
+    fields_per_cluster
+        Without ``clusters``: visit clusters of about this many fields, each with a visit order.
+    exclude
+        Files whose ``field_id`` column lists fields that cannot be chosen.
+    """
+
+    name: str = Field(default="next", pattern=r"^[A-Za-z0-9_.-]+$")
+    budget: int = Field(default=30, ge=1)
+    uncertainty: Literal["margin", "entropy"] = "margin"
+    w_uncertainty: float = Field(default=1.0, ge=0)
+    w_representative: float = Field(default=0.5, ge=0)
+    w_novelty: float = Field(default=0.5, ge=0)
+    min_distance_m: float = Field(default=0.0, ge=0)
+    unit_column: str | None = None
+    max_per_unit: int | None = Field(default=None, ge=1)
+    clusters: int | None = Field(default=None, ge=1)
+    fields_per_cluster: int = Field(default=15, ge=1)
+    exclude: list[Path] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _valid(self) -> SampleNextConfig:
+        if self.max_per_unit is not None and not self.unit_column:
+            raise ValueError("max_per_unit needs unit_column (the column naming each field's "
+                             "administrative unit)")
+        if self.w_uncertainty + self.w_representative + self.w_novelty <= 0:
+            raise ValueError("the score weights must not all be 0")
+        return self
+
+    def options(self, seed: int) -> NextOptions:
+        """Return the models layer's selection options for these settings."""
+        from regenmap.models.selection import NextOptions
+
+        return NextOptions(budget=self.budget, uncertainty=self.uncertainty,
+                           w_uncertainty=self.w_uncertainty,
+                           w_representative=self.w_representative, w_novelty=self.w_novelty,
+                           min_distance_m=self.min_distance_m, max_per_unit=self.max_per_unit,
+                           clusters=self.clusters, seed=seed)
+
+
+class SampleConfig(StrictModel):
+    """Sampling for reference and training labels (``regenmap sample ...``, ``regenmap assess``).
+
+    Attributes
+    ----------
+    design
+        The reference sample for accuracy and area.
+    next
+        The fields to visit for training.
+    """
+
+    design: SampleDesignConfig = SampleDesignConfig()
+    next: SampleNextConfig = SampleNextConfig()

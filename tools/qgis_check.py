@@ -115,6 +115,11 @@ def check(path: Path, layer_name: str, png: Path | None, style: str | None,
         facts["feature_count"] = layer.featureCount()
         facts["fields"] = {f.name(): f.typeName() for f in layer.fields()}
         facts["style_at_open"] = _renderer_facts(layer)
+        facts["widgets"] = {f.name(): layer.editorWidgetSetup(i).type()
+                            for i, f in enumerate(layer.fields())}
+        facts["value_maps"] = {f.name(): layer.editorWidgetSetup(i).config().get("map")
+                               for i, f in enumerate(layer.fields())
+                               if layer.editorWidgetSetup(i).type() == "ValueMap"}
         names = layer.listStylesInDatabase()
         facts["styles_in_database"] = list(names[2]) if names and names[0] >= 0 else []
         if png is not None:
