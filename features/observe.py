@@ -34,7 +34,7 @@ from regenmap.geo.catalog import Acquisition, SceneProblem
 from regenmap.geo.grid import GridSpec, crs_string
 from regenmap.geo.pixel_need import Coverage, PixelNeed
 from regenmap.geo.raster_read import BandReader, mask_codes
-from regenmap.geo.rasterize import FieldIndex, rasterize_fields
+from regenmap.geo.rasterize import FieldIndex, field_index
 from regenmap.schema import (
     ACQUISITION_ID,
     FIELD_ID,
@@ -200,14 +200,13 @@ def build_tile_raster(fields: TileFields, grid: GridSpec, inner_buffer_px: float
     members = np.flatnonzero(hits & ~shapely.is_empty(local))
     if len(members) == 0:
         empty = grid.window_grid(grid.window_of_bounds((xmin, ymin, xmin, ymin)))
-        index = rasterize_fields(np.empty(0, dtype=object), empty).index()
+        index = field_index(np.empty(0, dtype=object), empty)
         return TileRaster(index, members, Coverage.of_index(index))
     bounds = shapely.total_bounds(local[members])
     xb0, yb0, xb1, yb1 = (float(v) for v in bounds)
     window = grid.window_grid(grid.window_of_bounds((xb0, yb0, xb1, yb1)))
-    raster = rasterize_fields(local[members], window, buffer=inner_buffer_px * grid.resolution)
-    # the run index (built here, once per tile and grid) replaces the id raster
-    index = raster.index()
+    # built once per tile and grid, straight from the polygons (no id raster)
+    index = field_index(local[members], window, buffer=inner_buffer_px * grid.resolution)
     return TileRaster(index, members, Coverage.of_index(index))
 
 
