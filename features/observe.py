@@ -342,7 +342,8 @@ def index_notes(sensor: str, indices: tuple[SpectralIndex, ...], acquisitions: l
     return notes
 
 
-def tile_fields(fields: gpd.GeoDataFrame, tile_id: str, rows: np.ndarray) -> TileFields:
+def tile_fields(fields: gpd.GeoDataFrame, tile_id: str, rows: np.ndarray,
+                geoms: gpd.GeoSeries | None = None) -> TileFields:
     """Return the fields of one tile as shipped to workers.
 
     Parameters
@@ -354,11 +355,16 @@ def tile_fields(fields: gpd.GeoDataFrame, tile_id: str, rows: np.ndarray) -> Til
         Tile name.
     rows
         (n,) int positions of the tile's fields in ``fields``.
+    geoms
+        The fields' geometries, row for row, in another CRS (the tile grid's, so that
+        workers need not reproject them); ``fields.geometry`` if None.
     """
     sub = fields.iloc[rows]
-    geoms = sub.geometry.to_numpy().copy()
+    source = fields.geometry if geoms is None else geoms
+    picked = source.iloc[rows]
+    geoms_out = picked.to_numpy().copy()
     bad = (sub[STATUS] == FieldStatus.ERROR.value).to_numpy()
-    geoms[bad] = shapely.Polygon()
-    crs = fields.crs.to_string() if fields.crs is not None else ""
+    geoms_out[bad] = shapely.Polygon()
+    crs = source.crs.to_string() if source.crs is not None else ""
     return TileFields(tile_id, sub[FIELD_ID].to_numpy(dtype=object).astype(str),
-                      shapely.to_wkb(geoms), crs_string(crs) if crs else crs)
+                      shapely.to_wkb(geoms_out), crs_string(crs) if crs else crs)

@@ -223,6 +223,8 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
             out[section] = {**out[section], "path": fix(out[section]["path"])}
     if "observations" in out:
         out["observations"] = fix(out["observations"])
+    if isinstance(out.get("extract"), dict) and out["extract"].get("cache_dir"):
+        out["extract"] = {**out["extract"], "cache_dir": fix(out["extract"]["cache_dir"])}
     model = out.get("model")
     if isinstance(model, dict):
         labels = model.get("labels")

@@ -62,6 +62,11 @@ class ExtractConfig(StrictModel):
         Leave undecoded the blocks of band files that hold no field pixel, or whose field
         pixels the quality mask all drops (clouds); the statistics are the same either way.
         Turn off only to compare.
+    cache_dir
+        Folder caching each tile's field index (the fields burnt on the tile's grid),
+        keyed by a fingerprint of the fields, the grid and the inner buffer, so that
+        another run or season on the same fields and grid reuses it; the run's own
+        ``.regenmap/cache`` folder when omitted. Safe to delete.
     """
 
     indices: list[str] = Field(default_factory=lambda: ["NDVI", "NDTI", "BSI"])
@@ -75,6 +80,7 @@ class ExtractConfig(StrictModel):
     read_threads: int = Field(default=1, ge=1)
     tiles_in_flight: int | None = Field(default=None, ge=1)
     skip_blocks: bool = True
+    cache_dir: Path | None = None
 
     @field_validator("indices")
     @classmethod

@@ -360,3 +360,19 @@ def test_run_redoes_stages_after_an_edited_input_or_a_stage_that_ran(tmp_path: P
     (tmp_path / "out" / ".regenmap" / "extract.done.json").unlink()
     assert run(cfg, quiet=True, client=client, stages=stages).skipped == []
     assert run(cfg, quiet=True, client=client, stages=stages).skipped == list(stages)
+
+
+def test_field_index_cache_is_shared_between_runs(tmp_path: Path, client: Client) -> None:
+    cache = tmp_path / "shared-cache"
+    cfg = make_config(tmp_path, standard_fields(), cache_dir=str(cache))
+    first = read_obs(extract(cfg, client=client))
+    files = sorted((cache / "field_index").glob("field-index-*.npz"))
+    assert files  # one per tile and grid
+    stamps = [f.stat().st_mtime_ns for f in files]
+    # another run (another output folder) on the same fields and grid reads them
+    other = cfg.model_copy(update={"out_dir": tmp_path / "out2"})
+    second = read_obs(extract(other, client=client))
+    pd.testing.assert_frame_equal(first, second)
+    assert [f.stat().st_mtime_ns for f in files] == stamps
+    # the tiles' fields files are gone once the tiles are written
+    assert not (tmp_path / "out" / ".regenmap" / "tile_fields").exists()
