@@ -23,7 +23,7 @@ import numpy as np
 import shapely
 
 from regenmap.geo.grid import GridSpec
-from regenmap.geo.scanline import grow, polygon_rings, polygon_spans
+from regenmap.geo.scanline import polygon_rings, polygon_spans, reserve
 
 
 @dataclass(frozen=True)
@@ -254,6 +254,13 @@ def _build_plan(s_row: np.ndarray, s_c0: np.ndarray, s_c1: np.ndarray, s_fid: np
     e_col = np.empty(16, np.int32)
     e_fid = np.empty(16, np.int32)
     for r in range(height):
+        # at most one segment end and one run per column of the row
+        seg_col = reserve(seg_col, nseg, width)
+        seg_fid = reserve(seg_fid, nseg, width)
+        rr_row = reserve(rr_row, nrun, width)
+        rr_c0 = reserve(rr_c0, nrun, width)
+        rr_c1 = reserve(rr_c1, nrun, width)
+        rr_fid = reserve(rr_fid, nrun, width)
         cur[:] = -1
         top = 0
         for t in range(by_row[r], by_row[r + 1]):
@@ -268,8 +275,6 @@ def _build_plan(s_row: np.ndarray, s_c0: np.ndarray, s_c1: np.ndarray, s_fid: np
         if r > 0:  # vertical segments of the row above end where the field changes
             for c in range(width):
                 if prev[c] != cur[c]:
-                    seg_col = grow(seg_col, nseg)
-                    seg_fid = grow(seg_fid, nseg)
                     seg_col[nseg] = c
                     seg_fid[nseg] = prev[c]
                     nseg += 1
@@ -283,16 +288,15 @@ def _build_plan(s_row: np.ndarray, s_c0: np.ndarray, s_c1: np.ndarray, s_fid: np
             start = c
             while c < width and cur[c] == f:
                 c += 1
-            rr_row = grow(rr_row, nrun)
-            rr_c0 = grow(rr_c0, nrun)
-            rr_c1 = grow(rr_c1, nrun)
-            rr_fid = grow(rr_fid, nrun)
             rr_row[nrun] = r
             rr_c0[nrun] = start
             rr_c1[nrun] = c
             rr_fid[nrun] = f
             nrun += 1
         ne = 0
+        if top:
+            e_col = reserve(e_col, 0, width * top)
+            e_fid = reserve(e_fid, 0, width * top)
         for lay in range(1, top + 1):
             lo = width
             hi = 0
@@ -305,26 +309,24 @@ def _build_plan(s_row: np.ndarray, s_c0: np.ndarray, s_c1: np.ndarray, s_fid: np
                     hi = max(hi, s_c1[s])
             for c in range(lo, hi):
                 if scratch[c] >= 0:
-                    e_col = grow(e_col, ne)
-                    e_fid = grow(e_fid, ne)
                     e_col[ne] = c
                     e_fid[ne] = scratch[c]
                     ne += 1
                     scratch[c] = -1
         if ne:
+            pair_col = reserve(pair_col, npair, ne)
+            pair_fid = reserve(pair_fid, npair, ne)
+            rr_row = reserve(rr_row, nrun, ne)
+            rr_c0 = reserve(rr_c0, nrun, ne)
+            rr_c1 = reserve(rr_c1, nrun, ne)
+            rr_fid = reserve(rr_fid, nrun, ne)
             by_col = np.argsort(e_col[:ne], kind="mergesort")  # stable: layers stay in order
             for k in range(ne):
                 c = e_col[by_col[k]]
                 f = e_fid[by_col[k]]
-                pair_col = grow(pair_col, npair)
-                pair_fid = grow(pair_fid, npair)
                 pair_col[npair] = c
                 pair_fid[npair] = f
                 npair += 1
-                rr_row = grow(rr_row, nrun)
-                rr_c0 = grow(rr_c0, nrun)
-                rr_c1 = grow(rr_c1, nrun)
-                rr_fid = grow(rr_fid, nrun)
                 rr_row[nrun] = r
                 rr_c0[nrun] = c
                 rr_c1[nrun] = c + 1
@@ -333,9 +335,9 @@ def _build_plan(s_row: np.ndarray, s_c0: np.ndarray, s_c1: np.ndarray, s_fid: np
         pair_ptr[r + 1] = npair
         prev, cur = cur, prev
     if height > 0:  # every column's segment ends on the last row
+        seg_col = reserve(seg_col, nseg, width)
+        seg_fid = reserve(seg_fid, nseg, width)
         for c in range(width):
-            seg_col = grow(seg_col, nseg)
-            seg_fid = grow(seg_fid, nseg)
             seg_col[nseg] = c
             seg_fid[nseg] = prev[c]
             nseg += 1

@@ -135,11 +135,14 @@ def polygon_spans(rings: Rings, order: np.ndarray, height: int, width: int
 
 
 @numba.njit(nogil=True, cache=True)
-def grow(a: np.ndarray, n: int) -> np.ndarray:  # pragma: no cover - numba
-    """Return ``a`` or a copy at least twice as long holding its first ``n`` values."""
-    if n < a.shape[0]:
+def reserve(a: np.ndarray, n: int, extra: int) -> np.ndarray:  # pragma: no cover - numba
+    """Return ``a``, or a larger copy of its first ``n`` values, with room for ``extra`` more.
+
+    Called once per row or polygon, not per value: each call costs reference counting.
+    """
+    if n + extra <= a.shape[0]:
         return a
-    out = np.empty(max(2 * a.shape[0], 16), a.dtype)
+    out = np.empty(max(2 * a.shape[0], n + extra, 16), a.dtype)
     out[:n] = a[:n]
     return out
 
@@ -174,6 +177,11 @@ def _spans(px: np.ndarray, py: np.ndarray, ring_ptr: np.ndarray, ccw: np.ndarray
         if miny > maxy:
             continue
         nx = 0
+        # room for one span per edge on a centre line
+        s_row = reserve(s_row, ns, p1 - p0)
+        s_c0 = reserve(s_c0, ns, p1 - p0)
+        s_c1 = reserve(s_c1, ns, p1 - p0)
+        s_geom = reserve(s_geom, ns, p1 - p0)
         for r in range(r_first, r_last):
             a, b = ring_ptr[r], ring_ptr[r + 1]
             for i in range(a, b):
@@ -191,10 +199,6 @@ def _spans(px: np.ndarray, py: np.ndarray, ring_ptr: np.ndarray, ccw: np.ndarray
                             c0 = max(h0, 0)
                             c1 = min(h1, width)
                             if c1 > c0:
-                                s_row = grow(s_row, ns)
-                                s_c0 = grow(s_c0, ns)
-                                s_c1 = grow(s_c1, ns)
-                                s_geom = grow(s_geom, ns)
                                 s_row[ns] = int(yr)
                                 s_c0[ns] = c0
                                 s_c1[ns] = c1
@@ -208,6 +212,8 @@ def _spans(px: np.ndarray, py: np.ndarray, ring_ptr: np.ndarray, ccw: np.ndarray
                 # rows whose centre line yc satisfies ya <= yc < yb
                 if ya > maxy + 0.5 or not yb > miny + 0.5:
                     continue
+                x_row = reserve(x_row, nx, maxy - miny + 1)
+                x_col = reserve(x_col, nx, maxy - miny + 1)
                 if ya <= miny + 0.5:
                     y = miny
                 else:
@@ -224,8 +230,6 @@ def _spans(px: np.ndarray, py: np.ndarray, ring_ptr: np.ndarray, ccw: np.ndarray
                     xr = np.floor(xi + 0.5)
                     # clamping keeps the order and every span's clipped extent
                     xc = -1 if xr < -1.0 else (width + 1 if xr > width + 1.0 else int(xr))
-                    x_row = grow(x_row, nx)
-                    x_col = grow(x_col, nx)
                     x_row[nx] = y
                     x_col[nx] = xc
                     nx += 1
@@ -234,6 +238,10 @@ def _spans(px: np.ndarray, py: np.ndarray, ring_ptr: np.ndarray, ccw: np.ndarray
             continue
         key = (x_row[:nx] - miny) * (width + 3) + (x_col[:nx] + 1)
         key.sort()
+        s_row = reserve(s_row, ns, nx // 2 + 1)
+        s_c0 = reserve(s_c0, ns, nx // 2 + 1)
+        s_c1 = reserve(s_c1, ns, nx // 2 + 1)
+        s_geom = reserve(s_geom, ns, nx // 2 + 1)
         j = 0
         while j + 1 < nx:
             row = key[j] // (width + 3)
@@ -247,10 +255,6 @@ def _spans(px: np.ndarray, py: np.ndarray, ring_ptr: np.ndarray, ccw: np.ndarray
                 c0 = max(xa_i, 0)
                 c1 = min(xb_i, width)
                 if c1 > c0:
-                    s_row = grow(s_row, ns)
-                    s_c0 = grow(s_c0, ns)
-                    s_c1 = grow(s_c1, ns)
-                    s_geom = grow(s_geom, ns)
                     s_row[ns] = row + miny
                     s_c0[ns] = c0
                     s_c1[ns] = c1
