@@ -62,6 +62,15 @@ class ExtractConfig(StrictModel):
         Leave undecoded the blocks of band files that hold no field pixel, or whose field
         pixels the quality mask all drops (clouds); the statistics are the same either way.
         Turn off only to compare.
+    median
+        ``exact`` (default): medians and percentiles are exact order statistics.
+        ``binned``: they are read from per-field histograms of bins ``median_precision``
+        wide, so each lies within ``median_precision`` of the exact value; cheaper when
+        tiles hold many fields.
+    median_precision
+        Bin width of the binned median, in index units (NDVI, NDTI... are
+        dimensionless, -1 to 1): the largest error allowed. Unused when ``median`` is
+        ``exact``.
     cache_dir
         Folder caching each tile's field index (the fields burnt on the tile's grid),
         keyed by a fingerprint of the fields, the grid and the inner buffer, so that
@@ -80,6 +89,8 @@ class ExtractConfig(StrictModel):
     read_threads: int = Field(default=1, ge=1)
     tiles_in_flight: int | None = Field(default=None, ge=1)
     skip_blocks: bool = True
+    median: Literal["exact", "binned"] = "exact"
+    median_precision: float = Field(default=0.002, gt=0)
     cache_dir: Path | None = None
 
     @field_validator("indices")

@@ -143,6 +143,8 @@ def extract(config: RunConfig | str | Path, *, client: Client | None = None,
                        percentiles=tuple(opts.percentiles), min_pixels=opts.min_pixels,
                        inner_buffer_px=opts.inner_buffer_px, threads=opts.read_threads,
                        on_error=opts.on_error, skip_blocks=opts.skip_blocks,
+                       quantile_precision=(opts.median_precision if opts.median == "binned"
+                                           else None),
                        sensor_bands={p.name: frozenset(p.common_names) for p in profiles})
     fields = inputs.fields(cfg)
     acquisitions, problems = inputs.catalog(cfg, profiles)

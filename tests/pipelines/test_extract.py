@@ -376,3 +376,16 @@ def test_field_index_cache_is_shared_between_runs(tmp_path: Path, client: Client
     assert [f.stat().st_mtime_ns for f in files] == stamps
     # the tiles' fields files are gone once the tiles are written
     assert not (tmp_path / "out" / ".regenmap" / "tile_fields").exists()
+
+
+def test_binned_median_option_reaches_the_kernel(tmp_path: Path, client: Client) -> None:
+    cfg = make_config(tmp_path, standard_fields(), median="binned", median_precision=0.01)
+    exact = read_obs(extract(make_config(tmp_path / "exact", standard_fields()), client=client))
+    binned = read_obs(extract(cfg, client=client))
+    col = stat_column("NDVI", "median")
+    diff = (binned[col] - exact[col]).abs().dropna()
+    assert len(diff) and (diff <= 0.01 + 1e-6).all()
+    pd.testing.assert_series_equal(binned[stat_column("NDVI", "mean")],
+                                   exact[stat_column("NDVI", "mean")])
+    with pytest.raises(ConfigError, match="median_precision"):
+        make_config(tmp_path / "bad", standard_fields(), median_precision=0)
