@@ -16,7 +16,12 @@ once per tile and grid and reused for every acquisition.
 from __future__ import annotations
 
 import functools
+import itertools
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numba
 import numpy as np
@@ -24,6 +29,8 @@ import shapely
 
 from regenmap.geo.grid import GridSpec
 from regenmap.geo.scanline import polygon_rings, polygon_spans, reserve
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -82,7 +89,28 @@ def inner_buffer(geoms: np.ndarray, distance: float) -> np.ndarray:
     # A hair (0.1 %) less than asked, so that a pixel centre lying exactly on the shrunken
     # boundary (pixel-aligned fields) is kept: with half a pixel, the kept pixels are
     # those lying wholly inside a straight-edged field, the same on every side.
-    return np.asarray(shapely.buffer(geoms, -distance * (1 - 1e-3), join_style="mitre"))
+    width = -distance * (1 - 1e-3)
+    parts = _in_threads(lambda a, b: shapely.buffer(geoms[a:b], width, join_style="mitre"),
+                        len(geoms))
+    return np.concatenate([np.asarray(p, dtype=object) for p in parts]) if parts else geoms
+
+
+#: Threads the geometry steps of a field index (inner buffer, overlap search) use: they
+#: run in GEOS without the GIL, and while the first tile's index is built the other
+#: workers have nothing to do yet.
+GEOMETRY_THREADS = 2
+#: Fewest polygons worth splitting over threads.
+_SPLIT_MIN = 2000
+
+
+def _in_threads(fn: Callable[[int, int], T], n: int) -> list[T]:
+    """Return ``[fn(a, b), ...]`` over consecutive slices of ``range(n)``, run in threads."""
+    k = max(1, min(GEOMETRY_THREADS, os.cpu_count() or 1, n // _SPLIT_MIN))
+    edges = np.linspace(0, n, k + 1).astype(int).tolist()
+    if k == 1:
+        return [fn(0, n)] if n else []
+    with ThreadPoolExecutor(k) as pool:
+        return list(pool.map(lambda ab: fn(*ab), itertools.pairwise(edges)))
 
 
 def overlap_layers(geoms: np.ndarray) -> np.ndarray:
@@ -101,7 +129,9 @@ def overlap_layers(geoms: np.ndarray) -> np.ndarray:
     if n < 2:
         return layers
     tree = shapely.STRtree(geoms)
-    left, right = tree.query(geoms, predicate="intersects")
+    pairs = _in_threads(lambda a, b: tree.query(geoms[a:b], predicate="intersects")
+                        + np.array([[a], [0]]), n)
+    left, right = np.concatenate(pairs, axis=1)
     keep = left < right
     left, right = left[keep], right[keep]
     if len(left) == 0:
