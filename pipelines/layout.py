@@ -15,6 +15,9 @@
       predictions.parquet, drift.json        predict
       practices.gpkg, maps/, report.html     predict
       .regenmap/<stage>.done.json, lock      run: checkpoints and the lock
+      .regenmap/tile_fields/tile=<id>.parquet extract: a tile's fields for the workers (while it runs)
+      .regenmap/cache/field_index/*.npz      extract: field indexes by fingerprint (or under
+                                             extract.cache_dir)
 
 Every stage takes its paths from :class:`RunLayout`; nothing else spells these names.
 """

@@ -47,8 +47,8 @@ class ExtractConfig(StrictModel):
         fewest equal tiles no larger (256-px aligned), so a grid that fits is not cut.
         Every cut decodes the blocks along it twice (a window is its fields' bounding
         box, so it spills one block into each neighbour); larger tiles hold more
-        memory (measured peak per worker: 625 MiB for one 5000 x 5000 px tile with
-        20k fields, 873 MiB with 100k fields, 515 MiB with 4096-px tiles).
+        memory (measured peak per worker: 676-716 MiB for one 5000 x 5000 px tile with
+        20k fields, 767-803 MiB with 100k fields; 515 MiB with 4096-px tiles).
     resample
         How coarser bands (e.g. 20 m SWIR) meet the finest grid: ``nearest``
         replicates each coarse pixel, which keeps values unmixed; recorded in outputs.
