@@ -153,8 +153,8 @@ class ZonalPass:
         None (default): quantiles are exact order statistics. A positive width (index
         units): quantiles are read from a histogram of bins that wide, each value placed
         by its rank within its bin, so they lie within that width of the exact ones, and
-        within the field's [min, max]; fields whose range would need more than twice as
-        many bins as values (or more than 4096) get exact quantiles.
+        within the field's [min, max]; a field whose range needs more bins than
+        max(64, twice its values), or more than 8192, gets exact quantiles.
     """
 
     def __init__(self, fields: FieldRaster | FieldIndex, indices: Sequence[SpectralIndex], *,
