@@ -8,6 +8,8 @@ Usage (from the repository root)::
         --fields 500 5000 25000                      # the scaled-down grid of the scaling table
     BENCH_EXTRACT_DATA=extract_small python benchmarks/bench_extract.py all --no-peers \
         --base-fields 5000 --fields 500 5000 25000 --acquisitions 10 40 80
+    python benchmarks/bench_extract.py scaling        # 2k/20k/100k fields x 10/80 acquisitions
+                                                      # x 1/2 workers, floor in the same run
     python benchmarks/bench_extract.py case NAME ...  # one case (used by ``all``), prints RESULT {json}
 
 The data: one Sentinel-2 L2A-like tile of SIZE x SIZE pixels at 10 m (EPSG:32631), band files
@@ -146,32 +148,45 @@ def gen(args: argparse.Namespace) -> None:
                 if not link.exists():
                     link.symlink_to(pool / band_filename("31UFQ", when, band, res))
     gen_cloudy(g, nodata[::2, ::2], profile)
-    # warm-up inputs: one acquisition cropped to 256 x 256 px, the fields inside it
+    gen_warm(g, pool, max(args.fields))
+    (DATA / "size.json").write_text(json.dumps({"size": size}))
+
+
+def gen_warm(g: Any, pool: Path, n_fields: int, edge: int = 256) -> None:
+    """Warm-up inputs: one acquisition cropped to ``edge`` px in the lower-right corner.
+
+    That corner holds fields and valid pixels (the upper-left one lies in the orbit-edge
+    nodata triangle, where the kernel would never run), so a warm-up there loads every
+    kernel a real task uses. Files written before with another corner are replaced.
+    """
+    import geopandas as gpd
+    import rasterio
+    import shapely
+    from rasterio.windows import Window
+
     from regenmap.geo.grid import GridSpec
+    from regenmap.geo.sentinel2 import band_filename
 
     warm = DATA / "scenes_warm"
     warm.mkdir(exist_ok=True)
     first = datetime(2023, 1, 2, 10, 46, 29)
+    off = g.width - edge
     for band in BANDS_10 + BANDS_20:
         res = 10 if band in BANDS_10 else 20
         src = pool / band_filename("31UFQ", first, band, res)
-        dst = warm / src.name
-        if not dst.exists():
-            n = 256 * 10 // res
-            with rasterio.open(src) as ds:
-                data = ds.read(1, window=((0, n), (0, n)))
-                prof = {**ds.profile, "width": n, "height": n, "blockxsize": 128,
-                        "blockysize": 128}
-            with rasterio.open(dst, "w", **prof) as out:
-                out.write(data, 1)
-    small = GridSpec(g.crs, g.transform, 256, 256)
-    import geopandas as gpd
-    import shapely
-
-    f = gpd.read_file(DATA / f"fields_{max(args.fields)}.gpkg").to_crs(g.crs)
+        n, o = edge * 10 // res, off * 10 // res
+        with rasterio.open(src) as ds:
+            win = Window(o, o, n, n)
+            data = ds.read(1, window=win)
+            prof = {**ds.profile, "width": n, "height": n, "blockxsize": 128,
+                    "blockysize": 128, "transform": ds.window_transform(win)}
+        with rasterio.open(warm / src.name, "w", **prof) as out:
+            out.write(data, 1)
+    small = GridSpec(g.crs, g.transform * g.transform.translation(off, off), edge, edge)
+    f = gpd.read_file(DATA / f"fields_{n_fields}.gpkg").to_crs(g.crs)
     inside = f[f.within(shapely.box(*small.bounds))]
+    assert len(inside) > 0, "no field in the warm-up corner"
     inside.to_crs("EPSG:4326").to_file(DATA / "fields_warm.gpkg")
-    (DATA / "size.json").write_text(json.dumps({"size": size}))
 
 
 def gen_cloudy(g: Any, nodata20: np.ndarray, profile: dict[str, Any]) -> None:
@@ -245,8 +260,55 @@ def _worker_peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def case_regenmap(workers: int, n_acq: int, n_fields: int, tile_size_px: int) -> dict[str, Any]:
-    """regenmap extract() on a LocalCluster of ``workers`` processes x 1 thread."""
+def _warm_worker(median: str) -> float:
+    """Run one task's work in this process on the warm-up corner: every kernel gets loaded.
+
+    Called on every worker (``client.run``): field index, reads, the fused kernel with
+    the same indices and statistics as the timed run, the part table. Returns seconds.
+    """
+    from regenmap.features import observe as ex
+    from regenmap.features.indices import resolve_indices
+    from regenmap.geo.fields import read_fields
+    from regenmap.pipelines.config import ScenesInput
+    from regenmap.pipelines.inputs import build_catalog, sensor_profile
+
+    t = time.perf_counter()
+    profile = sensor_profile("sentinel2_l2a")
+    acqs, _ = build_catalog(ScenesInput(path=DATA / "scenes_warm", kind="band_files",
+                                        sensor="sentinel2_l2a"), profile)
+    indices = resolve_indices(INDICES)
+    fields = read_fields(DATA / "fields_warm.gpkg", id_column="field_id")
+    bands = sorted({b for a in acqs for b in ex.needed_bands(a, indices)})
+    grid = acqs[0].grid_for(bands)
+    local = fields.geometry.to_crs(grid.crs)
+    tf = ex.tile_fields(fields, "warm", np.arange(len(fields)), local)
+    tile = ex.build_tile_raster(tf, grid, 0.5)
+    spec = ex.ObserveSpec(indices=indices, stats=tuple(STATS), percentiles=(), min_pixels=3,
+                          inner_buffer_px=0.5, threads=1, on_error="fail",
+                          **_median_options(median))
+    res = ex.observe_acquisition(tf, tile, acqs[0], spec)
+    assert res.rows is not None and res.rows["n_valid"].sum() > 0, "warm-up saw no valid pixel"
+    return time.perf_counter() - t
+
+
+#: Bin width of the binned median in the benchmark (index units), as the default.
+BINNED_PRECISION = 0.002
+
+
+def _median_options(median: str) -> dict[str, Any]:
+    """ObserveSpec options of a median mode: ``exact`` or ``binned``."""
+    return {} if median == "exact" else {"quantile_precision": BINNED_PRECISION}
+
+
+def case_regenmap(workers: int, n_acq: int, n_fields: int, tile_size_px: int,
+                  binned: int = 0) -> dict[str, Any]:
+    """regenmap extract() on a LocalCluster of ``workers`` processes x 1 thread.
+
+    In the same cluster and run: every worker is warmed on a corner with fields
+    (:func:`_warm_worker`), then the floor (raw rasterio read+decode of every
+    acquisition's files, one task per acquisition on the same workers) is timed, then
+    the extraction. ``binned`` 1 uses the binned median instead of the exact one.
+    """
     import shutil
 
     from distributed import Client, LocalCluster
@@ -254,20 +316,27 @@ def case_regenmap(workers: int, n_acq: int, n_fields: int, tile_size_px: int) ->
     from regenmap.pipelines import extract
     from regenmap.pipelines.config import parse_config
 
-    work = ROOT / "_work" / f"extract_{workers}_{n_acq}_{n_fields}_{tile_size_px}"
+    median = "binned" if binned else "exact"
+    work = ROOT / "_work" / f"extract_{workers}_{n_acq}_{n_fields}_{tile_size_px}_{median}"
     shutil.rmtree(work, ignore_errors=True)
-    opts = {"indices": INDICES, "stats": STATS, "tile_size_px": tile_size_px}
+    opts: dict[str, Any] = {"indices": INDICES, "stats": STATS, "tile_size_px": tile_size_px}
+    if binned:
+        opts.update(median="binned", median_precision=BINNED_PRECISION)
+    load_before = os.getloadavg()[0]
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                       dashboard_address=":0") as cluster, Client(cluster) as client:
-        # warm-up: load the (disk-cached) numba kernels in every worker (one small
-        # acquisition, a few fields in one corner)
+        warm_s = client.run(_warm_worker, median)  # on every worker
+        # the driver's side warms on one small run too
         warm = parse_config({"out_dir": str(work / "warm"),
                              "fields": {"path": str(DATA / "fields_warm.gpkg")},
                              "scenes": {"path": str(DATA / "scenes_warm")},
                              "extract": opts}, base_dir=work)
-        for _ in range(workers):
-            shutil.rmtree(work / "warm", ignore_errors=True)
-            extract(warm, client=client)
+        extract(warm, client=client)
+        files = scene_files(n_acq)
+        client.gather(client.map(_read_all, files[:workers], pure=False))  # page cache
+        t = time.perf_counter()
+        client.gather(client.map(_read_all, files, pure=False))
+        floor = time.perf_counter() - t
         cfg = parse_config({"out_dir": str(work / "out"),
                             "fields": {"path": str(DATA / f"fields_{n_fields}.gpkg")},
                             "scenes": {"path": str(DATA / f"scenes_{n_acq}")},
@@ -275,12 +344,25 @@ def case_regenmap(workers: int, n_acq: int, n_fields: int, tile_size_px: int) ->
         t = time.perf_counter()
         out = extract(cfg, client=client)
         wall = time.perf_counter() - t
+        # a second run on the same fields and grid (another season): the field-index
+        # cache is read instead of built (timed at 10 acquisitions or fewer only)
+        wall_cached = float("nan")
+        shared = cfg.extract.model_copy(update={"cache_dir": work / "out" / ".regenmap" / "cache"})
+        again = (None if n_acq > 10
+                 else cfg.model_copy(update={"out_dir": work / "out2", "extract": shared}))
+        if again is not None:
+            t = time.perf_counter()
+            extract(again, client=client)
+            wall_cached = time.perf_counter() - t
         peaks = client.run(_worker_peak_mib)
     n_rows = sum(__import__("pyarrow.parquet").parquet.read_metadata(p).num_rows
-                 for p in out.glob("*.parquet"))
+                 for p in out["observations"].glob("*.parquet"))
     shutil.rmtree(work, ignore_errors=True)
-    return {"wall_s": wall, "per_acq_s": wall / n_acq, "rows": n_rows,
-            "worker_peak_mib": max(peaks.values())}
+    return {"wall_s": wall, "per_acq_s": wall / n_acq, "floor_s": floor, "x_floor": wall / floor,
+            "wall_cached_s": wall_cached, "x_floor_cached": wall_cached / floor, "rows": n_rows,
+            "worker_peak_mib": max(peaks.values()), "median": median,
+            "warm_s": max(warm_s.values()), "load_before": load_before,
+            "load_after": os.getloadavg()[0]}
 
 
 def _indices_from_files(files: list[Path]) -> tuple[np.ndarray, np.ndarray, Any]:
@@ -345,6 +427,36 @@ def case_exactextract(n_fields: int) -> dict[str, Any]:
     return {"wall_s": wall, "per_acq_s": wall, "rows": len(df)}
 
 
+def case_exactextract_files(n_fields: int) -> dict[str, Any]:
+    """exactextract as users call it on files: band GeoTIFFs and the fields' GeoPackage.
+
+    exactextract reads the rasters itself (its rasterio-backed source, window by window)
+    and the polygons from the file; it cannot evaluate an index on bands of two
+    resolutions, so it reduces the 4 reflectance bands (mean, median, stdev), which
+    reads the same files the index statistics need. One acquisition, one process.
+    """
+    import geopandas as gpd
+    import rasterio
+    from exactextract import exact_extract
+    from exactextract.raster import RasterioRasterSource
+
+    t = time.perf_counter()
+    files = [f for f in scene_files(10)[0] if f.name.split("_")[2] in ("B04", "B08", "B11", "B12")]
+    with rasterio.open(files[0]) as ds:
+        crs = ds.crs
+    fields = gpd.read_file(DATA / f"fields_{n_fields}.gpkg").to_crs(crs)
+    handles = [rasterio.open(f) for f in files]
+    try:
+        srcs = [RasterioRasterSource(ds, name=f.name.split("_")[2]) for ds, f in
+                zip(handles, files, strict=True)]
+        df = exact_extract(srcs, fields, ["mean", "median", "stdev"], output="pandas")
+    finally:
+        for ds in handles:
+            ds.close()
+    wall = time.perf_counter() - t
+    return {"wall_s": wall, "per_acq_s": wall, "rows": len(df)}
+
+
 def _first_tile(scenes: str, n_fields: int, tile_size_px: int = 5120
                 ) -> tuple[list[Any], Any, Any, Any, float]:
     """Catalogue ``scenes_<scenes>``, plan tiles, and build the first tile's field raster.
@@ -404,8 +516,10 @@ def case_inprocess(n_fields: int, tile_size_px: int) -> dict[str, Any]:
     spec = ex.ObserveSpec(indices=indices, stats=tuple(STATS), percentiles=(), min_pixels=3,
                           inner_buffer_px=0.5, threads=1, on_error="fail")
     ex.observe_acquisition(tile_fields, tile, acqs[0], spec)
+    zonal_stats(tile.raster, b, indices, mask=m, percentiles=[50.0], stats=STATS,
+                quantile_precision=BINNED_PRECISION)
     times: dict[str, list[float]] = {"floor": [], "read": [], "kernel": [], "kernel_no_q": [],
-                                     "task": []}
+                                     "kernel_binned": [], "task": []}
     for acq, fs in zip(acqs, files, strict=True):
         times["floor"].append(_read_all(fs))
         t = time.perf_counter()
@@ -420,6 +534,10 @@ def case_inprocess(n_fields: int, tile_size_px: int) -> dict[str, Any]:
         t = time.perf_counter()
         zonal_stats(tile.raster, b, indices, mask=m, percentiles=[], stats=STATS)
         times["kernel_no_q"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        zonal_stats(tile.raster, b, indices, mask=m, percentiles=[50.0], stats=STATS,
+                    quantile_precision=BINNED_PRECISION)
+        times["kernel_binned"].append(time.perf_counter() - t)
     out: dict[str, Any] = {k: float(np.median(v)) for k, v in times.items()}
     out.update(one_off_s=one_off, window=list(window.shape),
                field_pixels=int(np.sum(tile.raster.n_pixels)))
@@ -479,7 +597,8 @@ def case_selection(n_values: int, field_size: int) -> dict[str, Any]:
 
 
 CASES = {"floor": case_floor, "regenmap": case_regenmap, "rasterstats": case_rasterstats,
-         "exactextract": case_exactextract, "inprocess": case_inprocess,
+         "exactextract": case_exactextract, "exactextract_files": case_exactextract_files,
+         "inprocess": case_inprocess,
          "cloudy": case_cloudy, "selection": case_selection}
 
 
@@ -610,6 +729,8 @@ def report(log: list[dict[str, Any]], size: int, tile: int, nf: int, elapsed: fl
             f"| regenmap reads (read_native, 5 files) | {r['read']:.3f} | {r['read'] / fl:.2f} |",
             f"| kernel: NDVI, NDTI mean, std, median | {r['kernel']:.3f} | {r['kernel'] / fl:.2f} |",
             f"| kernel without the median | {r['kernel_no_q']:.3f} | {r['kernel_no_q'] / fl:.2f} |",
+            f"| kernel, binned median ({BINNED_PRECISION:g} index units) | "
+            f"{r['kernel_binned']:.3f} | {r['kernel_binned'] / fl:.2f} |",
             f"| reads + kernel | {r['read'] + r['kernel']:.3f} | "
             f"{(r['read'] + r['kernel']) / fl:.2f} |",
             f"| reads + kernel without the median | {r['read'] + r['kernel_no_q']:.3f} | "
@@ -662,6 +783,45 @@ def report(log: list[dict[str, Any]], size: int, tile: int, nf: int, elapsed: fl
     print("\n".join(lines))
 
 
+def run_scaling(args: argparse.Namespace) -> None:
+    """End to end against the floor measured in the same run: fields x acquisitions x workers."""
+    log: list[dict[str, Any]] = []
+    t0 = time.time()
+    for workers in args.workers:
+        for n_acq in args.acquisitions:
+            for n in args.fields:
+                for binned in args.binned:
+                    log.append(run_case("regenmap", workers, n_acq, n, args.tile, binned))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    name = f"{DATA.name}_{args.name}"
+    with (RESULTS / f"{name}_runs.jsonl").open("w") as fh:
+        for r in log:
+            fh.write(json.dumps(r) + "\n")
+    lines = [
+        f"# Extraction end to end against the decode floor ({DATA.name}; "
+        "`bench_extract.py scaling`)", "",
+        f"Run {datetime.now():%Y-%m-%d %H:%M}, {(time.time() - t0) / 60:.1f} min, on "
+        f"{os.cpu_count()} cores shared with other engineers' jobs. Each row is one process: a "
+        "LocalCluster of W workers x 1 thread; every worker is first warmed on a corner with "
+        "fields; then the floor (raw rasterio read+decode of every acquisition's 5 band files, "
+        "one task per acquisition on the same workers) is timed; then `extract` end to end "
+        "(fields read, plan, field index, tasks, tile writer, status tables); then a second "
+        "extract into another folder that reads the field-index cache of the first "
+        "(another season on the same fields). Load average (1 min) before and after each row.",
+        "", "| workers | acquisitions | fields | median | floor s | extract s | x floor "
+        "| 2nd run s | x floor | peak RSS per worker MiB | rows | load before / after |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in log:
+        w, a, n = r["params"][:3]
+        lines.append(f"| {w} | {a} | {n} | {r['median']} | {r['floor_s']:.2f} | "
+                     f"{r['wall_s']:.2f} | {r['x_floor']:.2f} | {r['wall_cached_s']:.2f} | "
+                     f"{r['x_floor_cached']:.2f} | {r['worker_peak_mib']:.0f} | {r['rows']} | "
+                     f"{r['load_before']:.1f} / {r['load_after']:.1f} |")
+    text = "\n".join(lines) + "\n"
+    (RESULTS / f"{name}.md").write_text(text)
+    print(text)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -678,6 +838,13 @@ def main() -> None:
     a.add_argument("--reuse", help="JSON lines of rasterstats/exactextract results to reuse")
     a.add_argument("--fields", type=int, nargs="+", default=[2000, 20000, 100000])
     a.add_argument("--acquisitions", type=int, nargs="+", default=[10, 40, 80])
+    sc = sub.add_parser("scaling")
+    sc.add_argument("--tile", type=int, default=5120)
+    sc.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    sc.add_argument("--fields", type=int, nargs="+", default=[2000, 20000, 100000])
+    sc.add_argument("--acquisitions", type=int, nargs="+", default=[10, 80])
+    sc.add_argument("--binned", type=int, nargs="+", default=[0])
+    sc.add_argument("--name", default="scaling", help="results file: <data>_<name>.md")
     c = sub.add_parser("case")
     c.add_argument("name", choices=sorted(CASES))
     c.add_argument("params", type=int, nargs="*")
@@ -686,6 +853,8 @@ def main() -> None:
         gen(args)
     elif args.cmd == "all":
         run_all(args)
+    elif args.cmd == "scaling":
+        run_scaling(args)
     else:
         res = CASES[args.name](*args.params)
         res["process_peak_mib"] = _worker_peak_mib()

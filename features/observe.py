@@ -16,6 +16,7 @@ Example
 
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import dataclass
 from typing import Any
@@ -35,7 +36,7 @@ from regenmap.geo.grid import GridSpec, crs_string
 from regenmap.geo.pixel_need import Coverage, PixelNeed
 from regenmap.geo.points import point_cells
 from regenmap.geo.raster_read import BandReader, mask_codes
-from regenmap.geo.rasterize import FieldIndex, rasterize_fields
+from regenmap.geo.rasterize import FieldIndex, field_index
 from regenmap.schema import (
     ACQUISITION_ID,
     FIELD_ID,
@@ -76,6 +77,13 @@ class TileFields:
     crs: str
     point_pixels: int = 0
 
+    @functools.cached_property
+    def id_rank(self) -> np.ndarray:
+        """(n,) int64 rank of each field in field-id order (one string sort per tile)."""
+        rank = np.empty(len(self.field_ids), np.int64)
+        rank[np.argsort(self.field_ids, kind="stable")] = np.arange(len(self.field_ids))
+        return rank
+
 
 @dataclass(frozen=True)
 class TileRaster:
@@ -105,7 +113,8 @@ class AcquisitionResult:
     Attributes
     ----------
     rows
-        One row per field of the tile intersecting the acquisition, or None.
+        One row per field of the tile intersecting the acquisition (in field-id order),
+        or None.
     problems
         Scene problems met (with ``on_error='record'``).
     units_read, units_skipped
@@ -143,6 +152,11 @@ class ObserveSpec:
         Leave undecoded the blocks with no usable field pixel (statistics unchanged).
     sensor_bands
         Sensor name -> common band names its profile offers.
+    quantile_precision
+        None: medians and percentiles are exact. A width in index units (the indices'
+        own, dimensionless for NDVI and the like): they come from histograms of bins that
+        wide and lie within that width of the exact values (cheaper per field; see
+        :class:`~regenmap.features.zonal.ZonalPass`).
     """
 
     indices: tuple[SpectralIndex, ...]
@@ -154,6 +168,12 @@ class ObserveSpec:
     on_error: str
     sensor_bands: dict[str, frozenset[str]] | None = None
     skip_blocks: bool = True
+    quantile_precision: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.quantile_precision is not None and not self.quantile_precision > 0:
+            raise ValueError(f"quantile_precision={self.quantile_precision}: give a positive "
+                             "width in index units, or None for exact quantiles")
 
     def stat_names(self) -> list[str]:
         """Statistic names in output order (``mean``, ``median``, ``std``, ``p10``...)."""
@@ -208,14 +228,13 @@ def build_tile_raster(fields: TileFields, grid: GridSpec, inner_buffer_px: float
     members = np.flatnonzero(hits & ~shapely.is_empty(local))
     if len(members) == 0:
         empty = grid.window_grid(grid.window_of_bounds((xmin, ymin, xmin, ymin)))
-        index = rasterize_fields(np.empty(0, dtype=object), empty).index()
+        index = field_index(np.empty(0, dtype=object), empty)
         return TileRaster(index, members, Coverage.of_index(index))
     bounds = shapely.total_bounds(local[members])
     xb0, yb0, xb1, yb1 = (float(v) for v in bounds)
     window = grid.window_grid(grid.window_of_bounds((xb0, yb0, xb1, yb1)))
-    raster = rasterize_fields(local[members], window, buffer=inner_buffer_px * grid.resolution)
-    # the run index (built here, once per tile and grid) replaces the id raster
-    index = raster.index()
+    # built once per tile and grid, straight from the polygons (no id raster)
+    index = field_index(local[members], window, buffer=inner_buffer_px * grid.resolution)
     return TileRaster(index, members, Coverage.of_index(index))
 
 
@@ -270,7 +289,7 @@ def observe_acquisition(fields: TileFields, tile_raster: TileRaster, acq: Acquis
                 raise MissingBandError(f"acquisition {acq.id}: {problem.reason}")
             problems.append(problem)
     zonal = ZonalPass(tile_raster.raster, spec.indices, percentiles=spec.quantiles(),
-                      stats=spec.stats)
+                      stats=spec.stats, quantile_precision=spec.quantile_precision)
     names = needed_bands(acq, spec.indices)
     reader = BandReader(threads=spec.threads)
     try:
@@ -310,20 +329,22 @@ def observe_acquisition(fields: TileFields, tile_raster: TileRaster, acq: Acquis
     with np.errstate(invalid="ignore", divide="ignore"):
         frac = np.where(n_pix > 0, n_val / np.maximum(n_pix, 1), np.nan).astype(np.float32)
     enough = n_val >= spec.min_pixels
+    # rows in field-id order through the tile's id ranks (an integer sort per task)
+    order = np.argsort(fields.id_rank[members], kind="stable")
     table: dict[str, Any] = {
-        FIELD_ID: fields.field_ids[members],
+        FIELD_ID: fields.field_ids[members[order]],
         TIME: np.full(len(members), np.datetime64(acq.time, "ns")),
         SENSOR: acq.sensor,
         ACQUISITION_ID: acq.id,
         TILE_ID: fields.tile_id,
-        N_PIXELS: n_pix,
-        N_VALID: n_val,
-        VALID_FRACTION: frac,
+        N_PIXELS: n_pix[order],
+        N_VALID: n_val[order],
+        VALID_FRACTION: frac[order],
     }
     for idx in spec.indices:
         for s in spec.stat_names():
-            values = result.stats[(idx.name, s)].astype(np.float32)
-            table[stat_column(idx.name, s)] = np.where(enough, values, np.float32(np.nan))
+            values = result.stats[(idx.name, s)][order].astype(np.float32)
+            table[stat_column(idx.name, s)] = np.where(enough[order], values, np.float32(np.nan))
     return AcquisitionResult(pd.DataFrame(table), problems, reader.units_read,
                              reader.units_skipped)
 
@@ -352,8 +373,8 @@ def index_notes(sensor: str, indices: tuple[SpectralIndex, ...], acquisitions: l
     return notes
 
 
-def tile_fields(fields: gpd.GeoDataFrame, tile_id: str, rows: np.ndarray, *,
-                point_pixels: int = 0) -> TileFields:
+def tile_fields(fields: gpd.GeoDataFrame, tile_id: str, rows: np.ndarray,
+                geoms: gpd.GeoSeries | None = None, *, point_pixels: int = 0) -> TileFields:
     """Return the fields of one tile as shipped to workers.
 
     Parameters
@@ -365,13 +386,18 @@ def tile_fields(fields: gpd.GeoDataFrame, tile_id: str, rows: np.ndarray, *,
         Tile name.
     rows
         (n,) int positions of the tile's fields in ``fields``.
+    geoms
+        The fields' geometries, row for row, in another CRS (the tile grid's, so that
+        workers need not reproject them); ``fields.geometry`` if None.
     point_pixels
         Footprint of point geometries (see :class:`TileFields`).
     """
     sub = fields.iloc[rows]
-    geoms = sub.geometry.to_numpy().copy()
+    source = fields.geometry if geoms is None else geoms
+    picked = source.iloc[rows]
+    geoms_out = picked.to_numpy().copy()
     bad = (sub[STATUS] == FieldStatus.ERROR.value).to_numpy()
-    geoms[bad] = shapely.Polygon()
-    crs = fields.crs.to_string() if fields.crs is not None else ""
+    geoms_out[bad] = shapely.Polygon()
+    crs = source.crs.to_string() if source.crs is not None else ""
     return TileFields(tile_id, sub[FIELD_ID].to_numpy(dtype=object).astype(str),
-                      shapely.to_wkb(geoms), crs_string(crs) if crs else crs, point_pixels)
+                      shapely.to_wkb(geoms_out), crs_string(crs) if crs else crs, point_pixels)

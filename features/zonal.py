@@ -149,11 +149,22 @@ class ZonalPass:
     stats
         Statistics of :data:`BASE_STATS` wanted; mean, std and count always come (they
         cost nothing extra), min and max only when named here.
+    quantile_precision
+        None (default): quantiles are exact order statistics. A positive width (index
+        units): quantiles are read from a histogram of bins that wide, each value placed
+        by its rank within its bin, so they lie within that width of the exact ones, and
+        within the field's [min, max]; a field whose range needs more bins than
+        max(64, twice its values), or more than 8192, gets exact quantiles.
     """
 
     def __init__(self, fields: FieldRaster | FieldIndex, indices: Sequence[SpectralIndex], *,
-                 percentiles: Sequence[float] = (50.0,), stats: Sequence[str] = BASE_STATS):
+                 percentiles: Sequence[float] = (50.0,), stats: Sequence[str] = BASE_STATS,
+                 quantile_precision: float | None = None):
+        if quantile_precision is not None and not quantile_precision > 0:
+            raise ValueError(f"quantile_precision={quantile_precision}: give a positive width "
+                             "in index units, or None for exact quantiles")
         self.fields = fields
+        self.precision = 0.0 if quantile_precision is None else float(quantile_precision)
         self.indices = list(indices)
         self.qs = np.asarray(sorted(set(float(q) for q in percentiles)), dtype=np.float64)
         self.minmax = "min" in stats or "max" in stats
@@ -247,7 +258,7 @@ class ZonalPass:
         if h == 0 or width == 0:
             return
         kernel = _kernel(tuple(used), tuple(formulas), tuple(direct), self.minmax,
-                         len(self.qs) > 0)
+                         len(self.qs) > 0, binned=self.precision > 0)
         self._run(kernel, r0, h, mask, mrows, mcols, params, args)
 
     def skip(self, r0: int, height: int) -> None:
@@ -265,7 +276,7 @@ class ZonalPass:
             return
         n_idx = len(self.indices)
         kernel = _kernel((), ("np.nan",) * n_idx, (True,), self.minmax, len(self.qs) > 0,
-                         empty=True)
+                         empty=True, binned=self.precision > 0)
         none = np.zeros(0, np.int64)
         self._run(kernel, r0, height, MaskInput(np.zeros((1, 1), np.uint8), np.zeros(1, bool)),
                   none, none, np.zeros((0, 3)), [])
@@ -279,7 +290,8 @@ class ZonalPass:
                np.ascontiguousarray(mask.data), mrows, mcols,
                np.ascontiguousarray(mask.keep, np.bool_), params, self.qs, self.n_valid,
                self.base, self.quant, self.colf, self.coln, self.colm, self.fsum, self.fcount,
-               self.fext, self.ring, self.vals, self.bins, self.scratch, self.counts, *args)
+               self.fext, self.ring, self.vals, self.bins, self.scratch, self.counts,
+               self.precision, *args)
 
     def result(self) -> ZonalResult:
         """Return the statistics once every row of the window has been fed."""
@@ -300,7 +312,8 @@ class ZonalPass:
 def zonal_stats(fields: FieldRaster | FieldIndex, bands: dict[str, BandInput],
                 indices: Sequence[SpectralIndex], *, mask_valid: np.ndarray | None = None,
                 mask: MaskInput | None = None, percentiles: Sequence[float] = (50.0,),
-                stats: Sequence[str] = BASE_STATS) -> ZonalResult:
+                stats: Sequence[str] = BASE_STATS,
+                quantile_precision: float | None = None) -> ZonalResult:
     """Compute per-field statistics of ``indices`` for one acquisition (whole window).
 
     Parameters
@@ -318,14 +331,15 @@ def zonal_stats(fields: FieldRaster | FieldIndex, bands: dict[str, BandInput],
     mask
         Undecoded quality band with its lookup table (instead of ``mask_valid``); all pixels
         are kept when both are None.
-    percentiles, stats
+    percentiles, stats, quantile_precision
         As in :class:`ZonalPass`.
 
     Returns
     -------
     ZonalResult
     """
-    zp = ZonalPass(fields, indices, percentiles=percentiles, stats=stats)
+    zp = ZonalPass(fields, indices, percentiles=percentiles, stats=stats,
+                   quantile_precision=quantile_precision)
     height = fields.grid.height
     if mask is None and mask_valid is None:
         mask = MaskInput(np.ones((1, 1), np.uint8), np.array([False, True]),
@@ -381,13 +395,14 @@ def _substitute(formula: str, name: str, value: str) -> str:
 
 @functools.cache
 def _kernel(used: tuple[str, ...], formulas: tuple[str, ...], direct: tuple[bool, ...],
-            minmax: bool, quantiles: bool, empty: bool = False) -> Any:
+            minmax: bool, quantiles: bool, empty: bool = False, binned: bool = False) -> Any:
     """Generate and compile the fused mask + index + statistics kernel for one index set.
 
     ``direct[j]`` says band j is on the window itself (no index maps needed); the last
     entry is for the mask. ``minmax`` and ``quantiles`` switch their bookkeeping on.
     ``empty`` makes the kernel for rows without a usable pixel: it only flushes the
-    column totals and completes the fields ending there.
+    column totals and completes the fields ending there. ``binned`` reads quantiles from
+    histograms of bins ``precision`` wide (a kernel argument; :func:`_field_quantiles_binned`).
     """
     args = ", ".join(f"b{j}, r{j}, c{j}" for j in range(len(used)))
     n_idx = len(formulas)
@@ -492,16 +507,22 @@ def _kernel(used: tuple[str, ...], formulas: tuple[str, ...], direct: tuple[bool
         emit(4, "base[2, k, f] = flo[k, f]", "base[3, k, f] = fhi[k, f]")
     if quantiles:
         emit(4, "n = _copy_runs(flat[k], hr, width, run_ptr[f], run_ptr[f + 1], run_row, run_c0, "
-             "run_c1, vals)", "_field_quantiles(vals, n, m, flo[k, f], fhi[k, f], qs, "
-             "quant[:, k, f], bins, counts, scratch)")
+             "run_c1, vals)")
+        if binned:
+            emit(4, "_field_quantiles_binned(vals, n, m, flo[k, f], fhi[k, f], qs, quant[:, k, f], "
+                 "bins, counts, scratch, precision)")
+        else:
+            emit(4, "_field_quantiles(vals, n, m, flo[k, f], fhi[k, f], qs, quant[:, k, f], bins, "
+                 "counts, scratch)")
     src = f"""import numba
 import numpy as np
 
-from regenmap.features.zonal import _HIST_BINS, _copy_runs, _field_quantiles
+from regenmap.features.zonal import (_HIST_BINS, _copy_runs, _field_quantiles,
+                                     _field_quantiles_binned)
 
 # Generated by regenmap.features.zonal for bands {used} (on the window: {direct[:-1]}),
 # mask on the window: {direct[-1]}, indices {list(formulas)}, min/max: {minmax},
-# quantiles: {quantiles}, rows without a usable pixel: {empty}.
+# quantiles: {quantiles} (binned: {binned}), rows without a usable pixel: {empty}.
 
 N_IDX = {n_idx}
 
@@ -510,7 +531,7 @@ N_IDX = {n_idx}
 def kernel(row0, strip, seg_ptr, seg_col, seg_fid, pair_ptr, pair_col, pair_fid, run_ptr, run_row,
            run_c0, run_c1, done_ptr, done_fid, width, mask, mr, mc, keep, params, qs, n_valid,
            base, quant, colf, coln, colm, fsum, fcount, fext, ring, vals, bins, scratch, counts,
-           {args}):
+           precision, {args}):
     nkeep = keep.shape[0]
     nan32 = np.float32(np.nan)
     hr = ring.shape[1]
@@ -727,3 +748,53 @@ def _quantiles_select(values: np.ndarray, m: int, qs: np.ndarray,
                 v1 = min(v1, np.float64(values[j]))
         quant[t] = v0 * (1.0 - w) + v1 * w
         start = i0
+
+
+@numba.njit(nogil=True, cache=True)
+def _field_quantiles_binned(values: np.ndarray, n: int, m: int, lo: float, hi: float,
+                            qs: np.ndarray, quant: np.ndarray, bins: np.ndarray,
+                            counts: np.ndarray, scratch: np.ndarray,
+                            width: float) -> None:  # pragma: no cover - numba
+    """Quantiles ``qs`` of one field's values from a histogram of bins ``width`` wide.
+
+    One pass counts the m finite values of ``values[:n]`` (NaN left out) into bins of
+    ``width`` from ``lo``; the order statistic of rank k, in bin b holding c values of
+    which it is the j-th, is taken as ``lo + (b + (j + 0.5) / c) * width`` (clipped to
+    [lo, hi]): within ``width`` of the exact one, since both lie in bin b. Quantiles
+    interpolate these as the exact path does. Fields needing more bins than
+    ``max(64, 2 m)`` or ``2 * _HIST_BINS`` get exact quantiles (:func:`_field_quantiles`).
+    """
+    if m == 0:
+        return
+    if not hi > lo:
+        for t in range(qs.shape[0]):
+            quant[t] = lo
+        return
+    nbf = np.ceil((hi - lo) / width)
+    if nbf > max(64, 2 * m) or nbf > 2 * _HIST_BINS:
+        _field_quantiles(values, n, m, lo, hi, qs, quant, bins, counts, scratch)
+        return
+    nb = max(int(nbf), 1)
+    cum = counts[:nb + 1]
+    cum[:] = 0
+    inv = 1.0 / width
+    top = nb - 1
+    for i in range(n):
+        v = values[i]
+        if v == v:
+            cum[min(int((np.float64(v) - lo) * inv), top) + 1] += 1
+    for b in range(nb):
+        cum[b + 1] += cum[b]
+    for t in range(qs.shape[0]):
+        pos = qs[t] / 100.0 * (m - 1)
+        i0 = int(np.floor(pos))
+        w = pos - i0
+        i1 = i0 + 1 if w > 0 and i0 + 1 < m else i0
+        b0 = _bin_of_rank(cum, i0)
+        c0 = cum[b0 + 1] - cum[b0]
+        v0 = lo + (b0 + (i0 - cum[b0] + 0.5) / c0) * width
+        b1 = _bin_of_rank(cum, i1)
+        c1 = cum[b1 + 1] - cum[b1]
+        v1 = lo + (b1 + (i1 - cum[b1] + 0.5) / c1) * width
+        v = v0 * (1.0 - w) + v1 * w
+        quant[t] = min(max(v, lo), hi)

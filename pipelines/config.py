@@ -297,6 +297,8 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
         out["observations"] = {**obs, "path": fix(obs["path"])}
     elif obs is not None and not isinstance(obs, dict):
         out["observations"] = fix(obs)
+    if isinstance(out.get("extract"), dict) and out["extract"].get("cache_dir"):
+        out["extract"] = {**out["extract"], "cache_dir": fix(out["extract"]["cache_dir"])}
     model = out.get("model")
     if isinstance(model, dict):
         labels = model.get("labels")

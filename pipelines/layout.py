@@ -20,6 +20,9 @@
                                              assessment.json, assessment.html
       sampling/labels.parquet                sample import: collected labels and provenance
       .regenmap/<stage>.done.json, lock      run: checkpoints and the lock
+      .regenmap/tile_fields/tile=<id>.parquet extract: a tile's fields for the workers (while it runs)
+      .regenmap/cache/field_index/*.npz      extract: field indexes by fingerprint (or under
+                                             extract.cache_dir)
 
 Every stage takes its paths from :class:`RunLayout`; nothing else spells these names.
 """
@@ -60,17 +63,22 @@ class RunLayout:
         run trains its own models under ``out_dir/model``.
     gpkg_name
         File name of the results GeoPackage.
+    cache_dir
+        Cache folder shared between runs (``extract.cache_dir``), or None for the run's
+        own (under its state folder).
     """
 
     out_dir: Path
     model_path: Path | None = None
     gpkg_name: str = "practices.gpkg"
+    cache_dir: Path | None = None
 
     @classmethod
     def of(cls, cfg: RunConfig) -> RunLayout:
         """Return the layout of a run configuration."""
         return cls(Path(cfg.out_dir), None if cfg.model.path is None else Path(cfg.model.path),
-                   cfg.outputs.gpkg)
+                   cfg.outputs.gpkg,
+                   None if cfg.extract.cache_dir is None else Path(cfg.extract.cache_dir))
 
     # ---------------------------------------------------------------- extract
     @property
@@ -97,6 +105,16 @@ class RunLayout:
         safe = re.sub(r"[^A-Za-z0-9._-]+", "_", acquisition_id)[:80]
         digest = hashlib.sha256(acquisition_id.encode()).hexdigest()[:8]
         return self.parts_dir / f"tile={tile_id}" / f"{safe}-{digest}.parquet"
+
+    def tile_fields_file(self, tile_id: str) -> Path:
+        """Return the file shipping a tile's fields (ids, geometries in the grid's CRS) to workers."""
+        return self.state_dir / "tile_fields" / f"tile={tile_id}.parquet"
+
+    @property
+    def field_index_dir(self) -> Path:
+        """Cache of the tiles' field indexes (keyed by fingerprint; safe to delete)."""
+        base = self.cache_dir if self.cache_dir is not None else self.state_dir / "cache"
+        return base / "field_index"
 
     @property
     def fields_status(self) -> Path:

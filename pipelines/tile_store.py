@@ -77,8 +77,9 @@ def write_part(path: Path, rows: pd.DataFrame | None, schema: pa.Schema, time: n
     if rows is None or not len(rows):
         table = schema.empty_table()
     else:
-        table = pa.Table.from_pandas(rows.sort_values(FIELD_ID, kind="stable"), schema=schema,
-                                     preserve_index=False)
+        if not rows[FIELD_ID].is_monotonic_increasing:  # tasks hand them over sorted
+            rows = rows.sort_values(FIELD_ID, kind="stable")
+        table = pa.Table.from_pandas(rows, schema=schema, preserve_index=False)
     meta = {"run_key": run_key, "time": str(time), "problems": [p.__dict__ for p in problems],
             "units": list(units)}
     write_parquet_atomic(table, path, meta=meta)

@@ -12,6 +12,7 @@ tiles already written by the same inputs and options, and reuses the parts.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 from collections.abc import Iterator
@@ -29,7 +30,6 @@ from regenmap.features.observe import (
     ObserveSpec,
     TileFields,
     TileRaster,
-    build_tile_raster,
     index_notes,
     needed_bands,
     observations_schema,
@@ -37,6 +37,7 @@ from regenmap.features.observe import (
     tile_fields,
 )
 from regenmap.features.plausibility import Implausible, Tally, judge, tally_acquisitions
+from regenmap.features.tile_cache import cached_tile_raster, read_tile_fields, write_tile_fields
 from regenmap.geo.catalog import Acquisition, SceneProblem
 from regenmap.geo.grid import GridSpec
 from regenmap.geo.raster_read import RESAMPLING_RULE
@@ -54,7 +55,7 @@ from regenmap.pipelines.tile_store import (
     write_part,
     write_tile,
 )
-from regenmap.pipelines.tiling import Tile, TilePlan, plan_job
+from regenmap.pipelines.tiling import Tile, TilePlan, plan_tiles, reference_grid
 from regenmap.provenance import config_hash, stamp
 from regenmap.schema import (
     ACQUISITION_ID,
@@ -146,6 +147,8 @@ def extract(config: RunConfig | str | Path, *, client: Client | None = None,
                        percentiles=tuple(opts.percentiles), min_pixels=opts.min_pixels,
                        inner_buffer_px=opts.inner_buffer_px, threads=opts.read_threads,
                        on_error=opts.on_error, skip_blocks=opts.skip_blocks,
+                       quantile_precision=(opts.median_precision if opts.median == "binned"
+                                           else None),
                        sensor_bands={p.name: frozenset(p.common_names) for p in profiles})
     fields = inputs.fields(cfg)
     acquisitions, problems = inputs.catalog(cfg, profiles)
@@ -161,10 +164,14 @@ def extract(config: RunConfig | str | Path, *, client: Client | None = None,
     for note in notes:
         log.warning(note)
     bands = sorted({b for a in acquisitions for b in needed_bands(a, indices)})
-    _, plan = plan_job(acquisitions, fields.geometry, bands, opts.tile_size_px)
+    grid = reference_grid(acquisitions, bands)
+    # reprojected once per run: the plan and the workers use the tile grid's CRS
+    local = fields.geometry.to_crs(grid.crs) if fields.crs is not None else fields.geometry
+    plan = plan_tiles(local, grid, opts.tile_size_px)
     run_key = config_hash({"fields": cfg.fields.model_dump(mode="json"),
                            "scenes": cfg.scenes.model_dump(mode="json"),
-                           "extract": opts.model_dump(mode="json"),
+                           # where the field-index cache lives changes no output
+                           "extract": opts.model_dump(mode="json", exclude={"cache_dir"}),
                            "acquisitions": [a.id for a in acquisitions],
                            # contents too: a fields file or scene edited in place
                            "inputs": inputs_fingerprint([cfg.fields.path, cfg.scenes.path,
@@ -188,11 +195,11 @@ def extract(config: RunConfig | str | Path, *, client: Client | None = None,
             from regenmap.pipelines.cluster import open_client
 
             with open_client(cfg.cluster) as own:
-                _run(own, pending, fields, acquisitions, spec, layout, meta,
+                _run(own, pending, fields, local, acquisitions, spec, layout, meta,
                      opts.tiles_in_flight, progress, cfg.fields.point_pixels or 0)
         else:
-            _run(client, pending, fields, acquisitions, spec, layout, meta, opts.tiles_in_flight,
-                 progress, cfg.fields.point_pixels or 0)
+            _run(client, pending, fields, local, acquisitions, spec, layout, meta,
+                 opts.tiles_in_flight, progress, cfg.fields.point_pixels or 0)
     parts = layout.parts_dir
     if parts.is_dir() and not any(parts.iterdir()):
         parts.rmdir()  # every tile written: no part left
@@ -222,12 +229,13 @@ def extract(config: RunConfig | str | Path, *, client: Client | None = None,
             "scenes_status": layout.scenes_status}
 
 
-def _identity(value: Any) -> Any:
-    """Return ``value``: puts an object into the task graph with lineage."""
-    return value
+def tile_raster_task(fields_file: str, grid: GridSpec, inner_buffer_px: float,
+                     cache_dir: str | None) -> TileRaster:
+    """Return a tile's field index on one grid (one Dask task), from the cache if sound."""
+    return cached_tile_raster(read_tile_fields(fields_file), grid, inner_buffer_px, cache_dir)
 
 
-def _run(client: Client, pending: list[Tile], fields: gpd.GeoDataFrame,
+def _run(client: Client, pending: list[Tile], fields: gpd.GeoDataFrame, local: gpd.GeoSeries,
          acquisitions: list[Acquisition], spec: ObserveSpec, layout: RunLayout,
          meta: dict[str, Any], in_flight: int | None, progress: Progress,
          point_pixels: int = 0) -> None:
@@ -241,27 +249,31 @@ def _run(client: Client, pending: list[Tile], fields: gpd.GeoDataFrame,
     n_workers = max(1, len(client.scheduler_info().get("workers", {})))
     limit = in_flight or 2 * n_workers
     tiles: Iterator[Tile] = iter(pending)
+    cache = str(layout.field_index_dir)
+    key = meta["run_key"]
 
     def submit(tile: Tile) -> Future:
-        # A task, not client.scatter: its data lives in the graph, so the scheduler can
-        # recompute it on another worker if the one holding it dies.
-        tf_future = client.submit(_identity, tile_fields(fields, tile.id, tile.rows,
-                                                          point_pixels=point_pixels),
-                                  key=f"tile-fields-{tile.id}-{meta['run_key']}", pure=False)
+        # The tile's fields go to the workers as a file (the graph holds its path); the
+        # tasks reading it can run again anywhere if a worker dies.
+        path = write_tile_fields(layout.tile_fields_file(tile.id),
+                                 tile_fields(fields, tile.id, tile.rows, local,
+                                             point_pixels=point_pixels))
+        names = client.submit(read_tile_fields, str(path), geometry=False,
+                              key=f"tile-fields-{tile.id}-{key}", pure=False)
         parts = []
         for g, (grid, accs) in enumerate(by_grid.items()):
-            ids = client.submit(build_tile_raster, tf_future, grid, spec.inner_buffer_px,
-                                key=f"field-raster-{tile.id}-{g}-{meta['run_key']}", pure=False)
-            parts += [client.submit(extract_part, tf_future, ids, acq, spec,
-                                    layout.part_file(tile.id, acq.id), schema, meta["run_key"],
+            ids = client.submit(tile_raster_task, str(path), grid, spec.inner_buffer_px, cache,
+                                key=f"field-raster-{tile.id}-{g}-{key}", pure=False)
+            parts += [client.submit(extract_part, names, ids, acq, spec,
+                                    layout.part_file(tile.id, acq.id), schema, key,
                                     layout.tile_file(tile.id),
-                                    key=f"extract-{tile.id}-{acq.id}-{meta['run_key']}",
+                                    key=f"extract-{tile.id}-{acq.id}-{key}",
                                     pure=False) for acq in accs]
         for part in parts:
             part.add_done_callback(
                 lambda f: progress.advance() if f.status == "finished" else None)
         return client.submit(write_tile, layout.tile_file(tile.id), parts, schema,
-                             {**meta, "tile_id": tile.id}, key=f"write-{tile.id}-{meta['run_key']}",
+                             {**meta, "tile_id": tile.id}, key=f"write-{tile.id}-{key}",
                              pure=False)
 
     queue = as_completed([submit(t) for t in itertools.islice(tiles, limit)])
@@ -271,6 +283,10 @@ def _run(client: Client, pending: list[Tile], fields: gpd.GeoDataFrame,
         nxt = next(tiles, None)
         if nxt is not None:
             queue.add(submit(nxt))
+    for tile in pending:  # the tiles are written: their fields files are no longer needed
+        layout.tile_fields_file(tile.id).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        layout.tile_fields_file("").parent.rmdir()  # if empty
 
 
 def _scan_values(layout: RunLayout, plan: TilePlan, spec: ObserveSpec

@@ -8,7 +8,7 @@ import shapely
 from affine import Affine
 
 from regenmap.features.indices import resolve_indices
-from regenmap.features.zonal import BandInput, quantile_name, zonal_stats
+from regenmap.features.zonal import BASE_STATS, BandInput, quantile_name, zonal_stats
 from regenmap.geo.grid import GridSpec
 from regenmap.geo.rasterize import rasterize_fields
 
@@ -139,3 +139,36 @@ def test_quantiles_of_large_fields_with_ties_match_numpy(levels: int) -> None:
         name = "median" if q == 50 else quantile_name(q)
         np.testing.assert_allclose(res.stats[("NDVI", name)][0], np.percentile(ndvi, q),
                                    rtol=1e-6)
+
+
+@pytest.mark.parametrize("width", [0.0005, 0.002, 0.01])
+def test_binned_quantiles_lie_within_their_precision(width: float) -> None:
+    # many fields of every size on one window, some pixels masked: every binned quantile
+    # lies within ``width`` of numpy's exact one, and within the field's [min, max]
+    grid = GridSpec("EPSG:32631", Affine(10, 0, 0, 0, -10, 640), 64, 64)
+    rng = np.random.default_rng(int(width * 1e4))
+    red = rng.integers(500, 1500, (64, 64))
+    nir = rng.integers(2000, 3000, (64, 64)) + (np.arange(64) * 40)[None, :]
+    valid = rng.random((64, 64)) > 0.1
+    fields = np.array([shapely.box(x, y, x + w, y + h) for x, y, w, h in
+                       rng.uniform([0, 0, 20, 20], [600, 600, 300, 300], (40, 4))], dtype=object)
+    raster = rasterize_fields(fields, grid)
+    pcts = [10, 50, 90]
+    exact = zonal_stats(raster, bands(red, nir), NDVI, percentiles=pcts, mask_valid=valid,
+                        stats=BASE_STATS)
+    binned = zonal_stats(raster, bands(red, nir), NDVI, percentiles=pcts, mask_valid=valid,
+                         stats=BASE_STATS, quantile_precision=width)
+    assert np.array_equal(exact.n_valid, binned.n_valid)
+    lo, hi = exact.stats[("NDVI", "min")], exact.stats[("NDVI", "max")]
+    for q in pcts:
+        name = quantile_name(q)
+        e, b = exact.stats[("NDVI", name)], binned.stats[("NDVI", name)]
+        assert np.array_equal(np.isnan(e), np.isnan(b))
+        ok = ~np.isnan(e)
+        assert ok.sum() > 30
+        assert np.all(np.abs(b[ok].astype(np.float64) - e[ok]) <= width * (1 + 1e-6))
+        assert np.all((b[ok] >= lo[ok]) & (b[ok] <= hi[ok]))
+    # the other statistics do not change
+    np.testing.assert_array_equal(exact.stats[("NDVI", "mean")], binned.stats[("NDVI", "mean")])
+    with pytest.raises(ValueError, match="quantile_precision"):
+        zonal_stats(raster, bands(red, nir), NDVI, quantile_precision=0.0)

@@ -376,3 +376,32 @@ def test_unreadable_scenes_are_not_called_outside(tmp_path: Path, client: Client
     status = pd.read_parquet(tmp_path / "out" / "fields_status.parquet").set_index("field_id")
     assert "the bands they need are missing or unreadable" in status.loc["a", "reason"]
     assert status.loc["outside", "reason"] == "outside every scene"
+
+
+def test_field_index_cache_is_shared_between_runs(tmp_path: Path, client: Client) -> None:
+    cache = tmp_path / "shared-cache"
+    cfg = make_config(tmp_path, standard_fields(), cache_dir=str(cache))
+    first = read_obs(extract(cfg, client=client))
+    files = sorted((cache / "field_index").glob("field-index-*.npz"))
+    assert files  # one per tile and grid
+    stamps = [f.stat().st_mtime_ns for f in files]
+    # another run (another output folder) on the same fields and grid reads them
+    other = cfg.model_copy(update={"out_dir": tmp_path / "out2"})
+    second = read_obs(extract(other, client=client))
+    pd.testing.assert_frame_equal(first, second)
+    assert [f.stat().st_mtime_ns for f in files] == stamps
+    # the tiles' fields files are gone once the tiles are written
+    assert not (tmp_path / "out" / ".regenmap" / "tile_fields").exists()
+
+
+def test_binned_median_option_reaches_the_kernel(tmp_path: Path, client: Client) -> None:
+    cfg = make_config(tmp_path, standard_fields(), median="binned", median_precision=0.01)
+    exact = read_obs(extract(make_config(tmp_path / "exact", standard_fields()), client=client))
+    binned = read_obs(extract(cfg, client=client))
+    col = stat_column("NDVI", "median")
+    diff = (binned[col] - exact[col]).abs().dropna()
+    assert len(diff) and (diff <= 0.01 + 1e-6).all()
+    pd.testing.assert_series_equal(binned[stat_column("NDVI", "mean")],
+                                   exact[stat_column("NDVI", "mean")])
+    with pytest.raises(ConfigError, match="median_precision"):
+        make_config(tmp_path / "bad", standard_fields(), median_precision=0)
