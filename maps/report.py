@@ -105,7 +105,8 @@ def _status_section(frame: pd.DataFrame, target: str) -> str:
     return "<h3>Fields by status</h3>" + table(["status", "fields", "share"], rows)
 
 
-def _class_section(frame: pd.DataFrame, target: str, classes: Sequence[str]) -> str:
+def _class_section(frame: pd.DataFrame, target: str, classes: Sequence[str], *,
+                   chart: bool = True) -> str:
     ok = frame[status_column(target)] == FieldStatus.OK.value
     labelled = frame.loc[ok]
     area = labelled.groupby(class_column(target))[AREA_HA].sum()
@@ -128,7 +129,104 @@ def _class_section(frame: pd.DataFrame, target: str, classes: Sequence[str]) -> 
     ax.set_xlabel("area of fields labelled with status ok (ha)")
     ax.set_title(f"{target}: area by class")
     return ("<h3>Class areas</h3>" + table(["class", "fields", "area (ha)", "share of labelled"],
-                                          rows) + figure_img(fig))
+                                          rows) + (figure_img(fig) if chart else ""))
+
+
+def _interval(value: float, low: float, high: float, fmt: str) -> str:
+    return f"{value:{fmt}} ({low:{fmt}} to {high:{fmt}})"
+
+
+def _area_text(by_class: pd.DataFrame, c: str) -> str:
+    v = by_class[["area_ha", "area_ci_low_ha", "area_ci_high_ha"]].astype(float)
+    return _interval(v["area_ha"][c], v["area_ci_low_ha"][c], v["area_ci_high_ha"][c], ",.0f")
+
+
+def _season_rows(adoption: pd.DataFrame | None, target: str) -> pd.DataFrame | None:
+    """Rows of the latest season's whole-area estimate of ``target`` (None if none)."""
+    if adoption is None or not len(adoption):
+        return None
+    rows = adoption[(adoption["target"] == target) & (adoption["domain"] == "all")]
+    if not len(rows):
+        return None
+    return rows[rows["season"] == sorted(rows["season"].astype(str))[-1]]
+
+
+def _headline(adoption: pd.DataFrame | None, frame: pd.DataFrame,
+              targets: Mapping[str, Sequence[str]], run_info: Mapping[str, Any]) -> str:
+    """Return the headline: area per class with its interval, expected accuracy, visits."""
+    items = []
+    for t, classes in targets.items():
+        st = frame[status_column(t)].astype(str)
+        visit = int((st != FieldStatus.OK.value).sum())
+        share = visit / max(len(frame), 1)
+        rows = _season_rows(adoption, t)
+        if rows is None:
+            items.append(f"<li><b>{_e(t)}</b>: no error-adjusted areas (no held-out labels); "
+                         f"{visit:,} fields ({share:.0%}) need a field visit.</li>")
+            continue
+        by = rows.set_index("class")
+        first = by.iloc[0]
+        shares = by["share"].astype(float)
+        areas = "; ".join(
+            f"{_e(class_label(c))} {_area_text(by, c)} ha = {shares[c]:.0%}"
+            for c in classes if c in by.index)
+        acc = _interval(first["domain_accuracy"], first["domain_accuracy_ci_low"],
+                        first["domain_accuracy_ci_high"], ".2f")
+        items.append(
+            f"<li><b>{_e(t)}</b> (season {_e(str(first['season']))}): {areas}. Expected accuracy of "
+            f"the labels given: {acc}. {visit:,} fields ({share:.0%}) are withheld and need a "
+            "field visit.</li>")
+    caveat = (run_info.get("adoption") or {}).get("caveat", "")
+    return ("<h2>Headline</h2><p>Areas per class with 95 % intervals, corrected for the "
+            "model's errors measured on held-out labelled fields:</p><ul>" + "".join(items)
+            + f'</ul><p class="muted">{_e(caveat)}</p>')
+
+
+def _adoption_section(adoption: pd.DataFrame | None, target: str,
+                      classes: Sequence[str]) -> str:
+    """Error-adjusted areas beside the mapped areas, per season and group."""
+    if adoption is None or not len(adoption):
+        return ""
+    rows = adoption[adoption["target"] == target]
+    if not len(rows):
+        return ""
+    out = []
+    for _, r in rows.iterrows():
+        out.append((r["season"], r["domain"], class_label(str(r["class"])),
+                    f"{r['mapped_ha']:,.1f}",
+                    _interval(r["area_ha"], r["area_ci_low_ha"], r["area_ci_high_ha"], ",.1f"),
+                    _interval(r["share"], r["share_ci_low"], r["share_ci_high"], ".1%"),
+                    int(r["n_reference"]), r["errors_from"]))
+    head = ["season", "area", "class", "mapped (ha)", "error-adjusted (ha, 95 % CI)",
+            "share (95 % CI)", "labelled fields", "errors from"]
+    latest = _season_rows(adoption, target)
+    fig_html = ""
+    if latest is not None:
+        by = latest.set_index("class")
+        names = [c for c in classes if c in by.index]
+        fig = Figure(figsize=(6.5, 0.5 * len(names) + 1.2))
+        ax = fig.subplots()
+        y = np.arange(len(names))
+        colours = class_colours(classes)
+        mapped = by["mapped_ha"].astype(float)
+        ax.barh(y + 0.2, [mapped[c] for c in names], height=0.4, color="#DDDDDD",
+                edgecolor="#333333", label="mapped (sum of labels)")
+        est = np.array([by.loc[c, "area_ha"] for c in names], dtype=float)
+        err = np.vstack([est - [by.loc[c, "area_ci_low_ha"] for c in names],
+                         np.array([by.loc[c, "area_ci_high_ha"] for c in names]) - est])
+        ax.barh(y - 0.2, est, height=0.4, xerr=err, color=[colours[c] for c in names],
+                edgecolor="#333333", capsize=3, label="error-adjusted, 95 % CI")
+        ax.set_yticks(y, [class_label(c) for c in names])
+        ax.invert_yaxis()
+        ax.set_xlabel("area (ha)")
+        ax.legend(fontsize=8)
+        ax.set_title(f"{target}: area by class, season {latest['season'].iloc[0]}")
+        fig_html = figure_img(fig)
+    return ("<h3>Error-adjusted areas</h3>" + fig_html + table(head, out)
+            + '<p class="muted">Mapped areas sum the labels given; error-adjusted areas correct '
+            "them with the confusion measured on held-out labelled fields (Olofsson et al. "
+            "2014), so fields withheld as uncertain are counted in the class their labelled "
+            "neighbours in that stratum hold.</p>")
 
 
 def _confidence_section(frame: pd.DataFrame, target: str, threshold: float | None) -> str:
@@ -311,7 +409,11 @@ def _evaluation_section(evaluation: Mapping[str, Any] | None) -> str:
     return "".join(parts)
 
 
-def _threshold(run_info: Mapping[str, Any], run: Mapping[str, Mapping[str, str]]) -> float | None:
+def _threshold(run_info: Mapping[str, Any], run: Mapping[str, Mapping[str, str]],
+               target: str) -> float | None:
+    chosen = run_info.get("thresholds")
+    if isinstance(chosen, Mapping) and isinstance(chosen.get(target), int | float):
+        return float(chosen[target])
     config = run_info.get("config")
     if not isinstance(config, Mapping):
         try:
@@ -337,7 +439,8 @@ def _read_observations(gpkg_path: Path, ids: Sequence[str]) -> pd.DataFrame | No
 def write_report(out_dir: str | Path, *, gpkg_path: str | Path, run_info: Mapping[str, Any],
                  evaluation: Mapping[str, Any] | None = None,
                  model_card: str | Path | None = None,
-                 observations: pd.DataFrame | None = None) -> Path:
+                 observations: pd.DataFrame | None = None,
+                 adoption: pd.DataFrame | None = None) -> Path:
     """Write the self-contained HTML run report ``out_dir/report.html``.
 
     Parameters
@@ -359,6 +462,10 @@ def write_report(out_dir: str | Path, *, gpkg_path: str | Path, run_info: Mappin
     observations
         Optional per-field time series (``field_id``, ``time``, ``ndvi_mean``...);
         read from the GeoPackage's ``observations`` table if omitted.
+    adoption
+        Error-adjusted class areas (:func:`regenmap.models.adoption.adoption_areas` rows);
+        the headline and each target's area section show them. ``run_info["adoption"]``
+        holds its caveat and notes.
 
     Returns
     -------
@@ -370,7 +477,6 @@ def write_report(out_dir: str | Path, *, gpkg_path: str | Path, run_info: Mappin
     targets = validate_results(gp)
     run = read_run(gp)
     frame = gpkg.read_layer(gp, FIELDS_LAYER, read_geometry=False)
-    threshold = _threshold(run_info, run)
     examples = {t: _examples(frame, t, cs) for t, cs in targets.items()}
     if observations is None:
         wanted = sorted({i for ex in examples.values() for ids in ex.values() for i in ids})
@@ -394,6 +500,7 @@ def write_report(out_dir: str | Path, *, gpkg_path: str | Path, run_info: Mappin
                       if k != "map" and p.is_file()]
             break
     parts.append("<p>" + " · ".join(links) + "</p>")
+    parts.append(_headline(adoption, frame, targets, run_info))
     parts.append("<h2>Warnings</h2>")
     if warnings:
         parts += [f'<div class="warn">{_e(w)}</div>' for w in warnings]
@@ -403,8 +510,9 @@ def write_report(out_dir: str | Path, *, gpkg_path: str | Path, run_info: Mappin
     for t, cs in targets.items():
         parts.append(f"<h2>Target: {_e(t)}</h2>")
         parts.append(_status_section(frame, t))
-        parts.append(_class_section(frame, t, cs))
-        parts.append(_confidence_section(frame, t, threshold))
+        parts.append(_class_section(frame, t, cs, chart=_season_rows(adoption, t) is None))
+        parts.append(_adoption_section(adoption, t, cs))
+        parts.append(_confidence_section(frame, t, _threshold(run_info, run, t)))
         parts.append(_series_section(observations, examples[t], t, cs))
     parts.append(_evaluation_section(evaluation))
     if model_card is not None:

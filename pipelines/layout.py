@@ -201,6 +201,11 @@ class RunLayout:
         return self.out_dir / "predictions.parquet"
 
     @property
+    def adoption(self) -> Path:
+        """Error-adjusted class areas with intervals per target, season and group (CSV)."""
+        return self.out_dir / "adoption_areas.csv"
+
+    @property
     def drift(self) -> Path:
         """Drift of the features against the training data (JSON)."""
         return self.out_dir / "drift.json"

@@ -381,6 +381,10 @@ class ModelConfig(StrictModel):
         Smallest share of the labelled samples that training may use once those that
         prediction would withhold (too small, no data, too few observations in the
         season) are left out; fewer stops the run with the reasons.
+    adoption_min_reference
+        Labelled fields a group (region) needs for its class areas to be corrected with its
+        own held-out errors; a smaller group borrows the errors of its whole season (said in
+        the ``errors_from`` column of the adoption table).
     lightgbm
         LightGBM parameters overriding regenmap's defaults (names are checked against
         LightGBM's own list when the configuration is read).
@@ -411,6 +415,7 @@ class ModelConfig(StrictModel):
     min_group_count: int = Field(default=20, ge=1)
     min_label_share: float = Field(default=0.5, ge=0, le=1)
     evaluation_factors: list[str] = Field(default_factory=list)
+    adoption_min_reference: int = Field(default=20, ge=2)
     lightgbm: dict[str, float | int | str | bool] = Field(default_factory=dict)
     training: TrainingConfig = TrainingConfig()
     path: Path | None = None

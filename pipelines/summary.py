@@ -77,6 +77,7 @@ def print_summary(result: RunResult, *, console: Console) -> None:
     console.print(table)
     console.print("Labels in the map for fields the models were trained on come from held-out "
                   "folds (column <target>_in_training), so their confidence is not in-sample.")
+    _print_adoption(cfg, console)
     if result.skipped:
         console.print(f"skipped (already done): {', '.join(result.skipped)}")
     timing = ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items())
@@ -85,3 +86,34 @@ def print_summary(result: RunResult, *, console: Console) -> None:
     if isinstance(predict, dict):
         for name, path in predict.items():
             console.print(f"{name:>12}: {path}")
+
+
+def _print_adoption(cfg: RunConfig, console: Console) -> None:
+    """Print each target's error-adjusted class areas (latest season, whole area)."""
+    path = RunLayout.of(cfg).adoption
+    if not path.is_file():
+        return
+    rows = pd.read_csv(path, dtype={"season": str})
+    rows = rows[rows["domain"] == "all"]
+    if not len(rows):
+        return
+    table = Table(title="adoption: area per class corrected for held-out errors (95 % interval)")
+    for name in ("target", "class", "area (ha)", "share", "mapped (ha)"):
+        table.add_column(name, justify="left" if name in ("target", "class") else "right")
+    notes = []
+    for target, part in rows.groupby("target", sort=False):
+        latest = part[part["season"] == sorted(part["season"])[-1]]
+        for _, r in latest.iterrows():
+            table.add_row(f"{target} {r['season']}", str(r["class"]),
+                          f"{r['area_ha']:,.0f} ({r['area_ci_low_ha']:,.0f}-"
+                          f"{r['area_ci_high_ha']:,.0f})",
+                          f"{r['share']:.0%} ({r['share_ci_low']:.0%}-{r['share_ci_high']:.0%})",
+                          f"{r['mapped_ha']:,.0f}")
+        r = latest.iloc[0]
+        notes.append(f"{target}: labels given are {r['domain_accuracy']:.0%} accurate "
+                     f"({r['domain_accuracy_ci_low']:.0%}-{r['domain_accuracy_ci_high']:.0%}) by "
+                     f"area; {int(r['n_visit'])} of {int(r['n_fields'])} fields are withheld and "
+                     "need a field visit")
+    console.print(table)
+    for line in notes:
+        console.print(line)

@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from regenmap.errors import ConfigError, ModelError
-from regenmap.io import parquet_meta, read_json, write_json_atomic, write_parquet_atomic
+from regenmap.io import (
+    parquet_meta,
+    read_json,
+    write_json_atomic,
+    write_parquet_atomic,
+    write_text_atomic,
+)
+from regenmap.models.adoption import CAVEAT as ADOPTION_CAVEAT
 from regenmap.models.artifact import load_model
 from regenmap.models.evaluate import cross_fitted_calibration
 from regenmap.models.predict import predict_target
@@ -32,7 +39,14 @@ from regenmap.pipelines.layout import (
 )
 from regenmap.pipelines.stages.train import read_cv
 from regenmap.provenance import stamp
-from regenmap.schema import FIELD_ID, GPKG_SCHEMA, PREDICTIONS_SCHEMA, SEASON, proba_column
+from regenmap.schema import (
+    AREA_HA,
+    FIELD_ID,
+    GPKG_SCHEMA,
+    PREDICTIONS_SCHEMA,
+    SEASON,
+    proba_column,
+)
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -150,6 +164,15 @@ def predict(config: RunConfig | str | Path, *, client: Client | None = None,
         drift = read_json(layout.drift, what="drift report")
         run_info["drift"] = drift.get("drift", drift)
     run_info["warnings"] = data_quality_warnings(layout)
+    run_info["thresholds"] = {t: _decision_threshold(layout, t) for t in cfg.model.targets}
+    adoption, adoption_notes = adoption_table(cfg, predictions, fields)
+    run_info["adoption"] = {"notes": adoption_notes, "caveat": ADOPTION_CAVEAT}
+    extra = {FEATURE_TABLE: (_feature_table(layout, cfg),
+                             "what each feature means (the reasons of the labels name them)")}
+    if adoption is not None:
+        write_text_atomic(layout.adoption, adoption.to_csv(index=False))
+        extra[ADOPTION_TABLE] = (adoption, "error-adjusted class areas and shares with 95 % "
+                                 "intervals, per target, season and group")
     out = cfg.outputs
     shown, by_season = _latest_season(predictions, parquet_meta(layout.features))
     run_info["season"] = shown[SEASON].iloc[0] if len(shown) and SEASON in shown else None
@@ -157,10 +180,10 @@ def predict(config: RunConfig | str | Path, *, client: Client | None = None,
                          observations=observations, crs=out.crs, passthrough=out.passthrough,
                          geoparquet=out.geoparquet, overwrite=out.overwrite,
                          store_observations=out.observations, by_season=by_season,
-                         extra_tables={FEATURE_TABLE: (_feature_table(layout, cfg),
-                                                 "what each feature means (the reasons of the "
-                                                 "labels name them)")})
+                         extra_tables=extra)
     outputs: dict[str, Path] = {"predictions": predictions_path, "gpkg": gpkg}
+    if adoption is not None:
+        outputs["adoption"] = layout.adoption
     if out.maps:
         for path in render_maps(gpkg, layout.maps_dir, targets=list(targets)):
             outputs[path.stem] = path
@@ -170,8 +193,63 @@ def predict(config: RunConfig | str | Path, *, client: Client | None = None,
         outputs["report"] = write_report(layout.out_dir, gpkg_path=gpkg, run_info=run_info,
                                          evaluation=summary,
                                          model_card=card if card.is_file() else None,
-                                         observations=observations)
+                                         observations=observations, adoption=adoption)
     return outputs
+
+
+#: Name of the adoption-area table in the results GeoPackage.
+ADOPTION_TABLE = "adoption_areas"
+
+
+def adoption_table(cfg: RunConfig, predictions: pd.DataFrame, fields: pd.DataFrame
+                   ) -> tuple[pd.DataFrame | None, list[str]]:
+    """Estimate every target's class areas with intervals from the held-out labels.
+
+    Groups are the job's group column (``model.group_column``) when the fields or the
+    labels carry it; automatic spatial blocks are not reported.
+
+    Returns
+    -------
+    table, notes
+        The :func:`regenmap.models.adoption.adoption_areas` rows of all targets (None
+        without labels), and the caveats met.
+    """
+    from regenmap.models.adoption import AdoptionOptions, adoption_areas
+
+    if cfg.model.labels.path is None and not any(t in fields.columns for t in cfg.model.targets):
+        return None, ["no labels in this job: class areas are not error-adjusted"]
+    table = inputs.labels(cfg)
+    group_name = cfg.model.group_column
+    groups = None
+    if group_name and group_name in fields.columns:
+        groups = fields.set_index(FIELD_ID)[group_name].astype(str)
+    elif group_name and table.group is not None and table.group_name == group_name:
+        groups = table.group
+    area = fields.set_index(FIELD_ID)[AREA_HA]
+    targets = _targets_and_classes(cfg, predictions)
+    parts, notes = [], []
+    for target, classes in targets.items():
+        if target not in table.table.columns:
+            notes.append(f"{target}: no labels, class areas are not error-adjusted")
+            continue
+        part, found = adoption_areas(predictions, table.table[target], area, target=target,
+                                     classes=classes, groups=groups,
+                                     group_name=group_name or "group",
+                                     options=AdoptionOptions(cfg.model.adoption_min_reference))
+        parts.append(part)
+        notes += [f"{target}: {n}" for n in found]
+    if not parts:
+        return None, notes
+    return pd.concat(parts, ignore_index=True), notes
+
+
+def _decision_threshold(layout: RunLayout, target: str) -> float | None:
+    """Return the confidence threshold ``target``'s model labels at (None if unknown)."""
+    meta = layout.model_dir(target) / "metadata.json"
+    if not meta.is_file():
+        return None
+    value = read_json(meta, what="model metadata").get("decision", {}).get("threshold")
+    return float(value) if isinstance(value, int | float) else None
 
 
 #: Name of the feature dictionary table in the results GeoPackage.

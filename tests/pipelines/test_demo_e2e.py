@@ -94,3 +94,34 @@ def test_map_tells_which_fields_were_trained_on_and_what_features_mean(
     assert ok["tillage_why"].str.contains(" -> ").all()
     # the summary states the held-out operating point, not in-sample counts as skill
     assert "labelled at the threshold" in stdout and "held out" in stdout
+
+
+def test_adoption_areas_with_intervals_in_table_summary_and_report(
+        demo_run: tuple[Path, str]) -> None:
+    out, stdout = demo_run
+    table = pyogrio.read_dataframe(out / "practices.gpkg", layer="adoption_areas")
+    truth_cols = ["field_id", "region", *TARGETS]
+    region = pyogrio.read_dataframe(out / "region" / "fields.gpkg", read_geometry=False)[truth_cols]
+    mapped = pyogrio.read_dataframe(out / "practices.gpkg", layer="fields", read_geometry=False)
+    region = region.merge(mapped[["field_id", "area_ha"]], on="field_id")  # areas as mapped
+    total = float(region["area_ha"].sum())
+    for target, k in TARGETS.items():
+        whole = table[(table["target"] == target) & (table["domain"] == "all")]
+        assert len(whole) == k
+        # Shares of the assessed area add up to one and each interval holds its estimate.
+        assert whole["share"].sum() == pytest.approx(1.0)
+        assert (whole["area_ci_low_ha"] <= whole["area_ha"]).all()
+        assert (whole["area_ha"] <= whole["area_ci_high_ha"]).all()
+        assert whole["assessed_ha"].iloc[0] == pytest.approx(total, rel=1e-6)
+        # Every demo field is labelled: the simulator's class areas lie in the intervals.
+        truth = region.groupby(target)["area_ha"].sum()
+        for _, row in whole.iterrows():
+            assert row["area_ci_low_ha"] <= truth[row["class"]] <= row["area_ci_high_ha"]
+        # Per region too, and the regions add up to the whole.
+        regions = table[(table["target"] == target) & (table["domain"] != "all")]
+        assert set(regions["domain"]) == {f"region={r}" for r in region["region"].unique()}
+        assert regions["area_ha"].sum() == pytest.approx(whole["area_ha"].sum(), rel=1e-6)
+    assert "adoption: area per class corrected for held-out errors" in stdout
+    assert "need a field visit" in stdout
+    report = (out / "report.html").read_text()
+    assert "<h2>Headline</h2>" in report and "Expected accuracy of the labels given" in report
