@@ -1,32 +1,21 @@
 """Model cards (Mitchell et al. 2019) in Markdown and self-contained HTML.
 
-The card is built as a list of blocks (heading, paragraph, bullet list, table,
-image) filled from the model's metadata and its evaluation report, then
-rendered twice: Markdown (images referenced by file name) and HTML (images
-embedded as base64, no external file or script; page, stylesheet and tables
-shared with the run report through :mod:`regenmap.html`).
+The card is a list of :class:`~regenmap.models.document.Block` filled from the
+model's metadata and its evaluation report, rendered as Markdown and as one
+self-contained HTML page (:mod:`regenmap.models.document`), with a machine-readable
+``model_card.json`` beside them.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from regenmap.features.dictionary import feature_dictionary
-from regenmap.html import Markup, escape, page, png_img, table
-from regenmap.io import write_text_atomic
+from regenmap.io import json_text, write_text_atomic
+from regenmap.models.document import Block, render_html, render_markdown
 from regenmap.models.train import TrainedModel
-
-
-@dataclass(frozen=True)
-class Block:
-    """One element of a card: ``kind`` in h1, h2, h3, p, ul, table, img."""
-
-    kind: str
-    content: Any
-    extra: Any = None
 
 
 def _pct(x: float | None) -> str:
@@ -43,8 +32,50 @@ def _ci(ci: list[float | None] | None, nd: int = 3) -> str:
     return f"[{ci[0]:.{nd}f}, {ci[1]:.{nd}f}]"
 
 
-def card_blocks(model: TrainedModel, report: dict[str, Any], plots: dict[str, Path]
-                ) -> list[Block]:
+#: The accountability lines a card must state; missing ones are shown as gaps.
+ACCOUNTABILITY: tuple[str, ...] = ("owner", "licence", "citation", "contact")
+
+#: regenmap's statement on personal data, in every card.
+SENSITIVE_DATA = (
+    "The model's inputs and outputs are keyed by field: a field polygon, or an id that a "
+    "parcel register links to one, identifies a farm and so, for most farms, a person. "
+    "Labels, probabilities and reasons are therefore personal data about that person's "
+    "practice; share them only with those entitled to the decision they inform, and never "
+    "publish them with ids or geometry. The model uses no column naming a person or an "
+    "identifier as a feature (such columns are refused in training).")
+
+
+@dataclass(frozen=True)
+class CardInfo:
+    """What the card says beyond the model and its evaluation (``model.card`` and links).
+
+    Attributes
+    ----------
+    owner, licence, citation, contact
+        Accountability lines (None when not given: shown as gaps).
+    sensitive_data
+        Text added to regenmap's statement on personal data.
+    label_source
+        The label file, as the card names it (relative to the output folder).
+    datasheet
+        Link to the training set's datasheet, relative to the card's folder.
+    """
+
+    owner: str | None = None
+    licence: str | None = None
+    citation: str | None = None
+    contact: str | None = None
+    sensitive_data: str | None = None
+    label_source: str | None = None
+    datasheet: str | None = None
+
+    def missing(self) -> list[str]:
+        """Return the accountability lines not given."""
+        return [k for k in ACCOUNTABILITY if not (getattr(self, k) or "").strip()]
+
+
+def card_blocks(model: TrainedModel, report: dict[str, Any], plots: dict[str, Path],
+                info: CardInfo | None = None) -> list[Block]:
     """Assemble the sections of the model card from real numbers.
 
     Parameters
@@ -55,20 +86,38 @@ def card_blocks(model: TrainedModel, report: dict[str, Any], plots: dict[str, Pa
         Its evaluation report (:func:`regenmap.models.evaluate.evaluation_report`).
     plots
         Plot kind -> PNG path (see :func:`regenmap.models.plots.write_plots`).
+    info
+        Owner, licence, citation, contact, the label file and the datasheet's link.
     """
+    info = info or CardInfo()
     return [
         Block("h1", f"Model card: {model.target}"),
         *_glance(report),
         *_details_section(model, report),
+        *_accountability_section(info),
         *_intended_use_section(),
         *_factors_section(report),
         *_metrics_section(report),
-        *_evaluation_data_section(report),
-        *_training_data_section(model),
+        *_evaluation_data_section(model, report),
+        *_training_data_section(model, info),
         *_quantitative_section(model, report, plots),
-        *_ethics_section(model, report),
+        *_ethics_section(model, report, info),
         *_caveats_section(report),
     ]
+
+
+def _accountability_section(info: CardInfo) -> list[Block]:
+    lines = []
+    for key in ACCOUNTABILITY:
+        value = (getattr(info, key) or "").strip()
+        lines.append(f"{key.capitalize()}: {value}" if value else
+                     f"{key.capitalize()}: _not given_ (set `model.card.{key}`)")
+    out = [Block("h2", "Owner, licence and contact"), Block("ul", lines)]
+    if info.missing():
+        out.insert(1, Block("p", "**Incomplete**: nobody is named as answerable for this model's "
+                                 "labels; do not use it for decisions about farmers until "
+                                 "someone is."))
+    return out
 
 
 def _glance(report: dict[str, Any]) -> list[Block]:
@@ -161,7 +210,7 @@ def _metrics_section(report: dict[str, Any]) -> list[Block]:
     ])]
 
 
-def _evaluation_data_section(report: dict[str, Any]) -> list[Block]:
+def _evaluation_data_section(model: TrainedModel, report: dict[str, Any]) -> list[Block]:
     strategy = ("spatial cross-validation: whole groups held out per fold"
                 if report["strategy"] == "spatial" else "RANDOM k-fold (not spatial)")
     fold_lines = []
@@ -170,18 +219,36 @@ def _evaluation_data_section(report: dict[str, Any]) -> list[Block]:
         shown = "" if not groups else (": " + ", ".join(map(str, groups[:6]))
                                        + (" ..." if len(groups) > 6 else ""))
         fold_lines.append(f"fold {f['fold']}: {f['n_test']} fields held out{shown}")
+    tr = model.training
+    left = tr.get("n_labelled_withheld", 0)
+    preprocessing = (
+        "Preprocessing: the held-out samples went through exactly the steps of the fields "
+        "they stand for: the same scene masking, per-field statistics, time-series "
+        "compositing and features; samples the map would withhold (too small, too few "
+        "observations, unreadable scenes) are left out of training and evaluation alike"
+        + (f" ({left} left out: " + "; ".join(f"{n} {r}" for r, n in
+                                              list(tr.get("labelled_withheld", {}).items())[:3])
+           + ")" if left else " (none here)")
+        + "; probabilities are calibrated within the training folds only, and the "
+        "confidence threshold is chosen on other folds than those it is measured on.")
     return [Block("h2", "Evaluation data"),
             Block("p", f"{report['overall']['n']} labelled fields, each predicted by a model "
                        f"that never saw its group; {report['n_folds']} folds, {strategy}."),
+            Block("p", preprocessing),
             Block("ul", fold_lines)]
 
 
-def _training_data_section(model: TrainedModel) -> list[Block]:
+def _training_data_section(model: TrainedModel, info: CardInfo) -> list[Block]:
     t, tr, classes = model.target, model.training, list(model.classes)
     counts = tr.get("class_counts", {})
     total = sum(counts.values()) or 1
+    source = info.label_source or tr.get("label_source", "the labels table")
+    sheet = ([f"Datasheet of the training labels (who made them, how, for what, the "
+              f"measured composition): [{info.datasheet}]({info.datasheet})."]
+             if info.datasheet else ["No datasheet was written for these labels."])
     b = [Block("h2", "Training data"), Block("ul", [
-        f"Label provenance: column `{t}` of `{tr.get('label_source', 'the labels table')}`; "
+        *sheet,
+        f"Label provenance: column `{t}` of `{source}`; "
         f"{tr.get('n_labelled', 0)} labelled and {tr.get('n_unlabelled', 0)} unlabelled fields "
         "(predicted, not trained on).",
         "Class balance: " + ", ".join(f"`{c}` {n} ({n / total:.0%})" for c, n in counts.items())
@@ -380,7 +447,8 @@ def _drivers(model: TrainedModel) -> list[Block]:
                             *[[k, f"{v:.3f}", *meaning.get(k, missing)] for k, v in top]])]
 
 
-def _ethics_section(model: TrainedModel, report: dict[str, Any]) -> list[Block]:
+def _ethics_section(model: TrainedModel, report: dict[str, Any], info: CardInfo
+                   ) -> list[Block]:
     ov = report["overall"]
     pc = ov.get("per_class", {})
     lines = []
@@ -395,10 +463,13 @@ def _ethics_section(model: TrainedModel, report: dict[str, Any]) -> list[Block]:
             f"`{c}` labels (precision {_num(m.get('precision'))}). If `{c}` earns a payment, "
             "these are paid without the practice; if it is penalised, these farmers are "
             "wrongly penalised.")
+    sensitive = SENSITIVE_DATA + (f" {info.sensitive_data.strip()}"
+                                  if info.sensitive_data and info.sensitive_data.strip() else "")
     b = [Block("h2", "Ethical considerations"),
          Block("p", "Labels can move money to or away from real farmers, smallholders "
                     "included. The two kinds of error affect different people:"),
-         Block("ul", lines)]
+         Block("ul", lines),
+         Block("h3", "Sensitive data"), Block("p", sensitive)]
     sizes = report["disaggregated"]["factors"].get("size_class", {})
     small = sizes.get("<2 ha")
     if small and small["accuracy"] is not None:
@@ -429,8 +500,9 @@ def _caveats_section(report: dict[str, Any]) -> list[Block]:
         "means the new data differ from the training data and the figures above may not hold.",
         "Re-evaluate after adding labels from new regions; group-level intervals are wide "
         "when a group has few labelled fields.",
-        "Labels predicted for the training fields themselves are in-sample and look more "
-        "confident than they are; the held-out figures above are the ones to quote.",
+        "Fields the model was trained on carry, in the map, the label and confidence of the "
+        "fold that held them out (`<target>_in_training`), so the map's confidences are "
+        "held-out everywhere; quote the held-out figures above.",
     ]
     return [Block("h2", "Caveats and recommendations"), Block("ul", rec)]
 
@@ -441,68 +513,74 @@ def _feature_meanings() -> dict[str, tuple[str, str]]:
             for r in feature_dictionary().itertuples()}
 
 
-def render_markdown(blocks: list[Block], *, base: Path | None = None) -> str:
-    """Render blocks as GitHub-flavoured Markdown (images linked relative to ``base``)."""
-    out: list[str] = []
-    for blk in blocks:
-        if blk.kind in ("h1", "h2", "h3"):
-            out.append("#" * int(blk.kind[1]) + " " + str(blk.content))
-        elif blk.kind == "p":
-            out.append(str(blk.content))
-        elif blk.kind == "ul":
-            if blk.content:
-                out.append("\n".join(f"- {item}" for item in blk.content))
-        elif blk.kind == "table":
-            rows = [[str(c).replace("|", "\\|") for c in r] for r in blk.content]
-            out.append("\n".join(["| " + " | ".join(rows[0]) + " |",
-                                  "|" + "---|" * len(rows[0]),
-                                  *["| " + " | ".join(r) + " |" for r in rows[1:]]]))
-        elif blk.kind == "img" and blk.content is not None:
-            target = Path(blk.content)
-            link = os.path.relpath(target, base) if base is not None else target.name
-            out.append(f"![{blk.extra}]({Path(link).as_posix()})")
-        out.append("")
-    return "\n".join(out)
-
-
-def _inline(text: str) -> str:
-    """Escape text and turn ``code`` and **bold** spans into HTML."""
-    parts = escape(text).split("`")
-    s = "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
-    bold = s.split("**")
-    return "".join(f"<strong>{p}</strong>" if i % 2 else p for i, p in enumerate(bold))
-
-
-def render_html(blocks: list[Block], *, title: str) -> str:
-    """Render blocks as one self-contained HTML page (images embedded as base64)."""
-    body: list[str] = []
-    for blk in blocks:
-        if blk.kind in ("h1", "h2", "h3"):
-            body.append(f"<{blk.kind}>{_inline(str(blk.content))}</{blk.kind}>")
-        elif blk.kind == "p":
-            body.append(f"<p>{_inline(str(blk.content))}</p>")
-        elif blk.kind == "ul" and blk.content:
-            body.append("<ul>" + "".join(f"<li>{_inline(i)}</li>" for i in blk.content) + "</ul>")
-        elif blk.kind == "table":
-            head, *rows = [[Markup(_inline(str(c))) for c in r] for r in blk.content]
-            body.append(table(head, rows))
-        elif blk.kind == "img" and blk.content is not None and Path(blk.content).is_file():
-            body.append(png_img(Path(blk.content).read_bytes(), str(blk.extra)))
-    return page(title, body)
-
-
-def write_model_card(model: TrainedModel, report: dict[str, Any], plots: dict[str, Path],
-                     directory: str | Path) -> dict[str, Path]:
-    """Write ``model_card.md`` and ``model_card.html`` into ``directory``.
+def card_json(model: TrainedModel, report: dict[str, Any], info: CardInfo,
+              blocks: list[Block]) -> dict[str, Any]:
+    """Return the machine-readable card: key numbers and every section's sentences.
 
     Returns
     -------
     dict
-        ``markdown`` and ``html`` -> path.
+        ``schema`` (``regenmap.model_card/1``), ``model`` (target, classes, id, versions),
+        ``accountability``, ``decision``, ``metrics`` (overall with intervals, operating
+        point, per class), ``disaggregation`` (flagged and worst subgroups),
+        ``training_data``, ``sections`` (heading -> sentences and tables, as in the card).
+    """
+    prov, ov = model.provenance, report["overall"]
+    sections: dict[str, list[Any]] = {}
+    heading = "Summary"
+    for blk in blocks:
+        if blk.kind == "h2":
+            heading = str(blk.content)
+        elif blk.kind in ("p", "h3"):
+            sections.setdefault(heading, []).append(str(blk.content))
+        elif blk.kind == "ul":
+            sections.setdefault(heading, []).extend(str(i) for i in blk.content)
+        elif blk.kind == "table":
+            sections.setdefault(heading, []).append({"table": [list(map(str, r))
+                                                              for r in blk.content]})
+    keep = ("n", "accuracy", "balanced_accuracy", "macro_f1", "kappa", "per_class", "ci",
+            "ci_cluster", "log_loss", "ranking")
+    return {
+        "schema": "regenmap.model_card/1",
+        "model": {"target": model.target, "classes": list(model.classes),
+                  "model_id": prov.get("model_id"), "created_utc": prov.get("created_utc"),
+                  "config_hash": prov.get("config_hash"), "versions": prov.get("versions", {}),
+                  "n_features": len(model.feature_names)},
+        "accountability": {k: getattr(info, k) for k in ACCOUNTABILITY},
+        "missing": info.missing(),
+        "sensitive_data": SENSITIVE_DATA + (f" {info.sensitive_data}" if info.sensitive_data
+                                            else ""),
+        "decision": dict(model.decision),
+        "metrics": {"strategy": report["strategy"],
+                    "overall": {k: ov[k] for k in keep if k in ov},
+                    "operating_point": report["operating_point"]},
+        "disaggregation": {"flagged": report["disaggregated"].get("flagged", []),
+                           "worst": report["disaggregated"].get("worst")},
+        "year_transfer": report.get("year_transfer"),
+        "training_data": {"label_source": info.label_source
+                          or model.training.get("label_source"),
+                          "datasheet": info.datasheet,
+                          "n_labelled": model.training.get("n_labelled"),
+                          "class_counts": model.training.get("class_counts"),
+                          "n_labelled_withheld": model.training.get("n_labelled_withheld", 0)},
+        "sections": sections,
+    }
+
+
+def write_model_card(model: TrainedModel, report: dict[str, Any], plots: dict[str, Path],
+                     directory: str | Path, info: CardInfo | None = None) -> dict[str, Path]:
+    """Write ``model_card.md``, ``model_card.html`` and ``model_card.json`` into ``directory``.
+
+    Returns
+    -------
+    dict
+        ``markdown``, ``html`` and ``json`` -> path.
     """
     d = Path(directory)
-    blocks = card_blocks(model, report, plots)
-    md, html = d / "model_card.md", d / "model_card.html"
+    info = info or CardInfo()
+    blocks = card_blocks(model, report, plots, info)
+    md, html, js = d / "model_card.md", d / "model_card.html", d / "model_card.json"
     write_text_atomic(md, render_markdown(blocks, base=d))
     write_text_atomic(html, render_html(blocks, title=f"Model card: {model.target}"))
-    return {"markdown": md, "html": html}
+    write_text_atomic(js, json_text(card_json(model, report, info, blocks)))
+    return {"markdown": md, "html": html, "json": js}

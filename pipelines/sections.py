@@ -224,6 +224,67 @@ class FeaturesConfig(StrictModel):
         return FeatureOptions(**data, windows=WindowOptions(**self.windows.model_dump()))
 
 
+class DatasheetConfig(StrictModel):
+    """What the makers of the labels say about them (the datasheet's human parts).
+
+    Each answer is free text; a question left out shows as a gap in the datasheet and a
+    warning when the model is evaluated. What can be counted (classes, seasons, groups,
+    sizes, dates, the file's SHA-256) is filled in by regenmap.
+
+    Attributes
+    ----------
+    motivation
+        Why the labels were made, by whom, and who paid for it.
+    composition
+        Which farms, regions and years the fields stand for; all fields or a sample, and
+        how it was drawn.
+    collection
+        How each label was obtained (field visit, farmer declaration, photo-interpretation),
+        by whom, when, with what consent.
+    labelling
+        The definitions that separate the classes and how labels were checked or corrected.
+    uses
+        What the labels have been used for, and uses to avoid.
+    distribution
+        Who may receive them, under which licence and data-protection terms.
+    maintenance
+        Who maintains them, how to report an error, whether they will be updated.
+    """
+
+    motivation: str | None = None
+    composition: str | None = None
+    collection: str | None = None
+    labelling: str | None = None
+    uses: str | None = None
+    distribution: str | None = None
+    maintenance: str | None = None
+
+
+class CardConfig(StrictModel):
+    """Who stands behind a model (the model card's accountability lines).
+
+    Attributes
+    ----------
+    owner
+        Organisation or person responsible for the model and its maps.
+    licence
+        Licence of the model and its outputs (e.g. ``CC-BY-4.0``).
+    citation
+        How to cite the model or the programme it serves.
+    contact
+        Where to send questions and reports of wrong labels (an address or a URL).
+    sensitive_data
+        Anything to add to regenmap's statement on personal data (e.g. the programme's
+        data-protection basis).
+    """
+
+    owner: str | None = None
+    licence: str | None = None
+    citation: str | None = None
+    contact: str | None = None
+    sensitive_data: str | None = None
+
+
 class LabelsInput(StrictModel):
     """Where the training labels are.
 
@@ -244,6 +305,9 @@ class LabelsInput(StrictModel):
     start_column, end_column
         Columns with each row's own season start and end dates (inclusive), instead of
         a season name (e.g. farmer-reported sowing and harvest dates).
+    datasheet
+        What the makers of the labels say about them (motivation, collection, licence...),
+        written into the training set's datasheet beside the numbers regenmap measures.
     """
 
     path: Path | None = None
@@ -252,6 +316,7 @@ class LabelsInput(StrictModel):
     season_column: str | None = None
     start_column: str | None = None
     end_column: str | None = None
+    datasheet: DatasheetConfig | None = None
 
     @model_validator(mode="after")
     def _both_dates(self) -> LabelsInput:
@@ -381,6 +446,8 @@ class ModelConfig(StrictModel):
         Smallest share of the labelled samples that training may use once those that
         prediction would withhold (too small, no data, too few observations in the
         season) are left out; fewer stops the run with the reasons.
+    card
+        Owner, licence, citation and contact of the model (shown in its card).
     adoption_min_reference
         Labelled fields a group (region) needs for its class areas to be corrected with its
         own held-out errors; a smaller group borrows the errors of its whole season (said in
@@ -416,6 +483,7 @@ class ModelConfig(StrictModel):
     min_label_share: float = Field(default=0.5, ge=0, le=1)
     evaluation_factors: list[str] = Field(default_factory=list)
     adoption_min_reference: int = Field(default=20, ge=2)
+    card: CardConfig = CardConfig()
     lightgbm: dict[str, float | int | str | bool] = Field(default_factory=dict)
     training: TrainingConfig = TrainingConfig()
     path: Path | None = None

@@ -18,6 +18,7 @@ import pandas as pd
 from regenmap.errors import ConfigError, ModelError
 from regenmap.io import (
     parquet_meta,
+    portable_paths,
     read_json,
     write_json_atomic,
     write_parquet_atomic,
@@ -85,7 +86,8 @@ def predict_table(cfg: RunConfig) -> Path:
                               min_feature_share=mc.min_feature_share, flags=flags,
                               explain=mc.explain)
         drift[target] = pred.attrs.get("drift", {}).get(target)
-        models[target] = {"dir": str(directory), "model_id": model.provenance.get("model_id"),
+        models[target] = {"dir": str(portable_paths(Path(directory), cfg.out_dir)),
+                          "model_id": model.provenance.get("model_id"),
                           "config_hash": model.provenance.get("config_hash")}
         pred.attrs = {}
         key = [c for c in (FIELD_ID, SEASON) if c in pred.columns]
@@ -164,6 +166,7 @@ def predict(config: RunConfig | str | Path, *, client: Client | None = None,
         drift = read_json(layout.drift, what="drift report")
         run_info["drift"] = drift.get("drift", drift)
     run_info["warnings"] = data_quality_warnings(layout)
+    run_info = portable_paths(run_info, cfg.out_dir)  # shared: no paths of this machine
     run_info["thresholds"] = {t: _decision_threshold(layout, t) for t in cfg.model.targets}
     adoption, adoption_notes = adoption_table(cfg, predictions, fields)
     run_info["adoption"] = {"notes": adoption_notes, "caveat": ADOPTION_CAVEAT}

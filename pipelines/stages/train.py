@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from regenmap.io import read_json, write_json_atomic, write_parquet_atomic
+from regenmap.io import portable_paths, read_json, write_json_atomic, write_parquet_atomic
 from regenmap.models.artifact import save_model
 from regenmap.models.calibration import fit_calibration
 from regenmap.models.data import feature_matrix
@@ -108,12 +108,15 @@ def train(config: RunConfig | str | Path, *, client: Client | None = None,
         model.metrics = summary_metrics(report)
         model.decision = {k: v for k, v in report["operating_point"].items()
                           if k in ThresholdChoice.__dataclass_fields__}
-        model.training["label_source"] = str(table.source)
+        # Shared artifacts name inputs relative to the output folder, not this machine's paths.
+        model.training["label_source"] = portable_paths(Path(table.source), cfg.out_dir)
         model.training["group_column"] = table.group_name
         if search_info is not None:
             model.training["search"] = search_info
         model.provenance = {
-            **stamp(schema=MODEL_SCHEMA, inputs=[str(layout.features), str(table.source)]),
+            **stamp(schema=MODEL_SCHEMA,
+                    inputs=portable_paths([Path(layout.features), Path(table.source)],
+                                          cfg.out_dir)),
             "config_hash": cfg.hash(),
             "seed": cfg.seed,
             "run_name": cfg.name,

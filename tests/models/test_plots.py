@@ -11,7 +11,8 @@ import pytest
 
 from regenmap.io import write_json_atomic
 from regenmap.models.artifact import load_model, save_model
-from regenmap.models.card import card_blocks, render_html, render_markdown
+from regenmap.models.card import card_blocks
+from regenmap.models.document import render_html, render_markdown
 from regenmap.models.evaluate import cross_validate
 from regenmap.models.options import CVOptions, EvaluationOptions, LabelledFields
 from regenmap.models.train import train_target
@@ -85,13 +86,14 @@ def test_plots_and_card_leave_the_matplotlib_backend_alone(evaluated: Path) -> N
     assert out["before"] == out["after_import"] == out["after_write"] == "svg"
     assert not out["pyplot"]  # figures are built outside pyplot: no global figure state
     assert out["plots"] == sorted(f"tillage_{k}.png" for k in KINDS)
-    assert out["card"] == ["model_card.html", "model_card.md"]
+    assert out["card"] == ["model_card.html", "model_card.json", "model_card.md"]
     for k in KINDS:
         assert (evaluated / "plots" / f"tillage_{k}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 SECTIONS = (
     "Model details",
+    "Owner, licence and contact",
     "Intended use",
     "Factors",
     "Metrics",
@@ -116,3 +118,27 @@ def test_card_sections_in_order_and_rendered_through_the_shared_page(evaluated: 
     # text is escaped in tables too (size classes such as "<2 ha"), code spans become <code>
     assert "&lt;2 ha" in page and "<2 ha" not in page
     assert "<code>tillage</code>" in page
+
+
+def test_card_names_who_answers_for_it_or_shows_the_gap(evaluated: Path, tmp_path: Path) -> None:
+    from regenmap.models.card import CardInfo, write_model_card
+
+    model = load_model(evaluated / "model")
+    report = json.loads((evaluated / "report.json").read_text())
+    md = render_markdown(card_blocks(model, report, {}))
+    assert "**Incomplete**" in md and "Owner: _not given_ (set `model.card.owner`)" in md
+    assert "Sensitive data" in md and "personal data" in md
+    info = CardInfo(owner="Programme X", licence="CC-BY-4.0", citation="X et al. 2026",
+                    contact="maps@example.org", sensitive_data="Processed under art. 6(1)(e).",
+                    label_source="labels/visits.gpkg", datasheet="datasheet.html")
+    paths = write_model_card(model, report, {}, tmp_path, info)
+    text = paths["markdown"].read_text()
+    assert "Incomplete" not in text and "Owner: Programme X" in text
+    assert "[datasheet.html](datasheet.html)" in text and "`labels/visits.gpkg`" in text
+    assert "Processed under art. 6(1)(e)." in text
+    card = json.loads(paths["json"].read_text())
+    assert card["schema"] == "regenmap.model_card/1" and card["missing"] == []
+    assert card["accountability"]["contact"] == "maps@example.org"
+    assert card["metrics"]["overall"]["accuracy"] == report["overall"]["accuracy"]
+    assert card["metrics"]["operating_point"]["threshold"] == report["operating_point"]["threshold"]
+    assert "Owner, licence and contact" in card["sections"]

@@ -125,3 +125,31 @@ def test_adoption_areas_with_intervals_in_table_summary_and_report(
     assert "need a field visit" in stdout
     report = (out / "report.html").read_text()
     assert "<h2>Headline</h2>" in report and "Expected accuracy of the labels given" in report
+
+
+def test_shared_artifacts_name_paths_relative_to_the_output_folder(
+        demo_run: tuple[Path, str]) -> None:
+    import sqlite3
+
+    out, _ = demo_run
+    shared = [out / "report.html", out / "drift.json", *sorted(out.glob("evaluation/*.json")),
+              *sorted(out.glob("model/*/model_card.*")), *sorted(out.glob("model/*/datasheet.*")),
+              *sorted(out.glob("model/*/metadata.json"))]
+    assert len(shared) > 10
+    for path in shared:
+        assert str(out) not in path.read_text(), path
+    with sqlite3.connect(out / "practices.gpkg") as db:
+        for table in ("run", "adoption_areas", "feature_dictionary"):
+            rows = db.execute(f'SELECT * FROM "{table}"').fetchall()
+            assert rows and not any(str(out) in str(v) for r in rows for v in r), table
+
+
+def test_datasheet_and_card_are_filled_from_the_demo_configuration(
+        demo_run: tuple[Path, str]) -> None:
+    out, _ = demo_run
+    sheet = json.loads((out / "model" / "tillage" / "datasheet.json").read_text())
+    assert sheet["missing"] == [] and sheet["numbers"]["n_fields"] == 315
+    assert len(sheet["numbers"]["label_file"]["sha256"]) == 64
+    card = json.loads((out / "model" / "tillage" / "model_card.json").read_text())
+    assert card["missing"] == [] and card["training_data"]["datasheet"] == "datasheet.html"
+    assert card["training_data"]["label_source"] == "region/fields.gpkg"
