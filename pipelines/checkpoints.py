@@ -17,14 +17,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from regenmap.errors import LockError
-from regenmap.io import check_writable_dir, remove_leftovers, write_json_atomic
+from regenmap.errors import LockError, OutputError
+from regenmap.io import check_writable_dir, describe_os_error, remove_leftovers, write_json_atomic
 from regenmap.pipelines.layout import RunLayout
 
 
 def _state_dir(out_dir: Path) -> Path:
     path = RunLayout(Path(out_dir)).state_dir
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputError(describe_os_error(err, path, "create the folder"), path=path) from None
     return path
 
 
@@ -123,9 +126,13 @@ def run_lock(out_dir: Path) -> Iterator[Path]:
                 ) from None
             lock.unlink(missing_ok=True)
             continue
-        with os.fdopen(fd, "w") as fh:
-            fh.write(str(os.getpid()))
-        host_file.write_text(here)
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(str(os.getpid()))
+            host_file.write_text(here)
+        except OSError as err:
+            lock.unlink(missing_ok=True)
+            raise OutputError(describe_os_error(err, lock, "take the lock"), path=lock) from None
         break
     try:
         yield lock

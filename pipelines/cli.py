@@ -163,6 +163,7 @@ def _stage(name: str, config: Path, *, scheduler: str | None = None,
     from regenmap.io import to_jsonable
     from regenmap.pipelines.checkpoints import hold_output_folder
     from regenmap.pipelines.cluster import open_client
+    from regenmap.pipelines.inputs import check_fields
     from regenmap.pipelines.stages import STAGES
     from regenmap.pipelines.summary import stage_summary
 
@@ -172,6 +173,7 @@ def _stage(name: str, config: Path, *, scheduler: str | None = None,
         with ExitStack() as stack:
             stack.enter_context(reporter.capture())
             reporter.cleaned(stack.enter_context(hold_output_folder(Path(cfg.out_dir))))
+            check_fields(cfg)  # a bad field file stops the stage before a cluster starts
             client = (stack.enter_context(open_client(cfg.cluster, profile=profile, quiet=quiet))
                       if stage.uses_cluster else None)
             with reporter.stage(name):

@@ -7,6 +7,7 @@ way whether they are extracted, labelled or mapped.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import pyarrow as pa
 
-from regenmap.errors import ConfigError, InputError
+from regenmap.errors import ConfigError, FieldError, InputError
 from regenmap.schema import AREA_HA, FIELD_ID
 
 if TYPE_CHECKING:
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
     from regenmap.geo.sensors import SensorProfile
     from regenmap.models.options import LabelledFields
     from regenmap.pipelines.config import RunConfig, ScenesInput
+
+log = logging.getLogger(__name__)
 
 #: Group name used when fields are grouped in automatic spatial blocks.
 BLOCK_GROUP = "spatial_block"
@@ -133,7 +136,6 @@ def catalog(cfg: RunConfig, profiles: list[SensorProfile] | None = None
 # --------------------------------------------------------------------------- fields and labels
 def fields(cfg: RunConfig) -> gpd.GeoDataFrame:
     """Return the job's field polygons, validated (:func:`regenmap.geo.fields.read_fields`)."""
-    from regenmap.errors import FieldError
     from regenmap.geo.fields import read_fields
 
     if not Path(cfg.fields.path).exists() and "://" not in str(cfg.fields.path):
@@ -142,10 +144,37 @@ def fields(cfg: RunConfig) -> gpd.GeoDataFrame:
         return read_fields(cfg.fields.path, layer=cfg.fields.layer,
                            id_column=cfg.fields.id_column)
     except FieldError as err:
-        if "id column" not in str(err):
-            raise
-        raise FieldError(str(err).replace("Name the id column (id_column).",
-                                          "Set fields.id_column.")) from None
+        raise _with_keys(err, "fields") from None
+
+
+def check_fields(cfg: RunConfig) -> None:
+    """Check the job's field file from its metadata (exists, one layer, not empty), at once.
+
+    Run before any stage, so that a bad field file stops a job before a cluster starts.
+    """
+    from regenmap.geo.fields import check_field_file
+
+    if not Path(cfg.fields.path).exists() and "://" not in str(cfg.fields.path):
+        raise InputError("fields file not found; set fields.path", path=cfg.fields.path)
+    try:
+        check_field_file(cfg.fields.path, cfg.fields.layer)
+    except FieldError as err:
+        raise _with_keys(err, "fields") from None
+
+
+#: Option names in the geo layer's messages -> the YAML key under a section.
+_OPTION_HINTS = {"Name the id column (id_column).": "Set {section}.id_column.",
+                 "Name one of them (layer).": "Set {section}.layer to one of them.",
+                 "Name the one to read (layer); none is chosen for you.":
+                     "Set {section}.layer to the one to read; none is chosen for you."}
+
+
+def _with_keys(err: FieldError, section: str) -> FieldError:
+    """Return the same error, its option names replaced by the YAML keys of ``section``."""
+    message = err.message
+    for hint, key in _OPTION_HINTS.items():
+        message = message.replace(hint, key.format(section=section))
+    return FieldError(message, path=err.path)
 
 
 @dataclass(frozen=True)
@@ -179,16 +208,43 @@ class FieldTable:
         return pd.to_numeric(self.table[AREA_HA], errors="coerce")
 
     def labelled(self, features: pd.DataFrame, target: str, cfg: RunConfig) -> LabelledFields:
-        """Return the models layer's input for one target of this job."""
+        """Return the models layer's input for one target of this job.
+
+        When the job declares no classes for ``target`` (``model.classes``), the classes
+        found in the labels are listed in a warning, so that a stray one is seen.
+        """
         from regenmap.models.options import LabelledFields
 
+        classes = cfg.model.classes.get(target)
+        if classes is None:
+            undeclared_classes(self.table[target], target)
         return LabelledFields.of(features, self.table[target], target=target,
-                                 classes=cfg.model.classes.get(target), groups=self.group,
+                                 classes=classes, groups=self.group,
                                  group_name=self.group_name, area_ha=self.area())
+
+
+def undeclared_classes(labels: pd.Series, target: str) -> dict[str, int]:
+    """Check and list (in a warning) the classes of a target whose classes are not declared.
+
+    Raises
+    ------
+    ModelError
+        For labels that differ only in spelling (:func:`regenmap.models.data.check_classes`).
+    """
+    from regenmap.models.data import check_classes, clean_labels
+
+    counts = check_classes(clean_labels(labels, target=target), target=target)
+    shown = ", ".join(f"{name} ({n})" for name, n in counts.items())
+    log.warning("target '%s': model.classes.%s is not set, so its %d classes come from the "
+                "labels: %s. Declare them to have any other label refused.", target, target,
+                len(counts), shown)
+    return counts
 
 
 def _read_vector_or_table(path: Path, layer: str | None) -> pd.DataFrame:
     import geopandas as gpd
+
+    from regenmap.geo.fields import choose_layer
 
     if not path.exists():
         raise InputError("labels file not found; set model.labels.path.", path=path)
@@ -201,11 +257,26 @@ def _read_vector_or_table(path: Path, layer: str | None) -> pd.DataFrame:
                 return gpd.read_parquet(path)
             except (ValueError, KeyError):
                 return pd.read_parquet(path)
+        try:
+            layer = choose_layer(path, layer)
+        except FieldError as err:
+            raise _with_keys(err, "model.labels") from None
         return gpd.read_file(path, layer=layer, engine="pyogrio")
     except (OSError, ValueError) as err:
         if isinstance(err, InputError):
             raise
         raise InputError(f"cannot read labels ({err}).", path=path) from None
+
+
+def _shapefile_names(raw: pd.DataFrame, path: Path, wanted: list[str]) -> pd.DataFrame:
+    """Read a Shapefile's cut column names (``winter_cov``) as the names asked for, and say so."""
+    from regenmap.geo.fields import DBF_NAME_LIMIT, truncated_columns
+
+    found = truncated_columns(path, raw.columns, wanted)
+    for name, column in found.items():
+        log.warning("labels: column %r of %s read as %r (Shapefile column names are cut to %d "
+                    "characters)", column, path.name, name, DBF_NAME_LIMIT)
+    return raw.rename(columns={column: name for name, column in found.items()})
 
 
 def labels(cfg: RunConfig) -> FieldTable:
@@ -237,6 +308,8 @@ def labels(cfg: RunConfig) -> FieldTable:
     else:
         raw = _read_vector_or_table(path, mc.labels.layer)
         id_col = mc.labels.id_column
+    raw = _shapefile_names(raw, path, [id_col, *mc.targets,
+                                       *([mc.group_column] if mc.group_column else [])])
     if id_col not in raw.columns:
         raise InputError(f"labels have no id column '{id_col}' (columns: {list(raw.columns)}). "
                          "Set model.labels.id_column.", path=path)

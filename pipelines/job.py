@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from regenmap.io import to_jsonable
+from regenmap.pipelines import inputs
 from regenmap.pipelines.checkpoints import hold_output_folder, mark_done, stage_done
 from regenmap.pipelines.config import RunConfig, as_config
 from regenmap.pipelines.log import Reporter
@@ -175,6 +176,7 @@ def _run_stages(cfg: RunConfig, stages: tuple[str, ...], reporter: Reporter,
     lazy = _LazyClient(cfg, reporter, client, profile)
     with hold_output_folder(out_dir) as removed, closing(lazy):
         reporter.cleaned(removed)
+        inputs.check_fields(cfg)  # a bad field file stops the job before a cluster starts
         upstream_ran = False
         for name in stages:
             stage = STAGES[name]

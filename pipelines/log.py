@@ -49,6 +49,21 @@ def json_line(event: str, **fields: Any) -> str:
     return json.dumps(record, default=str)
 
 
+def log_message(record: logging.LogRecord) -> str:
+    """Return a log record's text for an event: its exception's type and text, no traceback.
+
+    Dask's "Compute Failed" records carry the failed task's traceback as text; the
+    error itself reaches the run, which reports it.
+    """
+    message = record.getMessage()
+    cut = message.find("\nTraceback")
+    if cut >= 0:
+        message = message[:cut]
+    if record.exc_info and record.exc_info[1] is not None:
+        message += f" ({type(record.exc_info[1]).__name__}: {record.exc_info[1]})"
+    return message
+
+
 def outcome(err: BaseException | None) -> dict[str, Any]:
     """Status, exit code and message of how a command ended (``err`` None: success).
 
@@ -340,7 +355,4 @@ class _WarningHandler(logging.Handler):
         self._reporter = reporter
 
     def emit(self, record: logging.LogRecord) -> None:
-        message = record.getMessage()
-        if record.exc_info and record.exc_info[1] is not None:
-            message += f" ({type(record.exc_info[1]).__name__}: {record.exc_info[1]})"
-        self._reporter.warning(message, source=record.name, level=record.levelname)
+        self._reporter.warning(log_message(record), source=record.name, level=record.levelname)

@@ -14,7 +14,7 @@ import logging
 import sys
 from typing import Any
 
-from regenmap.pipelines.log import LIBRARY_LOGGERS, json_line
+from regenmap.pipelines.log import LIBRARY_LOGGERS, json_line, log_message
 
 #: Module name to give Dask as a worker preload.
 PRELOAD = __name__
@@ -36,9 +36,7 @@ class JsonLineHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         """Write one record as a ``warning`` or ``log`` event."""
         try:
-            message = record.getMessage()
-            if record.exc_info and record.exc_info[1] is not None:
-                message += f" ({type(record.exc_info[1]).__name__}: {record.exc_info[1]})"
+            message = log_message(record)
             source = record.name
             if source == "py.warnings":  # "file:line: Category: text" -> the text
                 message = message.strip().splitlines()[0].split(": ", 2)[-1]
