@@ -172,7 +172,7 @@ def _stage(name: str, config: Path, *, scheduler: str | None = None,
     def go() -> dict[str, Path]:
         with ExitStack() as stack:
             stack.enter_context(reporter.capture())
-            reporter.cleaned(stack.enter_context(hold_output_folder(Path(cfg.out_dir))))
+            reporter.cleaned(stack.enter_context(hold_output_folder(Path(cfg.out_dir))), name)
             check_fields(cfg)  # a bad field file stops the stage before a cluster starts
             client = (stack.enter_context(open_client(cfg.cluster, profile=profile, quiet=quiet))
                       if stage.uses_cluster else None)

@@ -257,10 +257,10 @@ class Reporter:
         else:
             self.event("log", stage=self._stage, source=source, level=level, message=message)
 
-    def cleaned(self, removed: list[Path]) -> None:
+    def cleaned(self, removed: list[Path], stage: str = "run") -> None:
         """Report the temporary files of killed runs removed from the output folder, if any."""
         if removed:
-            self.event("cleaned", stage=self._stage or "run", removed=len(removed),
+            self.event("cleaned", stage=stage, removed=len(removed),
                        files=[str(p) for p in removed[:20]],
                        reason="temporary files left by a killed run")
 
