@@ -21,6 +21,7 @@ import contextlib
 import errno
 import json
 import os
+import re
 import shutil
 import stat
 import time
@@ -45,6 +46,9 @@ PARQUET_META_KEY = b"regenmap"
 _SIDECARS = ("-journal", "-wal", "-shm")
 #: Marker in every temporary file name (see :func:`remove_leftovers`).
 TMP_MARK = ".tmp"
+#: Names of regenmap's temporary files (and of their SQLite sidecars).
+_TEMPORARY = re.compile(r"^\.(?:.+\.[0-9a-f]{12}|regenmap-probe-[0-9a-f]{32})\.tmp"
+                        r"(?:\.[A-Za-z0-9]+)?(?:-journal|-wal|-shm)?$")
 
 
 def temporary_name(path: Path, suffix: str | None = None) -> Path:
@@ -335,9 +339,10 @@ def parquet_meta(path: str | Path) -> dict[str, Any]:
 def remove_leftovers(folder: str | Path, *, older_than_s: float = 0.0) -> list[Path]:
     """Remove temporary files that killed writers left in ``folder`` (not recursive).
 
-    Only hidden files whose name carries the temporary mark (``.name.<hex>.tmp...``)
-    are removed, and only those older than ``older_than_s`` seconds (a live writer's
-    file is recent). Returns what was removed.
+    Only files named as :func:`temporary_name` and :func:`check_writable_dir` name
+    them (``.name.<12 hex>.tmp[.suffix][-journal]``, ``.regenmap-probe-<hex>.tmp``)
+    are removed, never another hidden file, and only those older than
+    ``older_than_s`` seconds (a live writer's file is recent). Returns what was removed.
     """
     d = Path(folder)
     removed: list[Path] = []
@@ -345,8 +350,7 @@ def remove_leftovers(folder: str | Path, *, older_than_s: float = 0.0) -> list[P
         return removed
     now = time.time()
     for p in d.iterdir():
-        name = p.name
-        if not (name.startswith(".") and TMP_MARK in name and p.is_file()):
+        if not (_TEMPORARY.match(p.name) and p.is_file()):
             continue
         try:
             if now - p.stat().st_mtime < older_than_s:

@@ -5,7 +5,7 @@
 #
 #   tools/slurm_localhost.sh start    configure (once) and start munged, slurmctld, slurmd
 #   tools/slurm_localhost.sh status   exit 0 if SLURM answers and the node takes jobs
-#   tools/slurm_localhost.sh stop     stop the daemons this script started
+#   tools/slurm_localhost.sh stop     stop the daemons (slurmd, slurmctld, munged) by their pid files
 #
 # It writes /etc/slurm/slurm.conf only if there is none or the one there is its own
 # (first line below), so a real site's configuration is never replaced.
@@ -116,7 +116,7 @@ start() {
 }
 
 stop() {
-  for pidfile in /run/slurmd.pid /run/slurmctld.pid; do
+  for pidfile in /run/slurmd.pid /run/slurmctld.pid /run/munge/munged.pid; do
     [ -s "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true
   done
 }

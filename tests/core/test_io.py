@@ -176,3 +176,14 @@ def test_check_writable_dir_names_the_user_when_another_owns_the_folder(tmp_path
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_remove_leftovers_leaves_other_hidden_temporary_files_alone(tmp_path):
+    mine = [io.temporary_name(tmp_path / "practices.gpkg"),
+            io.temporary_name(tmp_path / "booster.txt"), tmp_path / f".regenmap-probe-{'a' * 32}.tmp"]
+    mine.append(mine[0].with_name(mine[0].name + "-journal"))
+    theirs = [tmp_path / ".bashrc.tmp", tmp_path / ".notes.tmp.txt", tmp_path / ".x.12345.tmp"]
+    for p in mine + theirs:
+        p.write_text("x")
+    assert sorted(io.remove_leftovers(tmp_path)) == sorted(mine)
+    assert sorted(tmp_path.iterdir()) == sorted(theirs)
