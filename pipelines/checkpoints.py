@@ -142,9 +142,10 @@ def run_lock(out_dir: Path) -> Iterator[Path]:
 
 
 def clean_leftovers(out_dir: Path) -> list[Path]:
-    """Remove the temporary files killed runs left in a run's folders; return them.
+    """Remove the temporary files killed runs (or workers) left in a run's folders; return them.
 
-    Only call it holding the lock: no live writer of this folder is then left.
+    Only call it holding the lock, before or after a stage: no live writer of this
+    folder is then left.
     """
     return [p for folder in RunLayout(Path(out_dir)).written_folders()
             for p in remove_leftovers(folder)]

@@ -161,7 +161,7 @@ def _stage(name: str, config: Path, *, scheduler: str | None = None,
     reporter = Reporter(quiet=quiet)
     cfg = _guard(lambda: _load(config, scheduler), reporter, name)
     from regenmap.io import to_jsonable
-    from regenmap.pipelines.checkpoints import hold_output_folder
+    from regenmap.pipelines.checkpoints import clean_leftovers, hold_output_folder
     from regenmap.pipelines.cluster import open_client
     from regenmap.pipelines.inputs import check_fields
     from regenmap.pipelines.stages import STAGES
@@ -182,6 +182,7 @@ def _stage(name: str, config: Path, *, scheduler: str | None = None,
                         written = stage(cfg, client=client, progress=progress)
                 else:
                     written = stage(cfg, client=client)
+            reporter.cleaned(clean_leftovers(Path(cfg.out_dir)), name)  # of workers lost mid-write
             summary = stage_summary(name, cfg)
             if summary is not None:
                 reporter.summary(name, summary[0], **summary[1])

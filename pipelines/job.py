@@ -24,7 +24,12 @@ from typing import TYPE_CHECKING, Any
 
 from regenmap.io import to_jsonable
 from regenmap.pipelines import inputs
-from regenmap.pipelines.checkpoints import hold_output_folder, mark_done, stage_done
+from regenmap.pipelines.checkpoints import (
+    clean_leftovers,
+    hold_output_folder,
+    mark_done,
+    stage_done,
+)
 from regenmap.pipelines.config import RunConfig, as_config
 from regenmap.pipelines.log import Reporter
 from regenmap.pipelines.signals import signals_as_interrupt
@@ -201,6 +206,9 @@ def _run_stages(cfg: RunConfig, stages: tuple[str, ...], reporter: Reporter,
                                    error=f"{type(err).__name__}: {err}"[:300])
                     lazy.reset()
             upstream_ran = True
+            # a worker lost mid-write (killed, pre-empted) leaves its temporary file; the
+            # stage is done, so no writer of this folder is left
+            reporter.cleaned(clean_leftovers(out_dir), name)
             stage_outputs = to_jsonable(produced)
             mark_done(out_dir, name, chash, stage_outputs)
             result.outputs[name] = stage_outputs

@@ -309,10 +309,15 @@ def test_every_writing_command_waits_for_the_lock_and_a_run_logs_json_only(tmp_p
     out = Path(config["out_dir"])
     log = tmp_path / "run.log"
     holder = spawn("run", cfg, "--quiet", log=log)
+    lost = out / "observations" / ".tile=r9_c9.0123456789ab.tmp.parquet"
     try:
-        wait_for((out / ".regenmap" / "lock").is_file, "the run's lock", holder)
+        wait_for(lambda: '"event": "start"' in log.read_text(), "the first stage", holder)
+        assert (out / ".regenmap" / "lock").is_file()
         # paused, the run holds its lock however long the commands below take
         os.killpg(holder.pid, signal.SIGSTOP)
+        # what a worker killed while writing a tile leaves: removed once the stage is done
+        lost.parent.mkdir(parents=True, exist_ok=True)
+        lost.write_bytes(b"PAR1 half a tile")
         try:
             for command in ("extract", "features", "train", "evaluate", "predict"):
                 done = cli(command, cfg)
@@ -326,6 +331,9 @@ def test_every_writing_command_waits_for_the_lock_and_a_run_logs_json_only(tmp_p
             os.killpg(holder.pid, signal.SIGKILL)
             holder.wait()
     events = json_events(log.read_text())
+    cleaned = next(e for e in events if e["event"] == "cleaned")
+    assert (cleaned["stage"], cleaned["files"]) == ("extract", [str(lost)])
+    assert not lost.exists()
     summary = next(e for e in events if e["event"] == "summary")
     assert summary["stage"] == "extract" and summary["acquisitions"] == summary["read"] == 16
     assert summary["failed"] == 0 and sum(summary["fields"].values()) == 315
