@@ -7,6 +7,8 @@ each family to its own exit code (see ``docs/cli.md``).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -35,7 +37,16 @@ class _PathError(RegenmapError):
 
     def __init__(self, message: str, *, path: str | Path | None = None) -> None:
         self.path = None if path is None else str(path)
+        self.message = message
         super().__init__(f"{self.path}: {message}" if self.path else message)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        """Pickle as (class, message, path), so the error crosses process boundaries whole."""
+        return (_rebuild, (type(self), self.message, self.path))
+
+
+def _rebuild(cls: type[_PathError], message: str, path: str | None) -> _PathError:
+    return cls(message, path=path)
 
 
 class InputError(_PathError):
@@ -78,3 +89,22 @@ class LockError(OutputError):
     """Another run holds the lock on the same output folder."""
 
     exit_code = 7
+
+
+@contextmanager
+def picklable_errors() -> Iterator[None]:
+    """Let regenmap errors leave the block without the library errors they were raised from.
+
+    A Dask worker sends a task's exception to the client pickled with its cause and
+    context (``raise ... from None`` hides the context but keeps it); a library error
+    there that cannot be unpickled (rasterio's) makes Dask send a plain ``Exception``
+    instead, which the command line cannot map to an exit code. regenmap's messages
+    already carry the library's text, so the chained errors are dropped. Use it as a
+    decorator on functions that run as Dask tasks.
+    """
+    try:
+        yield
+    except RegenmapError as err:
+        err.__cause__ = None
+        err.__context__ = None
+        raise

@@ -21,6 +21,7 @@ import contextlib
 import errno
 import json
 import os
+import re
 import shutil
 import stat
 import time
@@ -33,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from regenmap.errors import OutputError, SchemaError
+from regenmap.errors import OutputError, RegenmapError, SchemaError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -45,6 +46,9 @@ PARQUET_META_KEY = b"regenmap"
 _SIDECARS = ("-journal", "-wal", "-shm")
 #: Marker in every temporary file name (see :func:`remove_leftovers`).
 TMP_MARK = ".tmp"
+#: Names of regenmap's temporary files (and of their SQLite sidecars).
+_TEMPORARY = re.compile(r"^\.(?:.+\.[0-9a-f]{12}|regenmap-probe-[0-9a-f]{32})\.tmp"
+                        r"(?:\.[A-Za-z0-9]+)?(?:-journal|-wal|-shm)?$")
 
 
 def temporary_name(path: Path, suffix: str | None = None) -> Path:
@@ -60,6 +64,14 @@ def temporary_name(path: Path, suffix: str | None = None) -> Path:
     return path.with_name(f".{path.stem}.{uuid.uuid4().hex[:12]}{TMP_MARK}{suffix or path.suffix}")
 
 
+#: How libraries that do not raise OSError (GDAL through pyogrio, SQLite) say "disk full".
+_DISK_FULL_TEXT = ("no space left on device", "disk is full", "disk quota exceeded")
+#: ... and "permission denied".
+_DENIED_TEXT = ("permission denied", "read-only file system", "readonly database")
+#: Below this much free space, a failed write is taken to be the disk filling up.
+_NEARLY_FULL_MIB = 1.0
+
+
 def describe_os_error(err: OSError, path: Path, what: str = "write") -> str:
     """Turn an OS error into a sentence that says what to do.
 
@@ -73,16 +85,61 @@ def describe_os_error(err: OSError, path: Path, what: str = "write") -> str:
         Verb of the failed action, e.g. ``"write"``.
     """
     code = getattr(err, "errno", None)
-    folder = path if path.is_dir() else path.parent
     if code == errno.ENOSPC or code == errno.EDQUOT:
-        free = _free_mib(folder)
-        room = f" ({free:.0f} MiB free there)" if free is not None else ""
-        return (f"cannot {what}: the disk is full{room}. Free some space or choose another "
-                "output folder (out_dir).")
+        return _disk_full(path, what)
     if code in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return (f"cannot {what}: permission denied. Make {folder} writable for this user, or "
-                "choose another output folder (out_dir).")
+        return _denied(path, what)
     return f"cannot {what}: {err.strerror or err}"
+
+
+def describe_write_failure(err: BaseException, path: Path, what: str = "write") -> str | None:
+    """Say what to do about a failed write, whichever library raised it; None if unknown.
+
+    An :class:`OSError` is read by its code; other libraries' errors (pyogrio's
+    ``DataSourceError``, SQLite's ``OperationalError``...) by their text ("database or
+    disk is full") or, failing that, by the free space left where ``path`` is written.
+    """
+    if isinstance(err, OSError) and getattr(err, "errno", None) is not None:
+        return describe_os_error(err, path, what)
+    text = str(err).lower()
+    if any(t in text for t in _DISK_FULL_TEXT):
+        return _disk_full(path, what)
+    if any(t in text for t in _DENIED_TEXT):
+        return _denied(path, what)
+    free = _free_mib(_folder_of(path))
+    if free is not None and free < _NEARLY_FULL_MIB:
+        return _disk_full(path, what, detail=f" ({type(err).__name__}: {err})")
+    if isinstance(err, OSError):
+        return f"cannot {what}: {err}"
+    return None
+
+
+def _folder_of(path: Path) -> Path:
+    return path if path.is_dir() else path.parent
+
+
+def _disk_full(path: Path, what: str, detail: str = "") -> str:
+    folder = _folder_of(path)
+    free = _free_mib(folder)
+    room = f"{free:.1f} MiB free" if free is not None else "free space unknown"
+    return (f"cannot {what}: the disk is full ({room} in {folder}){detail}. Free some space "
+            "there or choose another output folder (out_dir); a previous version of the file, "
+            "if any, is left as it was.")
+
+
+def _denied(path: Path, what: str) -> str:
+    folder = _folder_of(path)
+    return (f"cannot {what}: permission denied in {folder} for user {_user()}. Make it "
+            "writable for this user (chmod, chown) or choose another output folder (out_dir).")
+
+
+def _user() -> str:
+    try:
+        import pwd
+
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except (ImportError, KeyError):  # pragma: no cover - not Unix, or no passwd entry
+        return str(os.geteuid()) if hasattr(os, "geteuid") else "this user"
 
 
 def _free_mib(folder: Path) -> float | None:
@@ -106,8 +163,10 @@ def atomic_path(path: str | Path, *, suffix: str | None = None) -> Iterator[Path
     """Yield a temporary path beside ``path``; rename it onto ``path`` when the block succeeds.
 
     On an exception the temporary file (and any SQLite sidecar) is removed and
-    ``path`` is left untouched. An :class:`OSError` (disk full, permission
-    denied) becomes an :class:`~regenmap.errors.OutputError` naming ``path``.
+    ``path`` is left untouched. A failure to write (disk full, permission denied),
+    whether an :class:`OSError` or a library's own error saying so, becomes an
+    :class:`~regenmap.errors.OutputError` naming ``path``, the free space and the fix
+    (:func:`describe_write_failure`).
 
     Parameters
     ----------
@@ -133,8 +192,13 @@ def atomic_path(path: str | Path, *, suffix: str | None = None) -> Iterator[Path
         if not tmp.exists():
             raise OutputError(f"nothing was written to the temporary file {tmp.name}", path=final)
         tmp.replace(final)
-    except OSError as err:
-        raise OutputError(describe_os_error(err, final), path=final) from None
+    except RegenmapError:
+        raise
+    except Exception as err:  # a library writing into tmp: GDAL, SQLite, Arrow, matplotlib
+        message = describe_write_failure(err, final)
+        if message is None:
+            raise
+        raise OutputError(message, path=final) from None
     finally:
         _remove_with_sidecars(tmp)
 
@@ -275,9 +339,10 @@ def parquet_meta(path: str | Path) -> dict[str, Any]:
 def remove_leftovers(folder: str | Path, *, older_than_s: float = 0.0) -> list[Path]:
     """Remove temporary files that killed writers left in ``folder`` (not recursive).
 
-    Only hidden files whose name carries the temporary mark (``.name.<hex>.tmp...``)
-    are removed, and only those older than ``older_than_s`` seconds (a live writer's
-    file is recent). Returns what was removed.
+    Only files named as :func:`temporary_name` and :func:`check_writable_dir` name
+    them (``.name.<12 hex>.tmp[.suffix][-journal]``, ``.regenmap-probe-<hex>.tmp``)
+    are removed, never another hidden file, and only those older than
+    ``older_than_s`` seconds (a live writer's file is recent). Returns what was removed.
     """
     d = Path(folder)
     removed: list[Path] = []
@@ -285,8 +350,7 @@ def remove_leftovers(folder: str | Path, *, older_than_s: float = 0.0) -> list[P
         return removed
     now = time.time()
     for p in d.iterdir():
-        name = p.name
-        if not (name.startswith(".") and TMP_MARK in name and p.is_file()):
+        if not (_TEMPORARY.match(p.name) and p.is_file()):
             continue
         try:
             if now - p.stat().st_mtime < older_than_s:
@@ -334,10 +398,15 @@ def check_writable_dir(folder: str | Path, *, create: bool = False) -> Path:
                           "(e.g. mkdir -p) or choose another output path")
     if not path.is_dir():
         raise OutputError(f"output folder {path} is not a folder")
-    mode = path.stat().st_mode
-    if not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH) or not os.access(path, os.W_OK):
+    st = path.stat()
+    mode = st.st_mode
+    if not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
         raise OutputError(f"output folder {path} is read-only (mode {stat.filemode(mode)}); "
                           "make it writable (chmod u+w) or choose another output path")
+    if not os.access(path, os.W_OK):
+        raise OutputError(f"output folder {path} cannot be written by user {_user()} (owner "
+                          f"{_owner(st.st_uid)}, mode {stat.filemode(mode)}); make it writable "
+                          "for this user (chmod, chown) or choose another output path")
     probe = path / f".regenmap-probe-{uuid.uuid4().hex}{TMP_MARK}"
     try:
         probe.touch()
@@ -375,3 +444,12 @@ def portable_paths(data: Any, base: str | Path) -> Any:
         except ValueError:  # another drive
             return str(data)
     return data
+
+
+def _owner(uid: int) -> str:
+    try:
+        import pwd
+
+        return pwd.getpwuid(uid).pw_name
+    except (ImportError, KeyError):  # pragma: no cover
+        return str(uid)

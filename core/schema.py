@@ -14,7 +14,7 @@ from typing import Final
 OBSERVATIONS_SCHEMA: Final = "regenmap.observations/1"
 FEATURES_SCHEMA: Final = "regenmap.features/2"
 PREDICTIONS_SCHEMA: Final = "regenmap.predictions/2"
-MODEL_SCHEMA: Final = "regenmap.model/1"
+MODEL_SCHEMA: Final = "regenmap.model/2"  # /2: SHA-256 of every file
 GPKG_SCHEMA: Final = "regenmap.gpkg/1"
 
 # --- identity -------------------------------------------------------------

@@ -38,11 +38,11 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import importlib.util
+import logging
 import os
 import sys
-import tempfile
 import threading
+import types
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,10 +51,14 @@ from typing import Any
 import numba
 import numpy as np
 
+from regenmap.cachedir import cache_root
+from regenmap.errors import OutputError
 from regenmap.features.indices import SpectralIndex
 from regenmap.geo.rasterize import FieldIndex, FieldRaster
+from regenmap.io import write_text_atomic
 
 _LOAD_LOCK = threading.Lock()
+_log = logging.getLogger(__name__)
 
 #: Statistics always computed by :func:`zonal_stats` (quantiles come on top).
 BASE_STATS = ("mean", "std", "min", "max", "count")
@@ -570,9 +574,7 @@ def _is_direct(data: np.ndarray, rows: np.ndarray, cols: np.ndarray,
 
 def _kernel_cache_dir() -> Path | None:
     """Folder for generated kernel modules (numba caches their machine code beside them)."""
-    base = os.environ.get("REGENMAP_CACHE_DIR") or os.environ.get("XDG_CACHE_HOME")
-    folder = Path(base) if base else Path.home() / ".cache"
-    folder = folder / "regenmap" / "kernels"
+    folder = cache_root() / "kernels"
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError:
@@ -591,27 +593,47 @@ def _load_kernel_locked(src: str) -> Any:
     # them, so this module's own source is part of the file name.
     own = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
     digest = hashlib.sha256(f"{numba.__version__}\n{own}\n{src}".encode()).hexdigest()[:20]
-    folder = _kernel_cache_dir()
-    if folder is None:
-        namespace: dict[str, Any] = {}
-        exec(compile(src, "<regenmap.zonal kernel>", "exec"), namespace)
-        return namespace["kernel"]
-    path = folder / f"zonal_{digest}.py"
-    if not path.is_file():
-        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(src)
-        Path(tmp).replace(path)
     name = f"regenmap_zonal_kernel_{digest}"
     if name in sys.modules:
         return sys.modules[name].kernel
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:  # pragma: no cover - file just written
-        raise ImportError(f"cannot load generated kernel {path}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    folder = _kernel_cache_dir()
+    path = None if folder is None else _cached_source(folder / f"zonal_{digest}.py", src)
+    module = _module_from_source(name, src, "<regenmap.zonal kernel>" if path is None else str(path))
     sys.modules[name] = module
     return module.kernel
+
+
+def _cached_source(path: Path, src: str) -> Path | None:
+    """Make ``path`` hold exactly ``src``; return it, or None if it cannot be trusted or written.
+
+    The cached file is compared with the source generated in this process before it is
+    used: a file that differs (edited, planted, damaged) is replaced and reported. Only
+    ``src`` is ever executed; the file is there for numba's cache, which keys its machine
+    code on the file's path, size and time (a replaced file is compiled afresh).
+    """
+    try:
+        cached = path.read_text(encoding="utf-8") if path.is_file() else None
+    except (OSError, UnicodeDecodeError):
+        cached = ""
+    if cached == src:
+        return path
+    if cached is not None:
+        _log.warning("cached zonal kernel %s differs from the generated source (edited or "
+                     "damaged); it is replaced and not used", path)
+    try:
+        write_text_atomic(path, src)
+    except OutputError as err:
+        _log.warning("zonal kernel not cached (%s); compiling it in memory", err)
+        return None
+    return path
+
+
+def _module_from_source(name: str, src: str, filename: str) -> types.ModuleType:
+    """Execute generated source as module ``name``, its code attributed to ``filename``."""
+    module = types.ModuleType(name)
+    module.__file__ = filename
+    exec(compile(src, filename, "exec"), module.__dict__)
+    return module
 
 
 @numba.njit(nogil=True, cache=True)

@@ -8,17 +8,154 @@ dropped: every input field comes out with a status and a reason.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyogrio
 import shapely
 from pyogrio.errors import DataLayerError, DataSourceError
 
 from regenmap.errors import CRSError, FieldError, InputError
 from regenmap.geo.points import footprint_text, is_point
 from regenmap.schema import AREA_HA, FIELD_ID, FOOTPRINT, REASON, STATUS, FieldStatus
+
+#: The longest column name a Shapefile (dBASE table) holds; longer names are cut when written.
+DBF_NAME_LIMIT = 10
+_PARQUET = (".parquet", ".geoparquet")
+
+
+def vector_layers(path: str | Path) -> list[tuple[str, str]]:
+    """List the layers of a vector file: name and geometry type of each.
+
+    Raises
+    ------
+    InputError
+        If the file cannot be opened as a vector data source.
+    """
+    try:
+        return [(str(name), str(gtype)) for name, gtype in pyogrio.list_layers(path)]
+    except (DataSourceError, DataLayerError, OSError) as err:
+        raise InputError(f"cannot read the vector file: {err}", path=path) from None
+
+
+def describe_layers(path: str | Path) -> str:
+    """Describe the layers of a vector file for a message: ``'a' (315 features, Polygon), ...``."""
+    parts = []
+    for name, gtype in vector_layers(path):
+        try:
+            n = int(pyogrio.read_info(path, layer=name, force_feature_count=True)["features"])
+        except (DataSourceError, DataLayerError, OSError):
+            n = -1
+        parts.append(f"{name!r} ({n if n >= 0 else '?'} features, {gtype})")
+    return ", ".join(parts)
+
+
+def choose_layer(path: str | Path, layer: str | None) -> str | None:
+    """Return the layer to read from a vector file: ``layer``, or the only one; never a guess.
+
+    Returns
+    -------
+    str or None
+        The layer's name (None for GeoParquet, which has none).
+
+    Raises
+    ------
+    FieldError
+        If the file holds several layers and none is named, or the named one is not there
+        (the message lists the layers, with their sizes and geometry types).
+    """
+    if Path(path).suffix.lower() in _PARQUET:
+        return layer
+    names = [name for name, _ in vector_layers(path)]
+    if layer is not None and layer not in names:
+        raise FieldError(f"no layer {layer!r}; the file's layers are {describe_layers(path)}. "
+                         "Name one of them (layer).", path=path)
+    if layer is None and len(names) > 1:
+        raise FieldError(f"the file holds {len(names)} layers: {describe_layers(path)}. Name "
+                         "the one to read (layer); none is chosen for you.", path=path)
+    return layer if layer is not None else (names[0] if names else None)
+
+
+def check_field_file(path: str | Path, layer: str | None = None) -> str | None:
+    """Check from its metadata alone that a field file holds fields; return the layer to read.
+
+    Cheap (no geometry is read), so a job can stop at once on a bad field file, before
+    starting a cluster.
+
+    Raises
+    ------
+    InputError
+        If the file cannot be opened.
+    FieldError
+        If it holds several layers and none is named (see :func:`choose_layer`), or the
+        layer holds no feature.
+    """
+    p = Path(path)
+    if p.suffix.lower() in _PARQUET:
+        import pyarrow.parquet as pq
+
+        try:
+            n = pq.ParquetFile(p).metadata.num_rows
+        except (OSError, ValueError) as err:
+            raise InputError(f"cannot read fields: {err}", path=p) from None
+    else:
+        layer = choose_layer(p, layer)
+        try:
+            n = int(pyogrio.read_info(p, layer=layer, force_feature_count=True)["features"])
+        except (DataSourceError, DataLayerError, OSError) as err:
+            raise InputError(f"cannot read fields: {err}", path=p) from None
+    if n == 0:
+        where = f"layer {layer!r}" if layer else "the file"
+        raise FieldError(f"{where} holds no field polygon (0 features); give the file (and "
+                         "layer) with the fields to map.", path=p)
+    return layer
+
+
+def truncated_columns(path: str | Path, columns: Iterable[str], wanted: Iterable[str]
+                      ) -> dict[str, str]:
+    """Find the columns of a Shapefile that are wanted names cut to :data:`DBF_NAME_LIMIT` characters.
+
+    A Shapefile stores column names in a dBASE table, which holds at most 10
+    characters: a column written as ``winter_cover`` reads back as ``winter_cov``.
+
+    Parameters
+    ----------
+    path
+        The vector file; anything but a Shapefile (``.shp``, ``.dbf``) has none.
+    columns
+        Its columns.
+    wanted
+        Column names looked for.
+
+    Returns
+    -------
+    dict
+        Wanted name -> the column holding it, for each wanted name that is missing, longer
+        than the limit and whose cut form is a column.
+
+    Raises
+    ------
+    FieldError
+        If two wanted names are cut to the same column (which one it holds is unknown).
+    """
+    if Path(path).suffix.lower() not in (".shp", ".dbf"):
+        return {}
+    have = set(map(str, columns))
+    found = {w: w[:DBF_NAME_LIMIT] for w in wanted
+             if w not in have and len(w) > DBF_NAME_LIMIT and w[:DBF_NAME_LIMIT] in have}
+    by_column: dict[str, list[str]] = {}
+    for name, column in found.items():
+        by_column.setdefault(column, []).append(name)
+    clash = {c: names for c, names in by_column.items() if len(names) > 1}
+    if clash:
+        column, names = next(iter(clash.items()))
+        raise FieldError(f"Shapefile column names are cut to {DBF_NAME_LIMIT} characters: "
+                         f"{names} all read as {column!r}, so which one it holds is unknown. "
+                         "Give names of at most 10 characters, or use a GeoPackage.", path=path)
+    return found
 
 
 def read_fields(path: str | Path, *, layer: str | None = None, id_column: str = FIELD_ID,
@@ -30,7 +167,7 @@ def read_fields(path: str | Path, *, layer: str | None = None, id_column: str = 
     path
         GeoPackage, Shapefile, GeoJSON, FlatGeobuf, GeoParquet (``.parquet``) or any OGR vector.
     layer
-        Layer of a multi-layer file; the first one if None.
+        Layer of a multi-layer file; required when the file holds several layers.
     id_column
         Column holding the unique field identifier; renamed to ``field_id`` and read as string.
     point_pixels
@@ -52,15 +189,17 @@ def read_fields(path: str | Path, *, layer: str | None = None, id_column: str = 
     InputError
         If the file is missing or unreadable.
     FieldError
-        If the id column is missing or has duplicate or missing ids (naming them).
+        If the file holds several layers and none is named, the layer holds no field, or
+        the id column is missing or has duplicate or missing ids (naming them).
     CRSError
         If the file has no CRS.
     """
     p = Path(path)
     if not p.exists() and "://" not in str(path):
         raise InputError("fields file not found", path=p)
+    layer = check_field_file(p, layer)
     try:
-        if p.suffix.lower() in (".parquet", ".geoparquet"):
+        if p.suffix.lower() in _PARQUET:
             gdf = gpd.read_parquet(p)
         else:
             gdf = gpd.read_file(p, layer=layer, engine="pyogrio")

@@ -173,9 +173,10 @@ class BandReader:
                 return _read_band(ds, asset, window)
             return self._read_needed(ds, asset, window, rows, cols, need)
         except RasterioError as err:
-            raise InputError(f"cannot read band {asset.band} window {window.flatten()}: {err}. "
-                             "The file may be truncated or corrupt; re-download it.",
-                             path=asset.href) from None
+            failure = _error_text(err)
+        # raised outside the handler: no rasterio error attached (see regenmap.errors)
+        raise InputError(f"cannot read band {asset.band} window {window.flatten()}: {failure}. "
+                         "The file may be truncated or corrupt; re-download it.", path=asset.href)
 
     def _read_needed(self, ds: Any, asset: Asset, window: Window, rows: np.ndarray,
                      cols: np.ndarray, need: PixelNeed) -> np.ndarray:
@@ -296,8 +297,19 @@ def _read_window(asset: Asset, window: Window, threads: int) -> np.ndarray:
         with rasterio.Env(GDAL_NUM_THREADS=str(threads)), rasterio.open(asset.href) as ds:
             return _read_band(ds, asset, window)
     except RasterioError as err:
-        raise InputError(f"cannot read band {asset.band} window {window.flatten()}: {err}. The file "
-                         "may be truncated or corrupt; re-download it.", path=asset.href) from None
+        failure = _error_text(err)
+    raise InputError(f"cannot read band {asset.band} window {window.flatten()}: {failure}. The file "
+                     "may be truncated or corrupt; re-download it.", path=asset.href)
+
+
+def _error_text(err: BaseException) -> str:
+    """Return a rasterio error's message with GDAL's own, which rasterio keeps as its cause."""
+    text = str(err)
+    inner = err.__cause__ or err.__context__
+    if inner is not None and str(inner) and str(inner) not in text:
+        text = text.replace(" See previous exception for details.", "").removesuffix(".")
+        text = f"{text} ({str(inner).removesuffix('.')})"
+    return text.removesuffix(".")
 
 
 def _is_integer_offset(src: GridSpec, target: GridSpec) -> bool:

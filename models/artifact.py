@@ -5,13 +5,21 @@ Layout of ``<dir>``::
     booster.txt     LightGBM text model (readable, diffable)
     reference.json  training distribution of every feature (drift / OOD)
     metadata.json   schema, target, classes, features in order, parameters,
-                    calibration, importance, training summary, metrics, provenance
+                    calibration, importance, training summary, metrics, provenance,
+                    and the size and SHA-256 of every other file of the model
 
 ``metadata.json`` is written last: a directory without it is incomplete.
+
+Integrity: every file of the model is read once, as bytes, checked against the
+SHA-256 recorded when it was written, and only then parsed. A truncated, bit-rotted
+or edited file is refused with a :class:`~regenmap.errors.SchemaError` naming it,
+before LightGBM sees it (LightGBM aborts the whole process on some damaged
+models, and uses an edited one silently).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import warnings
 from collections.abc import Iterable
@@ -21,7 +29,7 @@ from typing import Any
 import lightgbm as lgb
 
 from regenmap.errors import InputError, ModelError, OutputError, SchemaError
-from regenmap.io import write_json_atomic, write_text_atomic
+from regenmap.io import read_json, write_json_atomic, write_text_atomic
 from regenmap.models.train import TrainedModel
 from regenmap.provenance import package_versions
 from regenmap.schema import MODEL_SCHEMA
@@ -31,7 +39,8 @@ REFERENCE_FILE = "reference.json"
 METADATA_FILE = "metadata.json"
 
 
-def save_model(model: TrainedModel, directory: str | Path) -> Path:
+def save_model(model: TrainedModel, directory: str | Path, *,
+               extra_files: Iterable[str] = ()) -> Path:
     """Write a model directory.
 
     Parameters
@@ -40,6 +49,9 @@ def save_model(model: TrainedModel, directory: str | Path) -> Path:
         The model to save.
     directory
         Folder to create or overwrite (its model files only).
+    extra_files
+        Names of files already written in ``directory`` that belong to the model (e.g.
+        its out-of-fold predictions); their checksums are recorded too.
 
     Returns
     -------
@@ -49,22 +61,30 @@ def save_model(model: TrainedModel, directory: str | Path) -> Path:
     Raises
     ------
     OutputError
-        If the folder cannot be created or written.
+        If the folder cannot be created or written, or an extra file is missing.
     """
     d = Path(directory)
     try:
         d.mkdir(parents=True, exist_ok=True)
         write_text_atomic(d / BOOSTER_FILE, model.booster.model_to_string())
         write_json_atomic(d / REFERENCE_FILE, model.reference)
-        write_json_atomic(d / METADATA_FILE, metadata_of(model))
+        files = {name: file_record(d / name)
+                 for name in (BOOSTER_FILE, REFERENCE_FILE, *extra_files)}
+        write_json_atomic(d / METADATA_FILE, metadata_of(model, files))
     except OSError as err:
-        raise OutputError(f"{d}: cannot write the model directory ({err}). "
-                          "Check the folder exists and is writable.") from err
+        raise OutputError(f"cannot write the model directory ({err}). Check the folder "
+                          "exists and is writable.", path=d) from None
     return d
 
 
-def metadata_of(model: TrainedModel) -> dict[str, Any]:
-    """Return the content of ``metadata.json`` for a model."""
+def file_record(path: Path) -> dict[str, Any]:
+    """Size and SHA-256 of a file, as recorded in ``metadata.json``."""
+    data = path.read_bytes()
+    return {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def metadata_of(model: TrainedModel, files: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Return the content of ``metadata.json`` for a model whose files are ``files``."""
     prov = dict(model.provenance)
     prov.setdefault("versions", package_versions())
     return {
@@ -80,7 +100,7 @@ def metadata_of(model: TrainedModel) -> dict[str, Any]:
         "metrics": model.metrics,
         "decision": model.decision,
         "provenance": prov,
-        "files": {"booster": BOOSTER_FILE, "reference": REFERENCE_FILE},
+        "files": files,
     }
 
 
@@ -90,34 +110,78 @@ def read_metadata(directory: str | Path) -> dict[str, Any]:
     Raises
     ------
     InputError
-        If the folder or its metadata is missing or not JSON.
+        If the folder or its metadata is missing.
     SchemaError
-        If it was written under another model schema.
+        If the metadata is damaged (not JSON, keys missing) or was written under
+        another model schema.
     """
     d = Path(directory)
     meta_path = d / METADATA_FILE
     if not meta_path.is_file():
         raise InputError(f"not a regenmap model directory: {METADATA_FILE} is missing. Pass a "
                          "folder written by `regenmap train` (out_dir/model/<target>).", path=d)
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise InputError(f"not valid JSON ({err}); the model directory is damaged, retrain.",
-                         path=meta_path) from None
-    schema = meta.get("schema") if isinstance(meta, dict) else None
+    meta = read_json(meta_path, what="model metadata")
+    schema = meta.get("schema")
     if schema != MODEL_SCHEMA:
         raise SchemaError(f"{meta_path}: model schema {schema!r} is incompatible with this "
                           f"regenmap, which reads {MODEL_SCHEMA!r}. Retrain the model with "
                           "this version (`regenmap train`).")
-    for key in ("target", "classes", "features"):
+    for key in ("target", "classes", "features", "files"):
         if key not in meta:
             raise SchemaError(f"{meta_path}: key '{key}' is missing; the model directory is "
                               "damaged, retrain.")
     return meta
 
 
+def read_verified(directory: str | Path, name: str, meta: dict[str, Any] | None = None) -> bytes:
+    """Read a file of a model directory and check it is the one the model was written with.
+
+    Parameters
+    ----------
+    directory
+        The model folder.
+    name
+        File name inside it (``booster.txt``, ``reference.json``...).
+    meta
+        The folder's metadata, if already read.
+
+    Returns
+    -------
+    bytes
+        The file's content, checked against the size and SHA-256 in ``metadata.json``.
+
+    Raises
+    ------
+    InputError
+        If the file is missing.
+    SchemaError
+        If the metadata records no checksum for it, or the file differs from what was
+        written (truncated, damaged or edited since).
+    """
+    d = Path(directory)
+    meta = meta if meta is not None else read_metadata(d)
+    path = d / name
+    if not path.is_file():
+        raise InputError(f"{name} is missing; the model directory is incomplete. Retrain "
+                         "(`regenmap train`) or restore the folder from a copy.", path=path)
+    record = meta["files"].get(name) if isinstance(meta["files"], dict) else None
+    if not isinstance(record, dict) or "sha256" not in record:
+        raise SchemaError(f"{path}: {METADATA_FILE} records no checksum for this file, so it "
+                          "cannot be trusted; retrain (`regenmap train`).")
+    data = path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != record["sha256"]:
+        size = (f" ({len(data)} bytes; {record.get('bytes')} were written)"
+                if len(data) != record.get("bytes") else " (same size, different content)")
+        raise SchemaError(f"{path}: this file changed since the model was written{size}: it is "
+                          "truncated, damaged or edited (its SHA-256 differs from the one in "
+                          f"{METADATA_FILE}). Retrain (`regenmap train`) or restore the model "
+                          "folder from a copy; do not edit model files by hand.")
+    return data
+
+
 def load_model(directory: str | Path, *, features: Iterable[str] | None = None) -> TrainedModel:
-    """Load a model directory written by :func:`save_model`.
+    """Load a model directory written by :func:`save_model`, checking every file first.
 
     Parameters
     ----------
@@ -130,25 +194,32 @@ def load_model(directory: str | Path, *, features: Iterable[str] | None = None) 
     Raises
     ------
     InputError, SchemaError
-        See :func:`read_metadata`; also when the booster does not match its metadata.
+        See :func:`read_metadata` and :func:`read_verified`; also when the booster does
+        not match its metadata or cannot be parsed.
     ModelError
         If ``features`` lacks model features.
     """
     d = Path(directory)
     meta = read_metadata(d)
-    booster_path = d / meta.get("files", {}).get("booster", BOOSTER_FILE)
-    if not booster_path.is_file():
-        raise InputError("booster file is missing; the model directory is incomplete, retrain.",
-                         path=booster_path)
-    booster = lgb.Booster(model_file=str(booster_path))
+    booster_path = d / BOOSTER_FILE
+    text = read_verified(d, BOOSTER_FILE, meta).decode("utf-8", errors="replace")
+    try:
+        booster = lgb.Booster(model_str=text)
+    except (lgb.basic.LightGBMError, ValueError) as err:
+        raise SchemaError(f"{booster_path}: LightGBM cannot read this booster ({err}); "
+                          "retrain (`regenmap train`).") from None
     names = tuple(str(f) for f in meta["features"])
     classes = tuple(str(c) for c in meta["classes"])
     if booster.num_feature() != len(names) or booster.num_model_per_iteration() != len(classes):
         raise SchemaError(f"{booster_path}: booster has {booster.num_feature()} features and "
                           f"{booster.num_model_per_iteration()} classes but metadata lists "
                           f"{len(names)} and {len(classes)}; the directory mixes two models.")
-    ref_path = d / meta.get("files", {}).get("reference", REFERENCE_FILE)
-    reference = json.loads(ref_path.read_text(encoding="utf-8")) if ref_path.is_file() else {}
+    ref_path = d / REFERENCE_FILE
+    try:
+        reference = json.loads(read_verified(d, REFERENCE_FILE, meta))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise SchemaError(f"{ref_path}: the model reference is not valid JSON ({err}); "
+                          "retrain (`regenmap train`).") from None
     model = TrainedModel(
         target=str(meta["target"]),
         classes=classes,

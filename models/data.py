@@ -11,6 +11,7 @@ functions return.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -248,7 +249,7 @@ def align(series: pd.Series | None, field_ids: pd.Index, *, what: str) -> pd.Ser
 
 def clean_labels(labels: pd.Series, *, target: str, classes: Sequence[str] | None = None
                  ) -> pd.Series:
-    """Normalise label strings and check them against declared classes.
+    """Normalise label strings and check them against declared classes (:func:`check_classes`).
 
     Parameters
     ----------
@@ -267,28 +268,82 @@ def clean_labels(labels: pd.Series, *, target: str, classes: Sequence[str] | Non
     Raises
     ------
     ModelError
-        Listing unknown labels with the closest declared class.
+        See :func:`check_classes`.
     """
     text = labels.astype("string").str.strip()
     text = text.mask(text == "")
     values = text.astype(object).to_numpy(copy=True)
     values[text.isna().to_numpy()] = None
     out = pd.Series(values, index=labels.index, dtype=object, name=target)
+    check_classes(out, target=target, classes=classes)
+    return out
+
+
+def class_key(name: str) -> str:
+    """Spelling-insensitive form of a class name: case, spaces, hyphens and underscores ignored."""
+    return re.sub(r"[\s_-]+", "", str(name)).casefold()
+
+
+def check_classes(labels: pd.Series, *, target: str, classes: Sequence[str] | None = None
+                  ) -> dict[str, int]:
+    """Check the classes of a target's labels; return how many fields each class has.
+
+    With declared ``classes``, a label outside them is an error. Without, two labels
+    that differ only in case, spaces, hyphens or underscores (``No-Till`` and
+    ``no_till``) are an error too: the rarer one is almost surely a typo of the other,
+    and would silently become a class of its own.
+
+    Parameters
+    ----------
+    labels
+        Cleaned labels (stripped strings, None when unlabelled).
+    target
+        Target name for messages.
+    classes
+        Declared class names, or None to take the classes from the labels.
+
+    Returns
+    -------
+    dict
+        Class -> number of labelled fields, most frequent first.
+
+    Raises
+    ------
+    ModelError
+        Naming each offending label, its number of fields and the class it probably
+        means ("did you mean").
+    """
+    counts = {str(k): int(v) for k, v in labels.dropna().value_counts().items()}
     if classes is not None:
-        declared = list(classes)
-        present = pd.unique(out.dropna().to_numpy())
-        unknown = sorted(str(v) for v in present if v not in declared)
+        declared = [str(c) for c in classes]
+        unknown = sorted(c for c in counts if c not in declared)
         if unknown:
-            hints = []
-            for v in unknown:
-                close = difflib.get_close_matches(v, declared, n=1)
-                n = int((out == v).sum())
-                hints.append(f"'{v}' ({n} fields" + (f", did you mean '{close[0]}'?)" if close else ")"))
+            hints = [_did_you_mean(c, counts[c], declared) for c in unknown]
             raise ModelError(
                 f"labels of target '{target}' hold unknown class(es): {'; '.join(hints)}. "
                 f"Declared classes: {declared}. Fix the labels or model.classes.{target}."
             )
-    return out
+        return counts
+    by_key: dict[str, list[str]] = {}
+    for name in counts:  # most frequent first
+        by_key.setdefault(class_key(name), []).append(name)
+    typos = [(name, group[0]) for group in by_key.values() if len(group) > 1 for name in group[1:]]
+    if typos:
+        hints = [f"'{name}' ({counts[name]} fields, did you mean '{main}' ({counts[main]} "
+                 "fields)?)" for name, main in typos]
+        raise ModelError(
+            f"labels of target '{target}' hold classes that differ only in case, spaces or "
+            f"hyphens: {'; '.join(hints)}. Fix the labels, or declare the classes "
+            f"(model.classes.{target})."
+        )
+    return counts
+
+
+def _did_you_mean(label: str, n: int, declared: Sequence[str]) -> str:
+    """``'No-Till ' (3 fields, did you mean 'no_till'?)`` for an undeclared label."""
+    same = [c for c in declared if class_key(c) == class_key(label)]
+    close = same or difflib.get_close_matches(label, declared, n=1)
+    return f"'{label}' ({n} fields" + (f", did you mean '{close[0]}'?)" if close else ")")
 
 
 def class_list(labels: pd.Series, *, target: str, classes: Sequence[str] | None = None

@@ -15,6 +15,7 @@ import pandas as pd
 
 from regenmap.errors import ModelError
 from regenmap.models.calibration import apply_calibration, fit_calibration, softmax
+from regenmap.models.drift import build_reference, ood_scores
 from regenmap.models.folds import RANDOM_KFOLD_WARNING, fold_ids
 from regenmap.models.metrics import (
     bootstrap_intervals,
@@ -26,6 +27,7 @@ from regenmap.models.metrics import (
 )
 from regenmap.models.options import CVOptions, EvaluationOptions, LabelledFields, TrainOptions
 from regenmap.models.params import resolve_params
+from regenmap.models.shift import calibrate_ood, calibrate_shift, shift_score
 from regenmap.models.thresholds import choose_threshold
 from regenmap.models.train import TrainingData, fit_booster, prepare
 from regenmap.schema import FIELD_ID, SEASON
@@ -60,6 +62,9 @@ class CVResult:
     cluster_factor
         The factor of ``factors`` holding the spatial groups (resampled whole by the
         cluster bootstrap), or None.
+    ood
+        float (n,) out-of-fold OOD score of each sample against its fold's training part
+        (:func:`regenmap.models.drift.ood_scores`), or None when not computed.
     """
 
     target: str
@@ -74,6 +79,7 @@ class CVResult:
     fold_info: list[dict[str, Any]] = field(default_factory=list)
     seasons: np.ndarray | None = None
     cluster_factor: str | None = None
+    ood: np.ndarray | None = None
 
     def to_frame(self) -> pd.DataFrame:
         """Table of the out-of-fold predictions: id, truth, fold, factors, raw scores."""
@@ -86,6 +92,8 @@ class CVResult:
             df[f"factor_{name}"] = np.asarray(values, dtype=object).astype(str)
         for j, c in enumerate(self.classes):
             df[f"raw_{c}"] = self.raw[:, j]
+        if self.ood is not None:
+            df["ood"] = np.asarray(self.ood, dtype=np.float32)
         return df
 
     @classmethod
@@ -102,7 +110,8 @@ class CVResult:
                    y=np.array([index[v] for v in df["label"]], dtype=np.int64),
                    raw=df[[f"raw_{c}" for c in classes]].to_numpy(dtype=np.float64),
                    folds=df["fold"].to_numpy(dtype=np.int64), factors=factors,
-                   strategy=strategy, notes=list(notes))
+                   strategy=strategy, notes=list(notes),
+                   ood=df["ood"].to_numpy(dtype=np.float64) if "ood" in df.columns else None)
 
 
 def cross_validate_predictions(data: LabelledFields, options: TrainOptions | None = None,
@@ -149,6 +158,7 @@ def cross_validate_predictions(data: LabelledFields, options: TrainOptions | Non
     values = td.fm.values[td.mask]
     k = len(td.classes)
     raw = np.zeros((len(td.y), k))
+    ood = np.full(len(td.y), np.nan)
     info = []
     for f in range(int(folds.max()) + 1):
         test = folds == f
@@ -157,13 +167,20 @@ def cross_validate_predictions(data: LabelledFields, options: TrainOptions | Non
                                         None if cv_groups is None else cv_groups[train],
                                         n_classes=k, tp=tp, seed=opts.seed)
         raw[test] = np.asarray(booster.predict(values[test], raw_score=True)).reshape(-1, k)
+        # How unlike its fold's training part each held-out sample and the fold as a whole
+        # are: the evidence the OOD and run-level shift thresholds are calibrated on.
+        ref = build_reference(values[train], td.fm.names, seed=opts.seed)
+        gain = np.asarray(booster.feature_importance(importance_type="gain"), dtype=float)
+        ood[test] = ood_scores(ref, values[test], td.fm.names, gain)
+        score, _ = shift_score(ref, values[test], td.fm.names, gain,
+                               n_reference=int(train.sum()))
         missing = [td.classes[c] for c in range(k) if not (td.y[train] == c).any()]
         if missing:
             notes.append(f"fold {f}: class(es) {missing} absent from its training part")
         info.append({"fold": f, "n_test": int(test.sum()),
                      "groups": sorted(set(cv_groups[test].tolist())) if cv_groups is not None
                      else None,
-                     "best_iteration": fit_info["best_iteration"]})
+                     "best_iteration": fit_info["best_iteration"], "shift_score": score})
     factors: dict[str, np.ndarray] = {}
     if td.groups is not None:
         factors[group_name] = td.groups
@@ -177,7 +194,7 @@ def cross_validate_predictions(data: LabelledFields, options: TrainOptions | Non
                     folds=folds, factors=factors,
                     strategy="random" if random_folds else "spatial", notes=notes,
                     fold_info=info, seasons=td.seasons,
-                    cluster_factor=group_name if td.groups is not None else None)
+                    cluster_factor=group_name if td.groups is not None else None, ood=ood)
 
 
 def sample_notes(td: TrainingData) -> list[str]:
@@ -312,6 +329,8 @@ def evaluation_report(cv: CVResult, options: EvaluationOptions | None = None) ->
     operating = {**decision.as_dict(),
                  "n_labelled": int(kept.sum()), "n_uncertain": int((~kept).sum()),
                  "accuracy_all": float(overall["accuracy"])}
+    shift, ood = _calibrate_unlike(cv, pred, kept, operating.get("accuracy"),
+                                   opts.ood_ceiling)
     return {
         "target": cv.target,
         "classes": list(cv.classes),
@@ -331,7 +350,31 @@ def evaluation_report(cv: CVResult, options: EvaluationOptions | None = None) ->
         },
         "coverage": coverage_curve(proba, cv.y),
         "operating_point": operating,
+        "shift": shift,
+        "ood": ood,
     }
+
+
+def _calibrate_unlike(cv: CVResult, pred: np.ndarray, kept: np.ndarray,
+                      accuracy: float | None, ceiling: float
+                      ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Calibrate the run-level shift and per-field OOD thresholds on the labels given.
+
+    Accuracies are those of the held-out fields the map would label (at the chosen
+    confidence threshold), as the card states; folds labelling fewer than 10 fields use
+    all their fields.
+    """
+    correct = pred == cv.y
+    overall = float(accuracy) if accuracy is not None else float(correct.mean())
+    folds = []
+    for info in cv.fold_info:
+        test = cv.folds == info["fold"]
+        use = test & kept if (test & kept).sum() >= 10 else test
+        folds.append({**info, "accuracy": float(correct[use].mean()) if use.any() else None})
+    shift = calibrate_shift(folds, overall)
+    if cv.ood is None:
+        return shift, {"threshold": ceiling, "rationale": "no out-of-fold OOD scores"}
+    return shift, calibrate_ood(cv.ood[kept], correct[kept], overall, ceiling=ceiling)
 
 
 def cross_validate(data: LabelledFields, options: TrainOptions | None = None,

@@ -154,6 +154,9 @@ class EvaluationOptions:
         A fixed decision threshold instead of the target (must exceed 1/k for k classes).
     min_group_count
         Smallest subgroup ranked in the disaggregated evaluation.
+    ood_ceiling
+        Per-field OOD threshold used when the held-out fields show no lower one that
+        separates less accurate fields (:func:`regenmap.models.shift.calibrate_ood`).
     seed
         Seed of the bootstrap.
     """
@@ -163,6 +166,7 @@ class EvaluationOptions:
     target_accuracy: float = 0.85
     confidence_threshold: float | None = None
     min_group_count: int = 20
+    ood_ceiling: float = 0.5
     seed: int = 0
 
     def __post_init__(self) -> None:

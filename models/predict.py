@@ -13,10 +13,12 @@ from regenmap.models.drift import drift_report, ood_features, ood_scores
 from regenmap.models.eligibility import upstream_status, withheld
 from regenmap.models.explain import (
     contributions,
+    global_importance,
     margin_contributions,
     reason_texts,
     runner_up,
 )
+from regenmap.models.shift import attribution_drift, shift_score
 from regenmap.models.train import TrainedModel
 from regenmap.schema import (
     FIELD_ID,
@@ -45,7 +47,8 @@ def predict_target(model: TrainedModel, features: pd.DataFrame, *,
                    field_status: pd.DataFrame | None = None,
                    ood_threshold: float = 0.5, min_feature_share: float = 0.5,
                    flags: Sequence[str] = (), explain: bool = True, top_features: int = 3,
-                   held_out: pd.DataFrame | None = None) -> pd.DataFrame:
+                   held_out: pd.DataFrame | None = None,
+                   shift_action: str = "withhold") -> pd.DataFrame:
     """Label every field of a features table with one model.
 
     Parameters
@@ -64,7 +67,8 @@ def predict_target(model: TrainedModel, features: pd.DataFrame, *,
         are withheld with that status; fields listed here but absent from
         ``features`` are added as ``no_data``.
     ood_threshold
-        Fields whose OOD score exceeds this are withheld as ``uncertain``.
+        Fields whose OOD score exceeds this are withheld as ``uncertain``; the model's own
+        threshold calibrated on held-out regions is used when it is lower.
     min_feature_share
         Fields with fewer non-missing model features than this share get ``no_data``.
     flags
@@ -100,6 +104,8 @@ def predict_target(model: TrainedModel, features: pd.DataFrame, *,
     t = model.target
     if confidence_threshold is None:
         confidence_threshold = float(model.decision.get("threshold", 0.5))
+    if isinstance(model.decision.get("ood_threshold"), int | float):
+        ood_threshold = min(ood_threshold, float(model.decision["ood_threshold"]))
     fm = feature_matrix(features, model.feature_names)
     n = len(fm.field_ids)
     status, why = withheld(fm, features, field_status=field_status, flags=flags,
@@ -141,9 +147,11 @@ def predict_target(model: TrainedModel, features: pd.DataFrame, *,
         medians = [model.reference.get(f, {}).get("median") for f in model.feature_names]
         names = np.asarray(model.classes, dtype=object)
         # Contributions are (rows, classes, features + 1) float64: chunk to bound memory.
+        leaning = np.zeros(len(model.feature_names))
         for start in range(0, len(rows), _EXPLAIN_CHUNK):
             sel = rows[start:start + _EXPLAIN_CHUNK]
             contrib = contributions(model.booster, fm.values[sel], k)
+            leaning += global_importance(contrib) * len(sel)
             margins = margin_contributions(contrib, pred[sel], second[sel])
             texts[sel] = reason_texts(margins, fm.values[sel], model.feature_names,
                                       names[pred[sel]].tolist(), names[second[sel]].tolist(),
@@ -163,6 +171,14 @@ def predict_target(model: TrainedModel, features: pd.DataFrame, *,
                   f"{model.classes[pred[i]]}")
     status[low | far] = FieldStatus.UNCERTAIN.value
     ok = live & ~low & ~far
+    shift = run_shift(model, fm.values[live], explained=(
+        dict(zip(model.feature_names, leaning / max(int(live.sum()), 1), strict=True))
+        if explain and live.any() else None))
+    if shift["flagged"] and shift_action == "withhold":
+        status[ok] = FieldStatus.UNCERTAIN.value
+        why[ok] = [f"{shift['reason']}; leaning {model.classes[pred[i]]}"
+                   for i in np.flatnonzero(ok)]
+        ok = np.zeros(n, dtype=bool)
     why[ok] = texts[ok] if explain else "ok"
 
     labels = np.full(n, None, dtype=object)
@@ -191,8 +207,58 @@ def predict_target(model: TrainedModel, features: pd.DataFrame, *,
         out = pd.concat([out, added], ignore_index=True)
     report = drift_report(model.reference, fm.values[live] if live.any() else fm.values,
                           model.feature_names)
+    report |= {"run_flagged": shift["flagged"], "shift_action": shift_action,
+               "shift_score": shift["score"], "shift_threshold": shift["threshold"],
+               "shift_features": shift["features"], "attribution": shift["attribution"]}
+    if shift["flagged"]:
+        report["warning"] = (f"{shift['reason']}. "
+                             + ("Every label is withheld as uncertain (model.shift_action: "
+                                "withhold)." if shift_action == "withhold" else
+                                "Labels are kept (model.shift_action: warn); their accuracy "
+                                "may be far below the model card's."))
     out.attrs["drift"] = {t: report}
     return out
+
+
+def run_shift(model: TrainedModel, values: np.ndarray,
+              explained: dict[str, float] | None = None) -> dict[str, Any]:
+    """Judge a prediction run as a whole against the training data.
+
+    Parameters
+    ----------
+    model
+        The model (its reference distributions, importance and calibrated threshold).
+    values
+        float (n, n_features) features of the fields being labelled.
+    explained
+        Mean absolute contribution per feature on these fields (TreeSHAP), if computed.
+
+    Returns
+    -------
+    dict
+        ``score``, ``threshold`` (None when the evaluation calibrated none), ``flagged``,
+        ``features`` (the five most shifted features with their excess PSI), ``reason``
+        (a sentence for the fields' ``_why``), ``attribution`` (attribution drift or None).
+    """
+    weights = np.array([model.importance.get(f, 0.0) for f in model.feature_names])
+    n_ref = int(model.training.get("n_labelled", 0) or 0) or len(values)
+    score, excess = shift_score(model.reference, values, model.feature_names, weights,
+                                n_reference=n_ref)
+    value = model.decision.get("shift_threshold")
+    threshold = float(value) if isinstance(value, int | float) else None
+    flagged = threshold is not None and score > threshold and len(values) > 0
+    top = sorted(excess.items(), key=lambda kv: -kv[1] * model.importance.get(kv[0], 0.0))[:5]
+    shifted = {k: round(v, 3) for k, v in top if v > 0}
+    reason = ""
+    if flagged:
+        reason = (f"this run's fields differ from the training data more than any held-out "
+                  f"region of the evaluation did (shift score {score:.2f} > "
+                  f"{threshold:.2f}; most shifted: "
+                  + ", ".join(f"{k} (PSI +{v:.2f})" for k, v in list(shifted.items())[:3]) + ")")
+    attribution = (attribution_drift(model.importance, explained) if explained is not None
+                   else None)
+    return {"score": score, "threshold": threshold, "flagged": flagged, "features": shifted,
+            "reason": reason, "attribution": attribution}
 
 
 def _status_only_rows(model: TrainedModel, up: pd.DataFrame, dtypes: pd.Series,

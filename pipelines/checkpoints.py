@@ -3,7 +3,8 @@
 A stage that finished writes ``<stage>.done.json`` holding the configuration
 hash and the outputs it wrote. A later run skips the stage when the marker
 matches the current configuration and every output still exists. The lock
-file stops two runs from writing the same outputs at once.
+file stops two runs from writing the same outputs at once; every command that
+writes into a run's folder holds it (:func:`hold_output_folder`).
 """
 
 from __future__ import annotations
@@ -16,14 +17,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from regenmap.errors import LockError
-from regenmap.io import write_json_atomic
+from regenmap.errors import LockError, OutputError
+from regenmap.io import check_writable_dir, describe_os_error, remove_leftovers, write_json_atomic
 from regenmap.pipelines.layout import RunLayout
 
 
 def _state_dir(out_dir: Path) -> Path:
     path = RunLayout(Path(out_dir)).state_dir
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputError(describe_os_error(err, path, "create the folder"), path=path) from None
     return path
 
 
@@ -122,12 +126,50 @@ def run_lock(out_dir: Path) -> Iterator[Path]:
                 ) from None
             lock.unlink(missing_ok=True)
             continue
-        with os.fdopen(fd, "w") as fh:
-            fh.write(str(os.getpid()))
-        host_file.write_text(here)
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(str(os.getpid()))
+            host_file.write_text(here)
+        except OSError as err:
+            lock.unlink(missing_ok=True)
+            raise OutputError(describe_os_error(err, lock, "take the lock"), path=lock) from None
         break
     try:
         yield lock
     finally:
         host_file.unlink(missing_ok=True)
         lock.unlink(missing_ok=True)
+
+
+def clean_leftovers(out_dir: Path) -> list[Path]:
+    """Remove the temporary files killed runs (or workers) left in a run's folders; return them.
+
+    Only call it holding the lock, before or after a stage: no live writer of this
+    folder is then left.
+    """
+    return [p for folder in RunLayout(Path(out_dir)).written_folders()
+            for p in remove_leftovers(folder)]
+
+
+@contextmanager
+def hold_output_folder(out_dir: Path) -> Iterator[list[Path]]:
+    """Make a run's output folder ready to write, and hold it for the duration of a command.
+
+    Checks the folder can be written (creating it) before anything is written, takes
+    the lock, then removes what killed runs left behind.
+
+    Yields
+    ------
+    list of pathlib.Path
+        The leftovers removed.
+
+    Raises
+    ------
+    OutputError
+        If the folder cannot be created or written.
+    LockError
+        If another run holds the lock.
+    """
+    check_writable_dir(out_dir, create=True)
+    with run_lock(Path(out_dir)):
+        yield clean_leftovers(Path(out_dir))

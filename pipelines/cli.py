@@ -2,22 +2,27 @@
 
 Heavy imports happen inside the commands so that ``regenmap --help`` is instant.
 Every :class:`regenmap.errors.RegenmapError` is printed as one clear message
-and mapped to its exit code (see ``docs/cli.md``).
+and mapped to its exit code (see ``docs/cli.md``); an interruption (Ctrl-C,
+SIGTERM) exits with 130 and says which signal; anything else is reported as an
+unexpected failure (exit 1) whose traceback goes to a file, never to the screen.
+With ``--quiet`` standard error holds JSON lines only, the last one a
+``finished`` event with the outcome.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from regenmap import __version__
-from regenmap.errors import RegenmapError
+from regenmap.pipelines.log import Reporter, outcome, save_traceback
 
 app = typer.Typer(
     name="regenmap",
@@ -45,16 +50,35 @@ SchedulerOpt = Annotated[
 ]
 
 
-def _guard(fn: Callable[[], T]) -> T:
-    """Run ``fn``; turn regenmap errors into a message and their exit code."""
+def _guard(fn: Callable[[], T], reporter: Reporter | None = None, command: str = "") -> T:
+    """Run ``fn``; turn any failure into a message (or a final JSON event) and its exit code."""
     try:
         return fn()
-    except RegenmapError as err:
-        console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
-        raise typer.Exit(code=err.exit_code) from None
-    except KeyboardInterrupt:
-        console.print("[yellow]interrupted[/]")
-        raise typer.Exit(code=130) from None
+    except (Exception, KeyboardInterrupt) as err:
+        _fail(err, reporter, command)
+
+
+def _fail(err: BaseException, reporter: Reporter | None, command: str) -> NoReturn:
+    """Report how a command failed, never as a traceback; exit with the failure's code."""
+    end = outcome(err)
+    interrupted = isinstance(err, KeyboardInterrupt)
+    if reporter is not None:
+        reporter.finished(command, err)  # nothing new if the run already said how it ended
+        trace = reporter.traceback_path
+    else:
+        trace = save_traceback(err) if end["exit_code"] == 1 and not interrupted else None
+    if reporter is None or not reporter.quiet:
+        if interrupted:
+            console.print(f"[yellow]{escape(end['message'])}[/]", highlight=False, soft_wrap=True)
+        elif end["exit_code"] == 1:
+            where = f"; the traceback is in {trace}" if trace else ""
+            console.print(f"[bold red]error:[/] {escape(end['message'])}. This is a bug in "
+                          f"regenmap or a failure outside it{escape(where)}; please report it "
+                          "with the log.", highlight=False, soft_wrap=True)
+        else:
+            console.print(f"[bold red]error:[/] {escape(end['message'])}", highlight=False,
+                          soft_wrap=True)
+    raise typer.Exit(code=end["exit_code"])
 
 
 def _version(value: bool) -> None:
@@ -99,7 +123,9 @@ def demo(
     from regenmap.pipelines.demo import demo as run_demo
     from regenmap.pipelines.summary import print_summary
 
-    result = _guard(lambda: run_demo(out_dir, size=size, seed=seed, quiet=quiet))
+    reporter = Reporter(quiet=quiet)
+    result = _guard(lambda: run_demo(out_dir, size=size, seed=seed, reporter=reporter),
+                    reporter, "run")
     print_summary(result, console=out)
 
 
@@ -129,32 +155,43 @@ def _stage(name: str, config: Path, *, scheduler: str | None = None,
     """Run one stage of :data:`~regenmap.pipelines.stages.STAGES` on ``config``; print what it wrote.
 
     The configuration is validated before the stage is imported, so a bad config
-    fails fast with its own message and exit code. The stage holds the output
-    folder's lock, shows its progress and, on the cluster, uses the same cluster
-    as ``regenmap run``.
+    fails fast with its own message and exit code. Like ``regenmap run``, the stage
+    checks the output folder is writable, holds its lock, removes what killed runs
+    left there, shows its progress, ends with a summary (extraction) and, on the
+    cluster, uses the same cluster.
     """
-    cfg = _guard(lambda: _load(config, scheduler))
-    from contextlib import ExitStack
-
-    from regenmap.pipelines.checkpoints import run_lock
+    reporter = Reporter(quiet=quiet)
+    cfg = _guard(lambda: _load(config, scheduler), reporter, name)
+    from regenmap.io import to_jsonable
+    from regenmap.pipelines.checkpoints import clean_leftovers, hold_output_folder
     from regenmap.pipelines.cluster import open_client
-    from regenmap.pipelines.log import Reporter
+    from regenmap.pipelines.inputs import check_fields
     from regenmap.pipelines.stages import STAGES
+    from regenmap.pipelines.summary import stage_summary
 
     stage = STAGES[name]
-    reporter = Reporter(quiet=quiet)
 
     def go() -> dict[str, Path]:
         with ExitStack() as stack:
             stack.enter_context(reporter.capture())
-            stack.enter_context(run_lock(Path(cfg.out_dir)))
-            client = (stack.enter_context(open_client(cfg.cluster, profile=profile))
+            reporter.cleaned(stack.enter_context(hold_output_folder(Path(cfg.out_dir))), name)
+            check_fields(cfg)  # a bad field file stops the stage before a cluster starts
+            client = (stack.enter_context(open_client(cfg.cluster, profile=profile, quiet=quiet))
                       if stage.uses_cluster else None)
-            progress = (stack.enter_context(reporter.progress(name, stage.progress_unit))
-                        if stage.progress_unit else None)
-            return stage(cfg, client=client, progress=progress)
+            with reporter.stage(name):
+                if stage.progress_unit:
+                    with reporter.progress(name, stage.progress_unit) as progress:
+                        written = stage(cfg, client=client, progress=progress)
+                else:
+                    written = stage(cfg, client=client)
+            reporter.cleaned(clean_leftovers(Path(cfg.out_dir)), name)  # of workers lost mid-write
+            summary = stage_summary(name, cfg)
+            if summary is not None:
+                reporter.summary(name, summary[0], **summary[1])
+            return written
 
-    written = _guard(go)
+    written = _guard(go, reporter, name)
+    reporter.finished(name, outputs=to_jsonable(written), timings=reporter.timings)
     for key, path in written.items():
         out.print(f"{key}: {path}")
 
@@ -170,39 +207,39 @@ def extract(config: ConfigArg, scheduler: SchedulerOpt = None, profile: ProfileO
 
 
 @app.command()
-def features(config: ConfigArg) -> None:
+def features(config: ConfigArg, quiet: QuietOpt = False) -> None:
     """Per-field time-series features from the observations table.
 
     Example: `regenmap features configs/demo.yaml`
     """
-    _stage("features", config)
+    _stage("features", config, quiet=quiet)
 
 
 @app.command()
-def train(config: ConfigArg) -> None:
+def train(config: ConfigArg, quiet: QuietOpt = False) -> None:
     """Train one LightGBM model per target, with spatially held-out early stopping.
 
     Example: `regenmap train configs/demo.yaml`
     """
-    _stage("train", config)
+    _stage("train", config, quiet=quiet)
 
 
 @app.command()
-def evaluate(config: ConfigArg) -> None:
+def evaluate(config: ConfigArg, quiet: QuietOpt = False) -> None:
     """Spatial cross-validation: metrics with intervals, by group and field size, calibration.
 
     Example: `regenmap evaluate configs/demo.yaml`
     """
-    _stage("evaluate", config)
+    _stage("evaluate", config, quiet=quiet)
 
 
 @app.command()
-def predict(config: ConfigArg) -> None:
+def predict(config: ConfigArg, quiet: QuietOpt = False) -> None:
     """Label every field and write the styled GeoPackage, maps and run report.
 
     Example: `regenmap predict configs/demo.yaml`
     """
-    _stage("predict", config)
+    _stage("predict", config, quiet=quiet)
 
 
 @app.command()
@@ -212,11 +249,12 @@ def run(config: ConfigArg, scheduler: SchedulerOpt = None, profile: ProfileOpt =
 
     Example: `regenmap run configs/demo.yaml --scheduler tcp://10.0.0.5:8786`
     """
-    cfg = _guard(lambda: _load(config, scheduler))
+    reporter = Reporter(quiet=quiet)
+    cfg = _guard(lambda: _load(config, scheduler), reporter, "run")
     from regenmap.pipelines.job import run as run_all
     from regenmap.pipelines.summary import print_summary
 
-    result = _guard(lambda: run_all(cfg, quiet=quiet, profile=profile))
+    result = _guard(lambda: run_all(cfg, profile=profile, reporter=reporter), reporter, "run")
     print_summary(result, console=out)
 
 
@@ -421,7 +459,10 @@ def main() -> None:
     # which made training 10x slower on shared nodes; it must be set before
     # the OpenMP runtime loads, so here, before any stage is imported.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    app(prog_name="regenmap")
+    from regenmap.pipelines.signals import signals_as_interrupt
+
+    with signals_as_interrupt():  # SIGTERM stops any command like Ctrl-C, named as such
+        app(prog_name="regenmap")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -160,19 +160,32 @@ def jobqueue_cluster(profile: ClusterProfile) -> Any:
                           f"'cluster' options: {err}") from None
 
 
+def _json_worker_logs(quiet: bool, processes: bool) -> dict[str, Any]:
+    """LocalCluster options making worker processes log JSON lines (batch logs, ``--quiet``)."""
+    if not (quiet and processes):
+        return {}
+    from regenmap.pipelines.worker_log import PRELOAD
+
+    return {"preload": [PRELOAD]}
+
+
 @contextmanager
-def profile_client(profile: ClusterProfile | str | Path) -> Iterator[Client]:
+def profile_client(profile: ClusterProfile | str | Path, *, quiet: bool = False
+                   ) -> Iterator[Client]:
     """Start the cluster of a profile, yield a client, and stop the cluster afterwards.
 
     Batch workers are asked for with ``scale.jobs`` (fixed) or adapt between
     ``scale.minimum_jobs`` and ``scale.maximum_jobs``; the client does not wait
-    for them (tasks start as soon as the first worker joins).
+    for them (tasks start as soon as the first worker joins). With ``quiet``, the
+    worker processes of a ``local`` profile write their logs as JSON lines.
     """
     from distributed import Client, LocalCluster
 
     prof = profile if isinstance(profile, ClusterProfile) else load_profile(profile)
     if prof.kind == "local":
-        opts = {"dashboard_address": ":0", **prof.cluster}
+        opts = {"dashboard_address": ":0",
+                **_json_worker_logs(quiet, bool(prof.cluster.get("processes", True))),
+                **prof.cluster}
         try:
             cluster: Any = LocalCluster(**opts)
         except (TypeError, ValueError) as err:
@@ -206,7 +219,7 @@ def chosen_profile(cluster_config: ClusterConfig | None, profile: str | Path | N
 
 @contextmanager
 def open_client(cluster_config: ClusterConfig | None = None, *,
-                profile: str | Path | None = None) -> Iterator[Client]:
+                profile: str | Path | None = None, quiet: bool = False) -> Iterator[Client]:
     """Yield a Dask client for a job: an existing scheduler, a profile's cluster, or a LocalCluster.
 
     Parameters
@@ -215,13 +228,16 @@ def open_client(cluster_config: ClusterConfig | None = None, *,
         The run's ``cluster`` section; its ``address`` wins over any profile.
     profile
         Cluster profile name or path (else ``cluster.profile`` or ``$REGENMAP_CLUSTER_PROFILE``).
+    quiet
+        Batch logs: local worker processes (which share this process's standard error)
+        write their log records and warnings as JSON lines.
     """
     chosen = chosen_profile(cluster_config, profile)
     if chosen and not (cluster_config and cluster_config.address):
-        with profile_client(chosen) as client:
+        with profile_client(chosen, quiet=quiet) as client:
             yield client
         return
-    with _address_or_local(cluster_config) as client:
+    with _address_or_local(cluster_config, quiet=quiet) as client:
         yield client
 
 
@@ -234,7 +250,8 @@ def default_workers() -> int:
 
 
 @contextmanager
-def _address_or_local(cluster_config: ClusterConfig | None = None) -> Iterator[Client]:
+def _address_or_local(cluster_config: ClusterConfig | None = None, *, quiet: bool = False
+                      ) -> Iterator[Client]:
     """Start (or connect to) a Dask cluster and yield a client; close what was started.
 
     Parameters
@@ -243,6 +260,8 @@ def _address_or_local(cluster_config: ClusterConfig | None = None) -> Iterator[C
         ``address`` connects to an existing scheduler; otherwise a LocalCluster with
         ``n_workers`` (default: the number of cores) worker processes (threads if
         ``processes`` is false) of ``threads_per_worker`` threads each (default 1).
+    quiet
+        Worker processes write their logs as JSON lines.
 
     Yields
     ------
@@ -276,7 +295,7 @@ def _address_or_local(cluster_config: ClusterConfig | None = None) -> Iterator[C
     processes = getattr(cluster_config, "processes", True)
     cluster = LocalCluster(n_workers=n_workers, threads_per_worker=cluster_config.threads_per_worker,
                            processes=processes, memory_limit=cluster_config.memory_limit,
-                           dashboard_address=":0")
+                           dashboard_address=":0", **_json_worker_logs(quiet, processes))
     client = Client(cluster)
     log.info("Dask LocalCluster: %d worker(s) x %d thread(s); dashboard: %s", n_workers,
              cluster_config.threads_per_worker, client.dashboard_link)

@@ -15,6 +15,7 @@ from regenmap.pipelines.config import builtin_config_path, load_config
 if TYPE_CHECKING:
     from regenmap.geo.simulate import SimulatedRegion
     from regenmap.pipelines.job import RunResult
+    from regenmap.pipelines.log import Reporter
 
 Size = Literal["small", "medium", "large"]
 _SIZES = ("small", "medium", "large")
@@ -63,26 +64,40 @@ def _region_is_current(region_dir: Path, size: str, seed: int) -> bool:
 
 
 def demo(out_dir: str | Path = "demo-out", *, size: str = "small", seed: int = 0,
-         quiet: bool = False) -> RunResult:
+         quiet: bool = False, reporter: Reporter | None = None) -> RunResult:
     """Simulate a region into ``out_dir/region`` and run every stage on it.
 
     The demo configuration is copied to ``out_dir/demo.yaml`` so that the same
     job can be re-run or changed with ``regenmap run out_dir/demo.yaml``.
+
+    Parameters
+    ----------
+    out_dir
+        Output folder (created; checked to be writable before anything is written).
+    size, seed
+        Of the simulated region (see :func:`simulate`).
+    quiet
+        JSON log lines instead of progress bars.
+    reporter
+        Where events go (the command line passes its own).
 
     Returns
     -------
     RunResult
         Paths, held-out metrics per target, status counts and timings.
     """
+    from regenmap.io import check_writable_dir, write_text_atomic
     from regenmap.pipelines.job import run
+    from regenmap.pipelines.log import Reporter
 
-    out = Path(out_dir).resolve()
-    out.mkdir(parents=True, exist_ok=True)
+    reporter = reporter or Reporter(quiet=quiet)
+    out = check_writable_dir(out_dir, create=True)
     region_dir = out / "region"
-    if not _region_is_current(region_dir, size, seed):
-        simulate(region_dir, size=size, seed=seed)
     config_path = out / "demo.yaml"
-    template = yaml.safe_load(builtin_config_path("demo.yaml").read_text(encoding="utf-8"))
-    template["seed"] = seed
-    config_path.write_text(yaml.safe_dump(template, sort_keys=False), encoding="utf-8")
-    return run(load_config(config_path), quiet=quiet)
+    with reporter.capture():
+        if not _region_is_current(region_dir, size, seed):
+            simulate(region_dir, size=size, seed=seed)
+        template = yaml.safe_load(builtin_config_path("demo.yaml").read_text(encoding="utf-8"))
+        template["seed"] = seed
+        write_text_atomic(config_path, yaml.safe_dump(template, sort_keys=False))
+    return run(load_config(config_path), reporter=reporter)

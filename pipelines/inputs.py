@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from regenmap.errors import ConfigError, InputError
+from regenmap.errors import ConfigError, FieldError, InputError
 from regenmap.features.seasons import NamedSeason, Season, SeasonCalendar
 from regenmap.schema import AREA_HA, FIELD_ID, SEASON
 
@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from regenmap.geo.sensors import SensorProfile
     from regenmap.models.options import LabelledFields
     from regenmap.pipelines.config import RunConfig, ScenesInput
+
+log = logging.getLogger(__name__)
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +158,6 @@ def fields_path(cfg: RunConfig) -> Path:
 
 def fields(cfg: RunConfig) -> gpd.GeoDataFrame:
     """Return the job's field polygons, validated (:func:`regenmap.geo.fields.read_fields`)."""
-    from regenmap.errors import FieldError
     from regenmap.geo.fields import read_fields
 
     fields_path(cfg)
@@ -167,10 +168,40 @@ def fields(cfg: RunConfig) -> gpd.GeoDataFrame:
         return read_fields(cfg.fields.path, layer=cfg.fields.layer,
                            id_column=cfg.fields.id_column, point_pixels=cfg.fields.point_pixels)
     except FieldError as err:
-        if "id column" not in str(err):
-            raise
-        raise FieldError(str(err).replace("Name the id column (id_column).",
-                                          "Set fields.id_column.")) from None
+        raise _with_keys(err, "fields") from None
+
+
+def check_fields(cfg: RunConfig) -> None:
+    """Check the job's field file from its metadata (exists, one layer, not empty), at once.
+
+    Run before any stage, so that a bad field file stops a job before a cluster starts.
+    Jobs without a field file (``observations:`` only) have nothing to check.
+    """
+    from regenmap.geo.fields import check_field_file
+
+    if cfg.fields is None:
+        return
+    if not Path(cfg.fields.path).exists() and "://" not in str(cfg.fields.path):
+        raise InputError("fields file not found; set fields.path", path=cfg.fields.path)
+    try:
+        check_field_file(cfg.fields.path, cfg.fields.layer)
+    except FieldError as err:
+        raise _with_keys(err, "fields") from None
+
+
+#: Option names in the geo layer's messages -> the YAML key under a section.
+_OPTION_HINTS = {"Name the id column (id_column).": "Set {section}.id_column.",
+                 "Name one of them (layer).": "Set {section}.layer to one of them.",
+                 "Name the one to read (layer); none is chosen for you.":
+                     "Set {section}.layer to the one to read; none is chosen for you."}
+
+
+def _with_keys(err: FieldError, section: str) -> FieldError:
+    """Return the same error, its option names replaced by the YAML keys of ``section``."""
+    message = err.message
+    for hint, key in _OPTION_HINTS.items():
+        message = message.replace(hint, key.format(section=section))
+    return FieldError(message, path=err.path)
 
 
 @dataclass(frozen=True)
@@ -240,10 +271,17 @@ class FieldTable:
 
     def labelled(self, features: pd.DataFrame, target: str, cfg: RunConfig,
                  exclude: pd.Series | None = None) -> LabelledFields:
-        """Return the models layer's input for one target of this job."""
+        """Return the models layer's input for one target of this job.
+
+        When the job declares no classes for ``target`` (``model.classes``), the classes
+        found in the labels are listed in a warning, so that a stray one is seen.
+        """
         from regenmap.models.options import LabelledFields
 
         labels = self.table[target]
+        classes = cfg.model.classes.get(target)
+        if classes is None:
+            undeclared_classes(labels, target)
         if not isinstance(labels.index, pd.MultiIndex) and SEASON in features.columns \
                 and features[SEASON].nunique() > 1:
             raise ConfigError(
@@ -253,14 +291,34 @@ class FieldTable:
                 "add a season column to the labels (model.labels.season_column) or map one "
                 "season (seasons.map)")
         return LabelledFields.of(features, labels, target=target,
-                                 classes=cfg.model.classes.get(target), groups=self.group,
+                                 classes=classes, groups=self.group,
                                  group_name=self.group_name, area_ha=self.area(),
                                  exclude=exclude,
                                  factors=self.factors(features, cfg.model.evaluation_factors))
 
 
+def undeclared_classes(labels: pd.Series, target: str) -> dict[str, int]:
+    """Check and list (in a warning) the classes of a target whose classes are not declared.
+
+    Raises
+    ------
+    ModelError
+        For labels that differ only in spelling (:func:`regenmap.models.data.check_classes`).
+    """
+    from regenmap.models.data import check_classes, clean_labels
+
+    counts = check_classes(clean_labels(labels, target=target), target=target)
+    shown = ", ".join(f"{name} ({n})" for name, n in counts.items())
+    log.warning("target '%s': model.classes.%s is not set, so its %d classes come from the "
+                "labels: %s. Declare them to have any other label refused.", target, target,
+                len(counts), shown)
+    return counts
+
+
 def _read_vector_or_table(path: Path, layer: str | None) -> pd.DataFrame:
     import geopandas as gpd
+
+    from regenmap.geo.fields import choose_layer
 
     if not path.exists():
         raise InputError("labels file not found; set model.labels.path.", path=path)
@@ -273,11 +331,26 @@ def _read_vector_or_table(path: Path, layer: str | None) -> pd.DataFrame:
                 return gpd.read_parquet(path)
             except (ValueError, KeyError):
                 return pd.read_parquet(path)
+        try:
+            layer = choose_layer(path, layer)
+        except FieldError as err:
+            raise _with_keys(err, "model.labels") from None
         return gpd.read_file(path, layer=layer, engine="pyogrio")
     except (OSError, ValueError) as err:
         if isinstance(err, InputError):
             raise
         raise InputError(f"cannot read labels ({err}).", path=path) from None
+
+
+def _shapefile_names(raw: pd.DataFrame, path: Path, wanted: list[str]) -> pd.DataFrame:
+    """Read a Shapefile's cut column names (``winter_cov``) as the names asked for, and say so."""
+    from regenmap.geo.fields import DBF_NAME_LIMIT, truncated_columns
+
+    found = truncated_columns(path, raw.columns, wanted)
+    for name, column in found.items():
+        log.warning("labels: column %r of %s read as %r (Shapefile column names are cut to %d "
+                    "characters)", column, path.name, name, DBF_NAME_LIMIT)
+    return raw.rename(columns={column: name for name, column in found.items()})
 
 
 def season_calendar(cfg: RunConfig) -> SeasonCalendar:
@@ -302,6 +375,8 @@ def _raw_labels(cfg: RunConfig, *, targets: bool = True) -> tuple[pd.DataFrame, 
     else:
         raw = _read_vector_or_table(path, mc.labels.layer)
         id_col = mc.labels.id_column
+    raw = _shapefile_names(raw, path, [id_col, *mc.targets,
+                                       *([mc.group_column] if mc.group_column else [])])
     if id_col not in raw.columns:
         raise InputError(f"labels have no id column '{id_col}' (columns: {list(raw.columns)}). "
                          "Set model.labels.id_column.", path=path)

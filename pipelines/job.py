@@ -9,22 +9,30 @@ dashboard address is reported as a ``cluster`` event.
 SIGTERM (what batch schedulers send at a time limit or pre-emption) is turned
 into the same clean stop as Ctrl-C: the lock is released, finished stages and
 tiles are kept, and the exit code is 130, so re-running continues.
+
+Before the first stage the output folder is checked to be writable, locked, and
+cleared of what killed runs left behind. The last event of a run (``finished``)
+carries its outcome, the held-out metrics per target and every output path.
 """
 
 from __future__ import annotations
 
-import signal
-import threading
-from collections.abc import Iterator
-from contextlib import ExitStack, closing, contextmanager
+from contextlib import ExitStack, closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from regenmap.io import to_jsonable
-from regenmap.pipelines.checkpoints import mark_done, run_lock, stage_done
+from regenmap.pipelines import inputs
+from regenmap.pipelines.checkpoints import (
+    clean_leftovers,
+    hold_output_folder,
+    mark_done,
+    stage_done,
+)
 from regenmap.pipelines.config import RunConfig, as_config
 from regenmap.pipelines.log import Reporter
+from regenmap.pipelines.signals import signals_as_interrupt
 from regenmap.pipelines.stages import STAGES
 
 if TYPE_CHECKING:
@@ -82,8 +90,8 @@ class _LazyClient:
         if self.client is None:
             from regenmap.pipelines.cluster import open_client
 
-            self.client = self._stack.enter_context(open_client(self._cfg.cluster,
-                                                                profile=self._profile))
+            self.client = self._stack.enter_context(open_client(
+                self._cfg.cluster, profile=self._profile, quiet=self._reporter.quiet))
             self._announce(self.client)
         return self.client
 
@@ -106,7 +114,7 @@ class _LazyClient:
 
 def run(config: RunConfig | str | Path, *, quiet: bool = False,
         stages: tuple[str, ...] = tuple(STAGES), client: Client | None = None,
-        profile: str | Path | None = None) -> RunResult:
+        profile: str | Path | None = None, reporter: Reporter | None = None) -> RunResult:
     """Run the stages of a job in order, skipping those already done.
 
     Parameters
@@ -123,6 +131,9 @@ def run(config: RunConfig | str | Path, *, quiet: bool = False,
         or ``$REGENMAP_CLUSTER_PROFILE``), else a LocalCluster.
     profile
         Cluster profile name (``configs/cluster/<name>.yaml``) or YAML path.
+    reporter
+        Where events go (the command line passes its own); one is made from ``quiet``
+        if omitted.
 
     Returns
     -------
@@ -131,12 +142,32 @@ def run(config: RunConfig | str | Path, *, quiet: bool = False,
 
     Raises
     ------
+    OutputError
+        If the output folder cannot be created or written.
     LockError
         If another live run holds the lock of ``out_dir``.
     KeyboardInterrupt
-        On Ctrl-C or SIGTERM (the CLI exits with 130; re-running continues).
+        On Ctrl-C or SIGTERM (:class:`~regenmap.pipelines.signals.Interrupted`; the CLI
+        exits with 130; re-running continues).
     """
-    cfg = as_config(config)
+    reporter = reporter or Reporter(quiet=quiet)
+    outputs: dict[str, Any] = {}
+    try:
+        with signals_as_interrupt(), reporter.capture():
+            result = _run_stages(as_config(config), stages, reporter, client, profile, outputs)
+    except BaseException as err:
+        reporter.finished("run", err, outputs=outputs)
+        raise
+    reporter.finished("run", metrics=result.metrics, counts=result.counts,
+                      outputs=result.outputs, timings=result.timings, skipped=result.skipped,
+                      dashboard=result.dashboard)
+    return result
+
+
+def _run_stages(cfg: RunConfig, stages: tuple[str, ...], reporter: Reporter,
+                client: Client | None, profile: str | Path | None,
+                outputs: dict[str, Any]) -> RunResult:
+    """Run the stages (the body of :func:`run`), filling ``outputs`` as they finish."""
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
         from regenmap.errors import ConfigError
@@ -144,13 +175,13 @@ def run(config: RunConfig | str | Path, *, quiet: bool = False,
         raise ConfigError(f"unknown stage(s) {unknown}; stages are {', '.join(STAGES)}")
     if cfg.scenes is None:
         stages = tuple(s for s in stages if s != "extract")
-    reporter = Reporter(quiet=quiet)
     out_dir = Path(cfg.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    result = RunResult(config=cfg)
+    result = RunResult(config=cfg, outputs=outputs)
     chash = cfg.run_hash()  # configuration and input contents
     lazy = _LazyClient(cfg, reporter, client, profile)
-    with _sigterm_as_interrupt(), reporter.capture(), run_lock(out_dir), closing(lazy):
+    with hold_output_folder(out_dir) as removed, closing(lazy):
+        reporter.cleaned(removed)
+        inputs.check_fields(cfg)  # a bad field file stops the job before a cluster starts
         upstream_ran = False
         for name in stages:
             stage = STAGES[name]
@@ -175,15 +206,28 @@ def run(config: RunConfig | str | Path, *, quiet: bool = False,
                                    error=f"{type(err).__name__}: {err}"[:300])
                     lazy.reset()
             upstream_ran = True
-            outputs = to_jsonable(produced)
-            mark_done(out_dir, name, chash, outputs)
-            result.outputs[name] = outputs
+            # a worker lost mid-write (killed, pre-empted) leaves its temporary file; the
+            # stage is done, so no writer of this folder is left
+            reporter.cleaned(clean_leftovers(out_dir), name)
+            stage_outputs = to_jsonable(produced)
+            mark_done(out_dir, name, chash, stage_outputs)
+            result.outputs[name] = stage_outputs
+            _report_summary(reporter, name, cfg)
         result.dashboard = lazy.dashboard
     if len(result.skipped) == len(stages):
         reporter.event("nothing-to-do", stage="run", reason="every stage finished earlier")
     result.timings = reporter.timings
     _collect_summary(result)
     return result
+
+
+def _report_summary(reporter: Reporter, name: str, cfg: RunConfig) -> None:
+    """Report a stage's one-line summary, if it has one (extraction)."""
+    from regenmap.pipelines.summary import stage_summary
+
+    summary = stage_summary(name, cfg)
+    if summary is not None:
+        reporter.summary(name, summary[0], **summary[1])
 
 
 def _run_stage(stage: Any, cfg: RunConfig, reporter: Reporter, lazy: _LazyClient
@@ -203,23 +247,6 @@ def _is_cluster_fault(err: BaseException) -> bool:
     from distributed.comm.core import CommClosedError
 
     return isinstance(err, CommClosedError | KilledWorker | FutureCancelledError)
-
-
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """Within the block, SIGTERM raises KeyboardInterrupt (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def _raise(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, _raise)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _collect_summary(result: RunResult) -> None:

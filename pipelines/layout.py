@@ -133,9 +133,14 @@ class RunLayout:
         return self.out_dir / "features.parquet"
 
     # ---------------------------------------------------------------- models
+    @property
+    def models_dir(self) -> Path:
+        """Folder of the models ``train`` writes, one sub-folder per target."""
+        return self.out_dir / "model"
+
     def trained_model_dir(self, target: str) -> Path:
         """Where ``train`` writes the model of ``target``."""
-        return self.out_dir / "model" / target
+        return self.models_dir / target
 
     def model_dir(self, target: str) -> Path:
         """Return the model of ``target`` that ``evaluate`` and ``predict`` use.
@@ -278,6 +283,14 @@ class RunLayout:
     def lock(self) -> Path:
         """The run lock (holds the owner's pid; ``lock.host`` its host)."""
         return self.state_dir / "lock"
+
+    def written_folders(self) -> list[Path]:
+        """Every existing folder a run writes files into (never the inputs' folders)."""
+        nested = [*sorted(self.parts_dir.glob("tile=*")), *sorted(self.models_dir.glob("*")),
+                  *sorted(self.evaluation_dir.glob("*"))]
+        folders = [self.out_dir, self.state_dir, self.observations_dir, self.parts_dir,
+                   self.models_dir, self.evaluation_dir, self.maps_dir, *nested]
+        return [f for f in folders if f.is_dir()]
 
 
 # -------------------------------------------------------------------- readers

@@ -418,8 +418,15 @@ class ModelConfig(StrictModel):
         A fixed decision threshold instead of ``target_accuracy`` (must exceed 1/k for a
         target of k classes: 0.5 withholds nothing for two classes).
     ood_threshold
-        Above this out-of-distribution score (importance-weighted share of a field's
-        features outside the training range, see docs/models.md) a label is ``uncertain``.
+        Ceiling of the out-of-distribution score (importance-weighted share of a field's
+        features outside the training range, see docs/models.md) above which a label is
+        ``uncertain``; the evaluation lowers it to the score above which held-out fields
+        were clearly less accurate, when there is one.
+    shift_action
+        What a prediction run further from the training data than any held-out region
+        of the evaluation gets (the run-level shift, :mod:`regenmap.models.shift`):
+        ``withhold`` (every label becomes ``uncertain``, naming the shifted features) or
+        ``warn`` (labels kept, the run flagged in the report and ``drift.json``).
     min_feature_share
         Fields with fewer computable model features than this share get ``no_data``.
     withhold_flags
@@ -472,6 +479,7 @@ class ModelConfig(StrictModel):
     target_accuracy: float = Field(default=0.85, gt=0, le=1)
     confidence_threshold: float | None = Field(default=None, gt=0, le=1)
     ood_threshold: float = Field(default=0.5, ge=0, le=1)
+    shift_action: Literal["withhold", "warn"] = "withhold"
     min_feature_share: float = Field(default=0.5, ge=0, le=1)
     withhold_flags: dict[str, list[str]] = Field(
         default_factory=lambda: {"all": ["flag_few_obs"], "tillage": ["flag_no_ndti"]})
@@ -528,7 +536,8 @@ class ModelConfig(StrictModel):
         return EvaluationOptions(calibration=self.calibration, n_bootstrap=self.n_bootstrap,
                                  confidence_threshold=self.confidence_threshold,
                                  target_accuracy=self.target_accuracy,
-                                 min_group_count=self.min_group_count, seed=seed)
+                                 min_group_count=self.min_group_count,
+                                 ood_ceiling=self.ood_threshold, seed=seed)
 
 
 class OutputsConfig(StrictModel):

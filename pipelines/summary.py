@@ -1,4 +1,4 @@
-"""The end-of-run summary: held-out skill, label counts and where outputs are."""
+"""The end-of-run summary: held-out skill, label counts and where outputs are; stage summaries."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from regenmap.io import read_json
+from regenmap.io import parquet_meta, read_json
 from regenmap.pipelines.layout import RunLayout
-from regenmap.schema import status_column
+from regenmap.schema import ACQUISITION_ID, STATUS, status_column
 
 if TYPE_CHECKING:
     from regenmap.pipelines.config import RunConfig
@@ -117,3 +117,41 @@ def _print_adoption(cfg: RunConfig, console: Console) -> None:
     console.print(table)
     for line in notes:
         console.print(line)
+
+
+def extract_summary(config: RunConfig) -> tuple[str, dict[str, Any]]:
+    """Tell what an extraction did: acquisitions read and failed, fields by status.
+
+    Returns
+    -------
+    text, data
+        One line for people, and its numbers (``acquisitions``, ``read``, ``failed``,
+        ``failed_acquisitions`` (up to 20 ids), ``fields``: status -> count).
+    """
+    from regenmap.pipelines.stages.extract import SCENE_SEVERITY
+
+    layout = RunLayout.of(config)
+    fields: dict[str, int] = {}
+    if layout.fields_status.is_file():
+        status = pd.read_parquet(layout.fields_status, columns=[STATUS])[STATUS]
+        fields = {str(k): int(v) for k, v in status.value_counts().items()}
+    catalogued: set[str] = set()
+    failed: set[str] = set()
+    if layout.scenes_status.is_file():
+        catalogued = {str(a) for a in parquet_meta(layout.scenes_status).get("acquisitions", [])}
+        scenes = pd.read_parquet(layout.scenes_status)
+        errors = scenes.loc[scenes[SCENE_SEVERITY] == "error", ACQUISITION_ID].astype(str)
+        failed = {a for a in errors if a}
+    total = len(catalogued | failed)
+    read = len(catalogued - failed)
+    shown = ", ".join(f"{n} {s}" for s, n in sorted(fields.items(), key=lambda kv: -kv[1]))
+    text = (f"{total} acquisition(s): {read} read, {len(failed)} failed"
+            + (f" (see {layout.scenes_status.name})" if failed else "")
+            + f"; {sum(fields.values())} field(s): {shown or 'none'}")
+    return text, {"acquisitions": total, "read": read, "failed": len(failed),
+                  "failed_acquisitions": sorted(failed)[:20], "fields": fields}
+
+
+def stage_summary(name: str, config: RunConfig) -> tuple[str, dict[str, Any]] | None:
+    """Return the one-line summary of a stage that has one (``extract``), else None."""
+    return extract_summary(config) if name == "extract" else None

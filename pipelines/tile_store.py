@@ -27,6 +27,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from regenmap.errors import picklable_errors
 from regenmap.geo.catalog import SceneProblem
 from regenmap.io import PARQUET_META_KEY, atomic_path, json_text, parquet_meta, write_parquet_atomic
 from regenmap.schema import FIELD_ID
@@ -102,6 +103,7 @@ def reuse_part(path: Path, run_key: str) -> PartInfo | None:
                     int(skipped))
 
 
+@picklable_errors()
 def write_tile(path: Path, parts: list[PartInfo], schema: pa.Schema,
                metadata: dict[str, Any]) -> list[SceneProblem]:
     """Stream a tile's parts into its file, atomically, then remove them (one Dask task).

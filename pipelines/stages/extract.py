@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from regenmap.errors import ConfigError, InputError
+from regenmap.errors import ConfigError, InputError, picklable_errors
 from regenmap.features.indices import resolve_indices
 from regenmap.features.observe import (
     ObserveSpec,
@@ -83,6 +83,7 @@ SCENE_PATH = "path"
 SCENE_SEVERITY = "severity"
 
 
+@picklable_errors()
 def extract_part(fields: TileFields, tile_raster: TileRaster, acq: Acquisition,
                  spec: ObserveSpec, path: Path, schema: pa.Schema, run_key: str,
                  tile_file: Path) -> PartInfo:
@@ -211,7 +212,7 @@ def extract(config: RunConfig | str | Path, *, client: Client | None = None,
     implausible, with_values = _scan_values(layout, plan, spec)
     problems += [SceneProblem(acq, "", "implausible values: " + "; ".join(p.text() for p in ps),
                               fatal=False, severity="warning") for acq, ps in implausible.items()]
-    _write_scene_status(layout.scenes_status, problems)
+    _write_scene_status(layout.scenes_status, problems, [a.id for a in acquisitions])
     status = _write_field_status(layout, fields, plan, opts.min_pixels, opts.inner_buffer_px,
                                  covered=_covered(fields, acquisitions), with_values=with_values)
     if implausible:
@@ -329,7 +330,9 @@ def _log_block_units(metas: list[dict[str, Any]]) -> None:
                  "every field pixel masked)", read, read + skipped, 100 * skipped / (read + skipped))
 
 
-def _write_scene_status(path: Path, problems: list[SceneProblem]) -> None:
+def _write_scene_status(path: Path, problems: list[SceneProblem],
+                        acquisitions: list[str]) -> None:
+    """One row per scene problem; the catalogued acquisitions' ids in the file's metadata."""
     seen: dict[tuple[str, str, str], SceneProblem] = {}
     for p in problems:
         seen.setdefault((p.acquisition_id, p.path, p.reason), p)
@@ -337,7 +340,7 @@ def _write_scene_status(path: Path, problems: list[SceneProblem]) -> None:
                        SCENE_PATH: [p.path for p in seen.values()],
                        SCENE_SEVERITY: [p.severity for p in seen.values()],
                        REASON: [p.reason for p in seen.values()]}).astype(str)
-    write_parquet_atomic(df, path)
+    write_parquet_atomic(df, path, meta={"acquisitions": acquisitions})
 
 
 def _covered(fields: gpd.GeoDataFrame, acquisitions: list[Acquisition]) -> np.ndarray:

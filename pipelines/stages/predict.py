@@ -84,7 +84,7 @@ def predict_table(cfg: RunConfig) -> Path:
                               held_out=held_out_probabilities(layout, target, model),
                               field_status=status, ood_threshold=mc.ood_threshold,
                               min_feature_share=mc.min_feature_share, flags=flags,
-                              explain=mc.explain)
+                              explain=mc.explain, shift_action=mc.shift_action)
         drift[target] = pred.attrs.get("drift", {}).get(target)
         models[target] = {"dir": str(portable_paths(Path(directory), cfg.out_dir)),
                           "model_id": model.provenance.get("model_id"),
@@ -109,9 +109,12 @@ def held_out_probabilities(layout: RunLayout, target: str, model: TrainedModel
                            ) -> pd.DataFrame | None:
     """Out-of-fold (calibrated) probabilities of the samples ``target``'s model was trained on.
 
-    Returns None when the model folder holds no cross-validation (e.g. a model trained
-    elsewhere): its training samples are then labelled by the model itself.
+    Returns None for a model given by ``model.path``: its training samples were fields
+    of another job, which may share ids with this job's fields but are not them. Also
+    None when the model folder holds no cross-validation.
     """
+    if layout.model_path is not None:
+        return None
     cv = read_cv(layout, target)
     if cv is None or tuple(cv.classes) != tuple(model.classes):
         return None
@@ -124,7 +127,8 @@ def held_out_probabilities(layout: RunLayout, target: str, model: TrainedModel
 def _drift_brief(report: dict[str, Any] | None) -> dict[str, Any] | None:
     if report is None:
         return None
-    return {k: report[k] for k in ("drifted", "max_psi", "threshold", "warning")}
+    return {k: report.get(k) for k in ("drifted", "max_psi", "threshold", "warning",
+                                       "run_flagged", "shift_score", "shift_threshold")}
 
 
 def predict(config: RunConfig | str | Path, *, client: Client | None = None,

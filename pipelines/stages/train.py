@@ -9,15 +9,19 @@ out-of-fold predictions). Models are never pickled.
 
 from __future__ import annotations
 
+import io
+import json
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
-from regenmap.io import portable_paths, read_json, write_json_atomic, write_parquet_atomic
-from regenmap.models.artifact import save_model
+from regenmap.errors import SchemaError
+from regenmap.io import portable_paths, write_json_atomic, write_parquet_atomic
+from regenmap.models.artifact import read_metadata, read_verified, save_model
 from regenmap.models.calibration import fit_calibration
 from regenmap.models.data import feature_matrix
 from regenmap.models.eligibility import withheld
@@ -108,6 +112,10 @@ def train(config: RunConfig | str | Path, *, client: Client | None = None,
         model.metrics = summary_metrics(report)
         model.decision = {k: v for k, v in report["operating_point"].items()
                           if k in ThresholdChoice.__dataclass_fields__}
+        model.decision |= {"shift_threshold": report["shift"]["threshold"],
+                           "shift_rationale": report["shift"]["rationale"],
+                           "ood_threshold": report["ood"]["threshold"],
+                           "ood_rationale": report["ood"]["rationale"]}
         # Shared artifacts name inputs relative to the output folder, not this machine's paths.
         model.training["label_source"] = portable_paths(Path(table.source), cfg.out_dir)
         model.training["group_column"] = table.group_name
@@ -122,13 +130,15 @@ def train(config: RunConfig | str | Path, *, client: Client | None = None,
             "run_name": cfg.name,
             "model_id": model.provenance.get("model_id"),
         }
-        directory = save_model(model, layout.trained_model_dir(target))
-        write_cv(layout, cv)
+        write_cv(layout, cv)  # first: the model's metadata records its checksums
         transfer = year_transfer(data, options)
         if transfer is not None:
             write_json_atomic(layout.year_transfer(target, trained=True), transfer)
         else:
             layout.year_transfer(target, trained=True).unlink(missing_ok=True)
+        directory = save_model(model, layout.trained_model_dir(target), extra_files=(
+            layout.cv_predictions(target, trained=True).name,
+            layout.cv_meta(target, trained=True).name))
         out[target] = directory
         log.info("trained %s: held-out accuracy %.3f", target, report["overall"]["accuracy"])
     return out
@@ -164,12 +174,27 @@ def write_cv(layout: RunLayout, cv: CVResult) -> None:
 
 
 def read_cv(layout: RunLayout, target: str) -> CVResult | None:
-    """Read the out-of-fold predictions beside the model in use, or None if there are none."""
+    """Read the out-of-fold predictions beside the model in use, or None if there are none.
+
+    Both files are checked against the checksums in the model's metadata first.
+
+    Raises
+    ------
+    SchemaError
+        If either file changed since the model was written, or cannot be parsed.
+    """
     meta_path, data_path = layout.cv_meta(target), layout.cv_predictions(target)
     if not (meta_path.is_file() and data_path.is_file()):
         return None
-    meta = read_json(meta_path, what="cross-validation description")
-    cv = CVResult.from_frame(pd.read_parquet(data_path), target=meta["target"],
+    model_dir = layout.model_dir(target)
+    model_meta = read_metadata(model_dir)
+    try:
+        meta = json.loads(read_verified(model_dir, meta_path.name, model_meta))
+        frame = pd.read_parquet(io.BytesIO(read_verified(model_dir, data_path.name, model_meta)))
+    except (ValueError, pa.ArrowException) as err:
+        raise SchemaError(f"{model_dir}: cannot read the cross-validation files ({err}); "
+                          "retrain (`regenmap train`).") from None
+    cv = CVResult.from_frame(frame, target=meta["target"],
                              classes=tuple(meta["classes"]), strategy=meta["strategy"],
                              notes=meta["notes"])
     cv.fold_info = meta.get("folds", [])

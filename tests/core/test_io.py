@@ -119,3 +119,82 @@ def test_portable_paths_are_relative_to_the_output_folder(tmp_path):
     assert got == {"inputs": ["../region/fields.gpkg", "s3://bucket/x.tif",
                               "/vsicurl/https://h/x.tif"],
                    "model": {"path": "model/tillage"}, "note": "a / b", "n": 3}
+
+
+def test_a_full_disk_names_the_file_the_free_space_and_the_fix(tmp_path):
+    from mounts import fill, small_filesystem
+
+    with small_filesystem(tmp_path / "small", 512) as disk:
+        final = disk / "report.bin"
+        final.write_bytes(b"previous")
+        fill(disk, 8 * 1024)
+        with pytest.raises(OutputError) as caught, io.atomic_path(final) as tmp:
+            tmp.write_bytes(b"x" * 200_000)
+        message = str(caught.value)
+        assert message.startswith(f"{final}: cannot write: the disk is full (")
+        assert f"MiB free in {disk})" in message and "choose another output folder" in message
+        assert final.read_bytes() == b"previous"  # the previous file is intact
+        assert sorted(p.name for p in disk.iterdir()) == ["filler.bin", "report.bin"]
+
+
+def test_a_library_saying_the_disk_is_full_is_recognised(tmp_path):
+    import sqlite3
+
+    from mounts import fill, small_filesystem
+
+    with small_filesystem(tmp_path / "small", 512) as disk:
+        fill(disk, 16 * 1024)
+        with pytest.raises(OutputError, match=r"the disk is full \(0\.\d MiB free in"), \
+                io.atomic_path(disk / "t.gpkg") as tmp:
+            con = sqlite3.connect(tmp)
+            try:
+                con.execute("create table t (x blob)")
+                for _ in range(100):
+                    con.execute("insert into t values (?)", (b"y" * 10_000,))
+                con.commit()
+            finally:
+                con.close()
+        assert [p.name for p in disk.iterdir()] == ["filler.bin"]
+
+
+def test_an_unrelated_error_in_the_block_is_not_taken_for_a_write_failure(tmp_path):
+    with pytest.raises(KeyError), io.atomic_path(tmp_path / "a.txt") as tmp:
+        tmp.write_text("half")
+        raise KeyError("bug")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_check_writable_dir_names_the_user_when_another_owns_the_folder(tmp_path):
+    import pwd
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root to act as another user")
+    nobody = pwd.getpwnam("nobody")
+    folder = tmp_path / "theirs"
+    folder.mkdir(mode=0o755)
+    tmp_path.chmod(0o755)
+    pid = os.fork()
+    if pid == 0:  # a real process of user nobody
+        code = 0
+        try:
+            os.setgid(nobody.pw_gid)
+            os.setuid(nobody.pw_uid)
+            io.check_writable_dir(folder)
+            code = 10
+        except OutputError as err:
+            code = 0 if "cannot be written by user nobody (owner root" in str(err) else 11
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_remove_leftovers_leaves_other_hidden_temporary_files_alone(tmp_path):
+    mine = [io.temporary_name(tmp_path / "practices.gpkg"),
+            io.temporary_name(tmp_path / "booster.txt"), tmp_path / f".regenmap-probe-{'a' * 32}.tmp"]
+    mine.append(mine[0].with_name(mine[0].name + "-journal"))
+    theirs = [tmp_path / ".bashrc.tmp", tmp_path / ".notes.tmp.txt", tmp_path / ".x.12345.tmp"]
+    for p in mine + theirs:
+        p.write_text("x")
+    assert sorted(io.remove_leftovers(tmp_path)) == sorted(mine)
+    assert sorted(tmp_path.iterdir()) == sorted(theirs)

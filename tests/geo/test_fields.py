@@ -72,3 +72,41 @@ def test_duplicates_missing_column_missing_file_and_crs(tmp_path: Path) -> None:
     (tmp_path / "n.shp").write_bytes(b"")
     with pytest.raises((CRSError, InputError)):
         read_fields(tmp_path / "n.shp", id_column="pid")
+
+
+def test_a_file_with_several_layers_needs_one_named(tmp_path: Path) -> None:
+    path = tmp_path / "two.gpkg"
+    table(["a", "b", "c"], [shapely.box(i, 0, i + 1, 1) for i in range(3)]).to_file(
+        path, layer="fields")
+    table([f"d{i}" for i in range(40)], [shapely.box(i, 5, i + 1, 6) for i in range(40)]).to_file(
+        path, layer="decoy")
+    with pytest.raises(FieldError) as caught:
+        read_fields(path, id_column="pid")
+    message = str(caught.value)
+    assert message.startswith(f"{path}: the file holds 2 layers: ")
+    assert "'fields' (3 features, Polygon)" in message and "'decoy' (40 features, Polygon)" in message
+    assert "Name the one to read (layer)" in message
+    assert len(read_fields(path, layer="decoy", id_column="pid")) == 40
+    with pytest.raises(FieldError, match=r"no layer 'feilds'; the file's layers are 'fields'"):
+        read_fields(path, layer="feilds", id_column="pid")
+
+
+def test_an_empty_layer_is_an_error_naming_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "empty.gpkg"
+    table([], [], crs="EPSG:32631").to_file(path, layer="fields")
+    with pytest.raises(FieldError, match=r"empty\.gpkg: layer 'fields' holds no field polygon "
+                                         r"\(0 features\)"):
+        read_fields(path, id_column="pid")
+
+
+def test_shapefile_names_cut_to_ten_characters_are_recognised(tmp_path: Path) -> None:
+    from regenmap.geo.fields import truncated_columns
+
+    path = tmp_path / "labels.shp"
+    columns = ["field_id", "winter_cov", "tillage"]
+    assert truncated_columns(path, columns, ["winter_cover", "tillage", "region"]) == {
+        "winter_cover": "winter_cov"}
+    assert truncated_columns(tmp_path / "labels.gpkg", columns, ["winter_cover"]) == {}
+    with pytest.raises(FieldError, match=r"\['winter_cover', 'winter_cov_2023'\] all read as "
+                                         r"'winter_cov'"):
+        truncated_columns(path, columns, ["winter_cover", "winter_cov_2023"])

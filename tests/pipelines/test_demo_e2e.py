@@ -2,6 +2,7 @@
 
 import json
 import os
+import stat
 import subprocess
 from pathlib import Path
 
@@ -17,14 +18,48 @@ pytestmark = pytest.mark.slow
 TARGETS = {"tillage": 3, "winter_cover": 2}
 
 
+#: An unusual umask, so that a file written with a fixed mode would show.
+UMASK = 0o027
+_STDERR: dict[Path, str] = {}
+
+
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     out = tmp_path_factory.mktemp("demo")
     exe = console_script("regenmap")
-    done = subprocess.run([exe, "demo", "--out", str(out)], capture_output=True, text=True,
-                          timeout=600, env={**os.environ, "COLUMNS": "160"})
+    done = subprocess.run([exe, "demo", "--out", str(out), "--quiet"], capture_output=True,
+                          text=True, timeout=600, env={**os.environ, "COLUMNS": "160"},
+                          preexec_fn=lambda: os.umask(UMASK))
     assert done.returncode == 0, done.stderr + done.stdout
+    _STDERR[out] = done.stderr
     return out, done.stdout
+
+
+def test_every_output_honours_the_umask(demo_run: tuple[Path, str]) -> None:
+    out, _ = demo_run
+    want_file, want_dir = 0o666 & ~UMASK, 0o777 & ~UMASK  # what open() and mkdir() give
+    wrong = [f"{p.relative_to(out)} {stat.S_IMODE(p.stat().st_mode):o}" for p in out.rglob("*")
+             if stat.S_IMODE(p.stat().st_mode) != (want_dir if p.is_dir() else want_file)]
+    assert not wrong, f"not {want_file:o}/{want_dir:o}: {wrong}"
+    assert len(list(out.rglob("*"))) > 40
+
+
+def test_quiet_standard_error_is_json_lines_ending_with_the_outcome(
+        demo_run: tuple[Path, str]) -> None:
+    out, _ = demo_run
+    lines = _STDERR[out].splitlines()
+    events = [json.loads(line) for line in lines]  # every line is JSON
+    assert events[0]["event"] == "start"
+    last = events[-1]
+    assert (last["event"], last["stage"], last["status"], last["exit_code"]) == (
+        "finished", "run", "ok", 0)
+    assert set(last["metrics"]) == set(TARGETS)
+    assert all(0 < v["macro_f1"] <= 1 for v in last["metrics"].values())
+    paths = [Path(p) for stage in last["outputs"].values() for p in stage.values()]
+    assert out / "practices.gpkg" in paths and out / "report.html" in paths
+    assert all(p.exists() for p in paths)
+    summary = next(e for e in events if e["event"] == "summary")
+    assert summary["read"] == summary["acquisitions"] > 50 and summary["failed"] == 0
 
 
 def test_geopackage_has_one_styled_row_per_field(demo_run: tuple[Path, str]) -> None:

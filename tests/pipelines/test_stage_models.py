@@ -50,7 +50,7 @@ def test_model_directories_are_text_and_json_only(run):
     assert not any(n.endswith((".pkl", ".pickle", ".joblib")) for n in names)
     assert (d / "booster.txt").read_text().startswith("tree")
     meta = json.loads((d / "metadata.json").read_text())
-    assert meta["schema"] == "regenmap.model/1"
+    assert meta["schema"] == "regenmap.model/2"
     assert meta["features"][:2] == ["ndti_min_bare", "ndti_drop"]
     assert meta["classes"] == ["conventional", "no_till", "reduced"]
     assert meta["provenance"]["config_hash"] == load_config(run["cfg"]).hash()

@@ -63,7 +63,9 @@ def reference_run(factory: pytest.TempPathFactory) -> Path:
 
 
 def observations(out: Path) -> pd.DataFrame:
-    files = sorted((out / "observations").glob("*.parquet"))
+    files = sorted((out / "observations").glob("tile=*.parquet"))
+    leftovers = [f.name for f in (out / "observations").iterdir() if ".tmp" in f.name]
+    assert not leftovers, f"temporary files left after the run: {leftovers}"
     table = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
     return table.drop(columns=[TILE_ID]).sort_values([FIELD_ID, TIME]).reset_index(drop=True)
 
