@@ -435,7 +435,29 @@ def _calibration(report: dict[str, Any]) -> list[Block]:
                 f"{_num(op.get('accuracy_all'))}).",
                 f"Withheld as uncertain on the held-out fields: {op['n_uncertain']}; in the map "
                 "they need a field visit.",
-            ])]
+            ]), *_unlike_training(report)]
+
+
+def _unlike_training(report: dict[str, Any]) -> list[Block]:
+    """How the evaluation set the thresholds for fields and runs unlike the training data."""
+    shift, ood = report.get("shift"), report.get("ood")
+    if not shift and not ood:
+        return []
+    lines = []
+    if ood:
+        lines.append(f"Per field: a label is withheld when its out-of-distribution score exceeds "
+                     f"{_num(ood.get('threshold'))}: {ood.get('rationale', '')}.")
+    if shift:
+        lines.append("Per run: " + str(shift.get("rationale", "")) + ". A run beyond it has "
+                     "every label withheld (model.shift_action: withhold) or flagged (warn).")
+        rows = [[str(f["fold"]), ", ".join(map(str, f.get("groups") or [])),
+                 f"{f['shift_score']:.3f}", f"{f['accuracy']:.3f}", f"{f['drop']:+.3f}"]
+                for f in shift.get("folds", [])]
+        if rows:
+            return [Block("h3", "Data unlike the training data"), Block("ul", lines),
+                    Block("table", [["fold", "held out", "shift score", "accuracy",
+                                     "drop"], *rows])]
+    return [Block("h3", "Data unlike the training data"), Block("ul", lines)]
 
 
 def _drivers(model: TrainedModel) -> list[Block]:

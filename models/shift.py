@@ -146,7 +146,9 @@ def calibrate_ood(scores: np.ndarray, correct: np.ndarray, overall_accuracy: flo
 
     The threshold is the lowest score above which held-out fields (at least
     ``min_count`` of them) were less accurate than the overall figure by more than
-    ``tolerance``; ``ceiling`` (the configured threshold) when no such score exists.
+    ``tolerance`` beyond doubt (the upper end of their accuracy's 95 % Wilson interval
+    lies below it, so a few unlucky fields do not withhold a map); ``ceiling`` (the
+    configured threshold) when no such score exists.
 
     Parameters
     ----------
@@ -175,7 +177,7 @@ def calibrate_ood(scores: np.ndarray, correct: np.ndarray, overall_accuracy: flo
         if n_above < min_count:
             break
         acc = float(c[above].mean())
-        if acc < overall_accuracy - tolerance and t < ceiling:
+        if _wilson_upper(acc, n_above) < overall_accuracy - tolerance and t < ceiling:
             return {"threshold": float(t), "n_above": n_above, "accuracy_above": acc,
                     "rationale": (f"held-out fields with an OOD score of {t:.3f} or more "
                                   f"({n_above}) were {acc:.1%} accurate against "
@@ -184,8 +186,15 @@ def calibrate_ood(scores: np.ndarray, correct: np.ndarray, overall_accuracy: flo
     return {"threshold": float(ceiling), "n_above": int((s >= ceiling).sum()),
             "accuracy_above": None,
             "rationale": (f"no OOD score separated less accurate held-out fields (at least "
-                          f"{min_count}, more than {tolerance:.2f} below overall): the "
+                          f"{min_count}, clearly more than {tolerance:.2f} below overall): the "
                           f"configured {ceiling:.2f} is kept")}
+
+
+def _wilson_upper(p: float, n: int, z: float = 1.96) -> float:
+    """Upper end of the Wilson score interval of a proportion ``p`` of ``n`` trials."""
+    centre = p + z * z / (2 * n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return float((centre + half) / (1 + z * z / n))
 
 
 def attribution_drift(training: Mapping[str, float], run: Mapping[str, float], *,
