@@ -184,12 +184,17 @@ def drift_report(reference: dict[str, dict[str, Any]], values: np.ndarray,
     Returns
     -------
     dict
-        ``psi`` (per feature), ``drifted`` (features with PSI above ``threshold``,
-        worst first), ``max_psi``, ``threshold``, ``n_fields`` and a ``warning``
+        ``psi`` (per feature), ``drifted`` (features of the fields with PSI above
+        ``threshold``, worst first), ``instrumentation_drifted`` (observation counts and
+        flags above it, reported apart), ``max_psi``, ``threshold``, ``n_fields`` and a ``warning``
         sentence (None when nothing drifted).
     """
     scores = psi(reference, values, names)
-    drifted = sorted((k for k, v in scores.items() if v > threshold), key=lambda k: -scores[k])
+    ranked = sorted((k for k, v in scores.items() if v > threshold), key=lambda k: -scores[k])
+    # Observation counts and flags describe the scenes (clouds, revisits), not the fields:
+    # they are reported apart and never raise the warning.
+    drifted = [k for k in ranked if not k.startswith(("obs_", "flag_"))]
+    instrumentation = [k for k in ranked if k.startswith(("obs_", "flag_"))]
     warning = None
     if drifted:
         top = ", ".join(f"{k} (PSI {scores[k]:.2f})" for k in drifted[:5])
@@ -198,7 +203,9 @@ def drift_report(reference: dict[str, dict[str, Any]], values: np.ndarray,
     return {
         "psi": scores,
         "drifted": drifted,
-        "max_psi": max(scores.values(), default=0.0),
+        "instrumentation_drifted": instrumentation,
+        "max_psi": max((v for k, v in scores.items() if not k.startswith(("obs_", "flag_"))),
+                       default=0.0),
         "threshold": threshold,
         "n_fields": int(values.shape[0]),
         "warning": warning,

@@ -210,6 +210,9 @@ def predict_target(model: TrainedModel, features: pd.DataFrame, *,
     report |= {"run_flagged": shift["flagged"], "shift_action": shift_action,
                "shift_score": shift["score"], "shift_threshold": shift["threshold"],
                "shift_features": shift["features"], "attribution": shift["attribution"]}
+    if shift["threshold"] is not None and not shift["flagged"]:
+        # A calibrated run-level check passed: single features' PSI is information, not alarm.
+        report["warning"] = None
     if shift["flagged"]:
         report["warning"] = (f"{shift['reason']}. "
                              + ("Every label is withheld as uncertain (model.shift_action: "
