@@ -63,12 +63,16 @@ def main() -> None:
                   flush=True)
     table = pd.concat(tables, ignore_index=True)
     show = table[["seeds", "case", "target", "n", "labelled_share", "accuracy_ok",
-                  "card_accuracy", "shift_score", "shift_threshold", "run_flagged"]]
+                  "card_accuracy", "accuracy_unflagged", "shift_score", "shift_threshold",
+                  "run_flagged"]]
     text = ["# Stress cases: do the labels given stay as accurate as the card says?", "",
             f"Region size `{args.size}`; seeds (A, B) {', '.join(args.seeds)}; "
             "`python benchmarks/bench_shift.py`.", "",
             "A run passes when the accuracy of its `ok` labels is within 0.05 of the card's "
-            "held-out accuracy at the threshold, or it is flagged with every label withheld.",
+            "held-out accuracy at the threshold, or it is flagged with every label withheld. "
+            "`accuracy_unflagged` is what the labels withheld for the run's shift would have "
+            "scored: below the card's minus 0.05, the flag was needed; above, it was a false "
+            "alarm.",
             "", markdown(show), ""]
     Path(args.out).write_text("\n".join(text), encoding="utf-8")
     print(show.to_string(index=False))

@@ -237,8 +237,19 @@ def outcomes(root: Path, cases: dict[str, Path]) -> pd.DataFrame:
             report = drift.get(target) or {}
             card = card_accuracy(models, target)
             acc = float(right.mean()) if ok.any() else float("nan")
+            # What the labels withheld for the run's shift would have scored: was the flag
+            # needed (accuracy below the card's) or a false alarm?
+            probs = [c for c in merged.columns if c.startswith(f"{target}_p_")]
+            best = merged[probs].to_numpy(dtype=float).argmax(axis=1)
+            guess = np.asarray([c.removeprefix(f"{target}_p_") for c in probs], dtype=object)[best]
+            would = ok | merged[f"{target}_why"].fillna("").str.startswith(
+                "this run's fields differ").to_numpy()
+            truth_ = merged[f"{target}_true"].astype(str).to_numpy()
+            acc_would = (float((guess[would] == truth_[would]).mean()) if would.any()
+                         else float("nan"))
             rows.append({"case": case, "target": target, "n": len(merged),
                          "labelled_share": float(ok.mean()), "accuracy_ok": acc,
+                         "accuracy_unflagged": acc_would,
                          "card_accuracy": card,
                          "run_flagged": bool(report.get("run_flagged", False)),
                          "shift_score": report.get("shift_score"),
