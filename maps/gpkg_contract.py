@@ -3,18 +3,22 @@
 Layers of ``practices.gpkg`` (documented for users in ``docs/outputs.md``):
 
 ``fields`` (features, MultiPolygon, in the fields' own CRS unless ``crs`` is given)
-    ``field_id``, passthrough columns, then per target ``<t>`` (class or NULL),
-    ``<t>_status``, ``<t>_conf``, ``<t>_why``, ``<t>_p_<class>`` per class and,
-    when known, ``<t>_margin``, ``<t>_ood``, ``<t>_model``; then ``area_ha``
-    and, when given, ``n_obs`` and ``valid_fraction``.
+    ``field_id``, ``season``, passthrough columns, then per target ``<t>`` (class or
+    NULL), ``<t>_status``, ``<t>_conf``, ``<t>_why``, ``<t>_p_<class>`` per class and,
+    when known, ``<t>_margin``, ``<t>_ood``, ``<t>_in_training``, ``<t>_model``; then
+    ``area_ha`` and, when given, ``n_obs`` and ``valid_fraction``.
 ``fields_by_season`` (features, optional)
-    The same columns as ``fields`` plus ``season``, one row per field and season
+    The same columns as ``fields``, one row per field and season
     when a run labels several seasons (``fields`` then shows the latest season);
     filter it by ``season`` in QGIS.
 ``run`` (attributes)
     ``section``, ``key``, ``value`` (text; JSON for non-strings): schema,
     config, versions, models, inputs, time range, targets, counts by status
     and class areas.
+``feature_dictionary`` (attributes)
+    Name, unit, description, index and window of each feature the models use.
+``adoption_areas`` (attributes, optional)
+    Error-adjusted class areas with intervals (:data:`regenmap.models.adoption.COLUMNS`).
 ``observations`` (attributes, optional)
     The per-field time series as given.
 ``layer_styles``
