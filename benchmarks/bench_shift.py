@@ -9,8 +9,8 @@ region B (a fresh region) is predicted with them; B's observations are then shif
 ``conventional`` meets conventional fields, and A's second year is the harmless case.
 The cases are those of ``tests/support/shift_cases.py``. Per case and target: the share of
 fields labelled ``ok``, the accuracy of those labels against the simulator's truth, the
-card's held-out accuracy at the threshold, the run's shift score and threshold, and
-whether the run was flagged.
+card's held-out accuracy at the threshold, the run's shift and class-mix scores with
+their thresholds, and whether the run was flagged.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def main() -> None:
     table = pd.concat(tables, ignore_index=True)
     show = table[["seeds", "case", "target", "n", "labelled_share", "accuracy_ok",
                   "card_accuracy", "accuracy_unflagged", "shift_score", "shift_threshold",
-                  "run_flagged"]]
+                  "mix_score", "mix_threshold", "run_flagged"]]
     text = ["# Stress cases: do the labels given stay as accurate as the card says?", "",
             f"Region size `{args.size}`; seeds (A, B) {', '.join(args.seeds)}; "
             "`python benchmarks/bench_shift.py`.", "",

@@ -440,7 +440,7 @@ def _calibration(report: dict[str, Any]) -> list[Block]:
 
 def _unlike_training(report: dict[str, Any]) -> list[Block]:
     """How the evaluation set the thresholds for fields and runs unlike the training data."""
-    shift, ood = report.get("shift"), report.get("ood")
+    shift, mix, ood = report.get("shift"), report.get("class_mix"), report.get("ood")
     if not shift and not ood:
         return []
     lines = []
@@ -448,16 +448,23 @@ def _unlike_training(report: dict[str, Any]) -> list[Block]:
         lines.append(f"Per field: a label is withheld when its out-of-distribution score exceeds "
                      f"{_num(ood.get('threshold'))}: {ood.get('rationale', '')}.")
     if shift:
-        lines.append("Per run: " + str(shift.get("rationale", "")) + ". A run beyond it has "
-                     "every label withheld (model.shift_action: withhold) or flagged (warn).")
-        rows = [[str(f["fold"]), ", ".join(map(str, f.get("groups") or [])),
-                 f"{f['shift_score']:.3f}", f"{f['accuracy']:.3f}", f"{f['drop']:+.3f}"]
-                for f in shift.get("folds", [])]
-        if rows:
-            return [Block("h3", "Data unlike the training data"), Block("ul", lines),
-                    Block("table", [["fold", "held out", "shift score", "accuracy",
-                                     "drop"], *rows])]
-    return [Block("h3", "Data unlike the training data"), Block("ul", lines)]
+        lines.append("Per run, features: " + str(shift.get("rationale", "")) + ". A run beyond "
+                     "it has every label withheld (model.shift_action: withhold) or flagged "
+                     "(warn).")
+    if mix:
+        lines.append("Per run, predicted class mix: " + str(mix.get("rationale", "")) + ". A "
+                     "run beyond it is withheld or flagged the same way: the accuracy above "
+                     "was measured on class mixes like these.")
+    blocks = [Block("h3", "Data unlike the training data"), Block("ul", lines)]
+    mix_by_fold = {f["fold"]: f["score"] for f in (mix or {}).get("folds", [])}
+    rows = [[str(f["fold"]), ", ".join(map(str, f.get("groups") or [])),
+             f"{f['score']:.3f}", _num(mix_by_fold.get(f["fold"])), f"{f['accuracy']:.3f}",
+             f"{f['drop']:+.3f}"]
+            for f in (shift or {}).get("folds", [])]
+    if rows:
+        blocks.append(Block("table", [["fold", "held out", "shift score", "class-mix score",
+                                       "accuracy", "drop"], *rows]))
+    return blocks
 
 
 def _drivers(model: TrainedModel) -> list[Block]:

@@ -27,7 +27,7 @@ from regenmap.models.metrics import (
 )
 from regenmap.models.options import CVOptions, EvaluationOptions, LabelledFields, TrainOptions
 from regenmap.models.params import resolve_params
-from regenmap.models.shift import calibrate_ood, calibrate_shift, shift_score
+from regenmap.models.shift import calibrate_ood, calibrate_shift, mix_score, shift_score
 from regenmap.models.thresholds import choose_threshold
 from regenmap.models.train import TrainingData, fit_booster, prepare
 from regenmap.schema import FIELD_ID, SEASON
@@ -329,8 +329,8 @@ def evaluation_report(cv: CVResult, options: EvaluationOptions | None = None) ->
     operating = {**decision.as_dict(),
                  "n_labelled": int(kept.sum()), "n_uncertain": int((~kept).sum()),
                  "accuracy_all": float(overall["accuracy"])}
-    shift, ood = _calibrate_unlike(cv, pred, kept, operating.get("accuracy"),
-                                   opts.ood_ceiling)
+    shift, mix, ood = _calibrate_unlike(cv, pred, kept, operating.get("accuracy"),
+                                        opts.ood_ceiling)
     return {
         "target": cv.target,
         "classes": list(cv.classes),
@@ -351,30 +351,39 @@ def evaluation_report(cv: CVResult, options: EvaluationOptions | None = None) ->
         "coverage": coverage_curve(proba, cv.y),
         "operating_point": operating,
         "shift": shift,
+        "class_mix": mix,
         "ood": ood,
     }
 
 
 def _calibrate_unlike(cv: CVResult, pred: np.ndarray, kept: np.ndarray,
                       accuracy: float | None, ceiling: float
-                      ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Calibrate the run-level shift and per-field OOD thresholds on the labels given.
+                      ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Calibrate the run-level shift, class-mix and per-field OOD thresholds.
 
     Accuracies are those of the held-out fields the map would label (at the chosen
     confidence threshold), as the card states; folds labelling fewer than 10 fields use
-    all their fields.
+    all their fields. A fold's class mix is its predicted classes against the other
+    folds' predictions; the mix a run is later compared with is that of every
+    held-out prediction (``reference`` of the class-mix result).
     """
     correct = pred == cv.y
     overall = float(accuracy) if accuracy is not None else float(correct.mean())
+    k = len(cv.classes)
+    counts = np.bincount(pred, minlength=k)
     folds = []
     for info in cv.fold_info:
         test = cv.folds == info["fold"]
         use = test & kept if (test & kept).sum() >= 10 else test
-        folds.append({**info, "accuracy": float(correct[use].mean()) if use.any() else None})
+        own = np.bincount(pred[test], minlength=k)
+        folds.append({**info, "accuracy": float(correct[use].mean()) if use.any() else None,
+                      "mix_score": mix_score(own, counts - own)})
     shift = calibrate_shift(folds, overall)
+    mix = calibrate_shift(folds, overall, key="mix_score", what="class-mix score")
+    mix["reference"] = {c: int(n) for c, n in zip(cv.classes, counts, strict=True)}
     if cv.ood is None:
-        return shift, {"threshold": ceiling, "rationale": "no out-of-fold OOD scores"}
-    return shift, calibrate_ood(cv.ood[kept], correct[kept], overall, ceiling=ceiling)
+        return shift, mix, {"threshold": ceiling, "rationale": "no out-of-fold OOD scores"}
+    return shift, mix, calibrate_ood(cv.ood[kept], correct[kept], overall, ceiling=ceiling)
 
 
 def cross_validate(data: LabelledFields, options: TrainOptions | None = None,

@@ -18,7 +18,7 @@ from regenmap.models.explain import (
     reason_texts,
     runner_up,
 )
-from regenmap.models.shift import attribution_drift, shift_score
+from regenmap.models.shift import attribution_drift, mix_noise_floor, mix_score, shift_score
 from regenmap.models.train import TrainedModel
 from regenmap.schema import (
     FIELD_ID,
@@ -173,7 +173,7 @@ def predict_target(model: TrainedModel, features: pd.DataFrame, *,
     ok = live & ~low & ~far
     shift = run_shift(model, fm.values[live], explained=(
         dict(zip(model.feature_names, leaning / max(int(live.sum()), 1), strict=True))
-        if explain and live.any() else None))
+        if explain and live.any() else None), predicted=pred[live])
     if shift["flagged"] and shift_action == "withhold":
         status[ok] = FieldStatus.UNCERTAIN.value
         why[ok] = [f"{shift['reason']}; leaning {model.classes[pred[i]]}"
@@ -209,6 +209,7 @@ def predict_target(model: TrainedModel, features: pd.DataFrame, *,
                           model.feature_names)
     report |= {"run_flagged": shift["flagged"], "shift_action": shift_action,
                "shift_score": shift["score"], "shift_threshold": shift["threshold"],
+               "class_mix": shift["class_mix"],
                "shift_features": shift["features"], "attribution": shift["attribution"]}
     if shift["threshold"] is not None and not shift["flagged"]:
         # A calibrated run-level check passed: single features' PSI is information, not alarm.
@@ -224,24 +225,33 @@ def predict_target(model: TrainedModel, features: pd.DataFrame, *,
 
 
 def run_shift(model: TrainedModel, values: np.ndarray,
-              explained: dict[str, float] | None = None) -> dict[str, Any]:
+              explained: dict[str, float] | None = None,
+              predicted: np.ndarray | None = None) -> dict[str, Any]:
     """Judge a prediction run as a whole against the training data.
+
+    Two calibrated checks: the features' shift score and the mix of predicted classes
+    (:mod:`regenmap.models.shift`). Either beyond its threshold flags the run.
 
     Parameters
     ----------
     model
-        The model (its reference distributions, importance and calibrated threshold).
+        The model (its reference distributions, importance and calibrated thresholds).
     values
         float (n, n_features) features of the fields being labelled.
     explained
         Mean absolute contribution per feature on these fields (TreeSHAP), if computed.
+    predicted
+        int (n,) predicted class index of each of these fields, if known.
 
     Returns
     -------
     dict
         ``score``, ``threshold`` (None when the evaluation calibrated none), ``flagged``,
         ``features`` (the five most shifted features with their excess PSI), ``reason``
-        (a sentence for the fields' ``_why``), ``attribution`` (attribution drift or None).
+        (a sentence for the fields' ``_why``), ``attribution`` (attribution drift or
+        None), ``class_mix`` (``score``, ``threshold``, ``noise_floor``, ``flagged``,
+        ``shares`` of the run and ``reference_shares``; None without ``predicted`` or a
+        reference mix).
     """
     weights = np.array([model.importance.get(f, 0.0) for f in model.feature_names])
     n_ref = int(model.training.get("n_labelled", 0) or 0) or len(values)
@@ -252,16 +262,48 @@ def run_shift(model: TrainedModel, values: np.ndarray,
     flagged = threshold is not None and score > threshold and len(values) > 0
     top = sorted(excess.items(), key=lambda kv: -kv[1] * model.importance.get(kv[0], 0.0))[:5]
     shifted = {k: round(v, 3) for k, v in top if v > 0}
-    reason = ""
+    reasons = []
     if flagged:
-        reason = (f"this run's fields differ from the training data more than any held-out "
-                  f"region of the evaluation did (shift score {score:.2f} > "
-                  f"{threshold:.2f}; most shifted: "
-                  + ", ".join(f"{k} (PSI +{v:.2f})" for k, v in list(shifted.items())[:3]) + ")")
+        reasons.append(
+            f"this run's fields differ from the training data more than any held-out "
+            f"region of the evaluation did (shift score {score:.2f} > {threshold:.2f}; most "
+            "shifted: " + ", ".join(f"{k} (PSI +{v:.2f})" for k, v in list(shifted.items())[:3])
+            + ")")
+    mix = _class_mix(model, predicted)
+    if mix is not None and mix["flagged"]:
+        shares = ", ".join(f"{c} {v:.0%} (held out: {mix['reference_shares'][c]:.0%})"
+                           for c, v in mix["shares"].items())
+        reasons.append(
+            f"this run's mix of predicted classes ({shares}) differs from the held-out "
+            f"predictions more than any accurate held-out region's did (class-mix score "
+            f"{mix['score']:.2f} > {max(mix['threshold'], mix['noise_floor']):.2f}): a "
+            "practice the model never learnt, or a region unlike the training ones")
     attribution = (attribution_drift(model.importance, explained) if explained is not None
                    else None)
-    return {"score": score, "threshold": threshold, "flagged": flagged, "features": shifted,
-            "reason": reason, "attribution": attribution}
+    return {"score": score, "threshold": threshold,
+            "flagged": bool(reasons), "features": shifted, "reason": "; and ".join(reasons),
+            "attribution": attribution, "class_mix": mix}
+
+
+def _class_mix(model: TrainedModel, predicted: np.ndarray | None) -> dict[str, Any] | None:
+    """Compare the run's predicted class mix with the held-out predictions' (None if unchecked)."""
+    reference = model.decision.get("mix_reference")
+    value = model.decision.get("mix_threshold")
+    if predicted is None or not isinstance(reference, dict) or not len(predicted):
+        return None
+    k = len(model.classes)
+    counts = np.bincount(np.asarray(predicted, dtype=np.int64), minlength=k)
+    ref = np.array([int(reference.get(c, 0)) for c in model.classes])
+    score = mix_score(counts, ref)
+    threshold = float(value) if isinstance(value, int | float) else None
+    # Beyond the folds' evidence and beyond what sampling noise alone gives.
+    floor = mix_noise_floor(k, int(counts.sum()), int(ref.sum()))
+    return {"score": score, "threshold": threshold, "noise_floor": floor,
+            "flagged": threshold is not None and score > max(threshold, floor),
+            "shares": {c: float(n / counts.sum()) for c, n in zip(model.classes, counts,
+                                                                    strict=True)},
+            "reference_shares": {c: float(n / max(ref.sum(), 1))
+                                 for c, n in zip(model.classes, ref, strict=True)}}
 
 
 def _status_only_rows(model: TrainedModel, up: pd.DataFrame, dtypes: pd.Series,

@@ -20,6 +20,15 @@ tolerance (0.05) of the overall held-out accuracy: the shift the evaluation show
 the model handles. A run beyond it is outside the evidence behind the card's
 figures, so its labels are withheld (``model.shift_action``).
 
+The mix of predicted classes is checked the same way (black-box shift detection):
+a class the model never learnt, or a region whose practices differ from every
+training region, shows as a predicted class mix unlike the held-out predictions.
+Its score is the PSI of the run's predicted class counts against the held-out
+predictions' counts in excess of sampling noise (``(k - 1) * (1/n + 1/n_ref)``),
+and its threshold is the largest such score among held-out folds that stayed
+accurate (each fold against the other folds' predictions). The card's accuracy,
+precision above all, holds for class mixes like those it was measured on.
+
 Attribution drift compares the ranking of features by mean absolute contribution
 (TreeSHAP) on the run with the ranking in training (Spearman correlation): a model
 leaning on other features than it learnt to is reading the data differently.
@@ -31,6 +40,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from scipy.stats import chi2
 
 from regenmap.models.drift import psi
 
@@ -93,18 +103,78 @@ def shift_score(reference: dict[str, dict[str, Any]], values: np.ndarray,
     return score, excess
 
 
+def mix_score(counts: np.ndarray, reference: np.ndarray) -> float:
+    """Score how far a predicted class mix lies from a reference mix.
+
+    Parameters
+    ----------
+    counts
+        int (k,) predicted samples per class in the set scored.
+    reference
+        int (k,) predicted samples per class in the reference (held-out predictions).
+
+    Returns
+    -------
+    float
+        PSI of the two mixes minus the PSI sampling noise alone gives,
+        ``(k - 1) * (1/n + 1/n_ref)``; 0 when either set is empty. Can be slightly
+        negative (less different than noise).
+    """
+    c = np.asarray(counts, dtype=float)
+    r = np.asarray(reference, dtype=float)
+    n, n_ref = c.sum(), r.sum()
+    if n <= 0 or n_ref <= 0:
+        return 0.0
+    # A class absent on one side: a floor of half a sample keeps the PSI finite.
+    p = np.maximum(c, 0.5) / n
+    q = np.maximum(r, 0.5) / n_ref
+    noise = (len(c) - 1) * (1.0 / n + 1.0 / n_ref)
+    return float(np.sum((p - q) * np.log(p / q)) - noise)
+
+
+def mix_noise_floor(k: int, n: int, n_reference: int, *, level: float = 0.95) -> float:
+    """Largest class-mix score sampling noise alone gives, at ``level``.
+
+    Under no change, ``PSI / (1/n + 1/n_ref)`` is close to chi-square with ``k - 1``
+    degrees of freedom, so the excess score stays below
+    ``(chi2_level(k - 1) - (k - 1)) * (1/n + 1/n_ref)`` with probability ``level``. A run
+    scoring below it cannot be told from its reference, whatever the folds showed.
+
+    Parameters
+    ----------
+    k
+        Number of classes.
+    n, n_reference
+        Samples in the run and in the reference.
+    level
+        Probability of staying below the floor under no change.
+
+    Returns
+    -------
+    float
+        The floor (0 when either side is empty or ``k < 2``).
+    """
+    if k < 2 or n <= 0 or n_reference <= 0:
+        return 0.0
+    return float((chi2.ppf(level, k - 1) - (k - 1)) * (1.0 / n + 1.0 / n_reference))
+
+
 def calibrate_shift(folds: Sequence[Mapping[str, Any]], overall_accuracy: float, *,
-                    tolerance: float = TOLERANCE) -> dict[str, Any]:
-    """Set the run-level shift threshold from the held-out folds.
+                    tolerance: float = TOLERANCE, key: str = "shift_score",
+                    what: str = "shift score") -> dict[str, Any]:
+    """Set a run-level threshold (feature shift or class mix) from the held-out folds.
 
     Parameters
     ----------
     folds
-        Per fold: ``shift_score`` and ``accuracy`` (of its held-out fields), ``groups``.
+        Per fold: the score under ``key`` and ``accuracy`` (of its held-out fields),
+        ``groups``.
     overall_accuracy
         Held-out accuracy over all folds.
     tolerance
         Largest accuracy drop of a fold counted as handled.
+    key, what
+        The fold's score to calibrate on, and its name in the rationale.
 
     Returns
     -------
@@ -114,28 +184,29 @@ def calibrate_shift(folds: Sequence[Mapping[str, Any]], overall_accuracy: float,
         (score, accuracy, drop per fold).
     """
     rows: list[dict[str, Any]] = [{"fold": f.get("fold"), "groups": f.get("groups"),
-             "shift_score": float(f["shift_score"]), "accuracy": float(f["accuracy"]),
+             "score": float(f[key]), "accuracy": float(f["accuracy"]),
              "drop": float(overall_accuracy - f["accuracy"])}
-            for f in folds if f.get("shift_score") is not None and f.get("accuracy") is not None]
+            for f in folds if f.get(key) is not None and f.get("accuracy") is not None]
     handled = [r for r in rows if r["drop"] <= tolerance]
     if not rows:
         return {"threshold": None, "tolerance": tolerance, "folds": [],
-                "rationale": "no held-out fold to calibrate against: run-level shift not checked"}
+                "rationale": f"no held-out fold to calibrate against: the run's {what} is not "
+                             "checked"}
     if not handled:
         return {"threshold": None, "tolerance": tolerance, "folds": rows,
                 "rationale": (f"every held-out fold lost more than {tolerance:.2f} accuracy: the "
                               "evaluation shows no shift the model handles")}
-    best = max(handled, key=lambda r: r["shift_score"])
+    best = max(handled, key=lambda r: r["score"])
     worse = [r for r in rows if r["drop"] > tolerance]
-    text = (f"largest shift score among held-out folds within {tolerance:.2f} of the overall "
-            f"accuracy: {best['shift_score']:.3f} (fold {best['fold']}, accuracy "
+    text = (f"largest {what} among held-out folds within {tolerance:.2f} of the overall "
+            f"accuracy: {best['score']:.3f} (fold {best['fold']}, accuracy "
             f"{best['accuracy']:.3f}); runs further from the training data are beyond the "
             "evaluation's evidence")
     if worse:
         text += ("; folds that lost more: " + ", ".join(
-            f"{r['fold']} (score {r['shift_score']:.3f}, accuracy {r['accuracy']:.3f})"
+            f"{r['fold']} (score {r['score']:.3f}, accuracy {r['accuracy']:.3f})"
             for r in worse))
-    return {"threshold": float(best["shift_score"]), "tolerance": tolerance, "folds": rows,
+    return {"threshold": float(best["score"]), "tolerance": tolerance, "folds": rows,
             "rationale": text}
 
 

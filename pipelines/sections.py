@@ -424,9 +424,10 @@ class ModelConfig(StrictModel):
         were clearly less accurate, when there is one.
     shift_action
         What a prediction run further from the training data than any held-out region
-        of the evaluation gets (the run-level shift, :mod:`regenmap.models.shift`):
-        ``withhold`` (every label becomes ``uncertain``, naming the shifted features) or
-        ``warn`` (labels kept, the run flagged in the report and ``drift.json``).
+        of the evaluation gets, in its features or in its mix of predicted classes (the
+        run-level checks, :mod:`regenmap.models.shift`): ``withhold`` (every label
+        becomes ``uncertain``, naming the shifted features or classes) or ``warn``
+        (labels kept, the run flagged in the report and ``drift.json``).
     min_feature_share
         Fields with fewer computable model features than this share get ``no_data``.
     withhold_flags

@@ -128,7 +128,7 @@ def _drift_brief(report: dict[str, Any] | None) -> dict[str, Any] | None:
     if report is None:
         return None
     return {k: report.get(k) for k in ("drifted", "max_psi", "threshold", "warning",
-                                       "run_flagged", "shift_score", "shift_threshold")}
+                                       "run_flagged", "shift_score", "shift_threshold", "class_mix")}
 
 
 def predict(config: RunConfig | str | Path, *, client: Client | None = None,

@@ -114,6 +114,9 @@ def train(config: RunConfig | str | Path, *, client: Client | None = None,
                           if k in ThresholdChoice.__dataclass_fields__}
         model.decision |= {"shift_threshold": report["shift"]["threshold"],
                            "shift_rationale": report["shift"]["rationale"],
+                           "mix_threshold": report["class_mix"]["threshold"],
+                           "mix_rationale": report["class_mix"]["rationale"],
+                           "mix_reference": report["class_mix"]["reference"],
                            "ood_threshold": report["ood"]["threshold"],
                            "ood_rationale": report["ood"]["rationale"]}
         # Shared artifacts name inputs relative to the output folder, not this machine's paths.

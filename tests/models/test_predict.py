@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 
 import numpy as np
@@ -122,3 +123,34 @@ def test_reasons_explain_the_margin_over_the_runner_up(tillage_model, data):
     np.testing.assert_allclose(margins.sum(axis=1) + bias, raw[rows, top] - raw[rows, second],
                                atol=1e-6)
     assert (raw[rows, top] >= raw[rows, second]).all()
+
+
+def test_a_run_whose_predicted_class_mix_is_unlike_the_held_out_one_is_withheld(
+        tillage_model, data):
+    feats, _ = data
+    first = predict_target(tillage_model, feats)
+    top = first["tillage"].value_counts().index[0]
+    # Held out, every class was predicted equally often; the threshold allows a little.
+    k = len(tillage_model.classes)
+    model = copy.copy(tillage_model)
+    model.decision = {**tillage_model.decision, "mix_threshold": 0.02,
+                      "mix_reference": {c: 100 for c in tillage_model.classes}}
+    one_class = feats[(first["tillage"] == top).to_numpy()]
+    out = predict_target(model, one_class)
+    mix = out.attrs["drift"]["tillage"]["class_mix"]
+    assert mix["flagged"] and mix["shares"][top] == pytest.approx(1.0)
+    assert mix["reference_shares"][top] == pytest.approx(1 / k)
+    assert (out["tillage_status"] == FieldStatus.UNCERTAIN).all()
+    assert out["tillage_why"].str.contains("mix of predicted classes").all()
+    assert out["tillage_why"].str.contains(f"{top} 100% \\(held out: 33%\\)").all()
+    # The same model on a mix like the held-out one labels as usual.
+    balanced = pd.concat([feats[(first["tillage"] == c).to_numpy()].head(40)
+                          for c in tillage_model.classes])
+    kept = predict_target(model, balanced)
+    assert not kept.attrs["drift"]["tillage"]["class_mix"]["flagged"]
+    # Held-out folds all closer than noise give a negative threshold; a run within
+    # sampling noise of the reference is still never flagged.
+    model.decision = {**model.decision, "mix_threshold": -0.02}
+    noisy = predict_target(model, balanced).attrs["drift"]["tillage"]["class_mix"]
+    assert not noisy["flagged"] and noisy["noise_floor"] > 0
+    assert (kept["tillage_status"] == FieldStatus.OK).mean() > 0.8

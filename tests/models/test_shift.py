@@ -11,6 +11,8 @@ from regenmap.models.shift import (
     calibrate_ood,
     calibrate_shift,
     is_instrumentation,
+    mix_noise_floor,
+    mix_score,
     shift_score,
 )
 
@@ -59,6 +61,38 @@ def test_the_threshold_is_the_largest_shift_the_evaluation_shows_was_handled() -
     assert "fold 1" in got["rationale"] and "2 (score 0.600" in got["rationale"]
     none = calibrate_shift([{"fold": 0, "shift_score": 0.3, "accuracy": 0.5}], 0.85)
     assert none["threshold"] is None and "no shift the model handles" in none["rationale"]
+
+
+def test_the_class_mix_score_is_psi_beyond_sampling_noise() -> None:
+    # 100 vs 1000 samples, shares 0.7/0.3 against 0.5/0.5:
+    # PSI = 0.2 ln(1.4) + (-0.2) ln(0.6) = 0.0673 + 0.1022 = 0.1695; noise = 1 x (0.01 + 0.001).
+    got = mix_score(np.array([70, 30]), np.array([500, 500]))
+    assert got == pytest.approx(0.2 * np.log(1.4) - 0.2 * np.log(0.6) - 0.011, abs=1e-9)
+    assert mix_score(np.array([50, 50]), np.array([500, 500])) == pytest.approx(-0.011)
+    # A class absent from the run is floored at half a sample, so the score stays finite.
+    absent = mix_score(np.array([100, 0]), np.array([500, 500]))
+    assert np.isfinite(absent) and absent > 1.0
+    assert mix_score(np.array([0, 0]), np.array([5, 5])) == 0.0
+
+
+def test_a_mix_within_sampling_noise_is_never_beyond_the_floor() -> None:
+    # chi-square 95 % with 1 degree of freedom is 3.8415: (3.8415 - 1) x (1/100 + 1/1000).
+    assert mix_noise_floor(2, 100, 1000) == pytest.approx(2.8415 * 0.011, abs=1e-4)
+    assert mix_noise_floor(1, 100, 1000) == 0.0
+    rng = np.random.default_rng(3)
+    ref = np.array([300, 400, 300])
+    draws = [mix_score(rng.multinomial(200, ref / ref.sum()), ref) for _ in range(2000)]
+    beyond = np.mean(np.array(draws) > mix_noise_floor(3, 200, int(ref.sum())))
+    assert 0.02 < beyond < 0.08
+
+
+def test_the_class_mix_threshold_comes_from_the_accurate_folds() -> None:
+    folds = [{"fold": 0, "mix_score": 0.02, "accuracy": 0.84},
+             {"fold": 1, "mix_score": 0.30, "accuracy": 0.70},   # drop 0.15: not handled
+             {"fold": 2, "mix_score": 0.05, "accuracy": 0.83}]
+    got = calibrate_shift(folds, 0.85, key="mix_score", what="class-mix score")
+    assert got["threshold"] == pytest.approx(0.05)
+    assert got["rationale"].startswith("largest class-mix score among held-out folds")
 
 
 def test_the_ood_threshold_is_where_held_out_fields_became_less_accurate() -> None:

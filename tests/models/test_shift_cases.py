@@ -28,7 +28,7 @@ def _kept_share(folder: Path, target: str, season: str | None = None) -> float:
     if season is not None:
         pred = pred[pred["season"].astype(str) == season]
     why = pred[f"{target}_why"].fillna("")
-    unlike = why.str.startswith(("unlike the training data", "this run's fields differ"))
+    unlike = why.str.startswith(("unlike the training data", "this run's"))
     ok = pred[f"{target}_status"] == "ok"
     return float(ok.sum() / max(int(ok.sum() + unlike.sum()), 1))
 
@@ -77,11 +77,32 @@ def test_a_harmless_new_year_and_a_fresh_region_keep_their_labels(
 
 @pytest.mark.xfail(strict=True, reason=(
     "known limitation: a class never seen in training whose signature overlaps a known "
-    "class (conventional vs reduced tillage) is labelled as that class; neither per-field "
-    "OOD, class-conditional distances nor run-level shift separate it (docs/models.md)"))
+    "class (conventional vs reduced tillage) is labelled as that class; per-field OOD and "
+    "class-conditional distances do not separate it, and in this region pair an accurate "
+    "held-out region's class mix moved further than the run's (docs/models.md)"))
 def test_a_class_never_seen_in_training_does_not_pass_as_a_known_one(
         cases: tuple[Path, pd.DataFrame]) -> None:
     _, table = cases
     row = table[(table["case"] == "unseen_class") & (table["target"] == "tillage")].iloc[0]
     assert (row["run_flagged"] and row["labelled_share"] == 0) or (
         row["accuracy_ok"] >= row["card_accuracy"] - 0.05)
+
+
+def test_an_unseen_class_that_moves_the_class_mix_beyond_the_held_out_regions_is_withheld(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    # Region pair 31/32: the run's predicted mix (reduced swollen by conventional fields)
+    # lies beyond every accurate held-out region's, so the run is flagged and withheld.
+    root = tmp_path_factory.mktemp("shift-31-32")
+    built = build(root, seeds=(31, 32))
+    table = outcomes(root, {"unseen_class": built["unseen_class"]})
+    row = table[table["target"] == "tillage"].iloc[0]
+    assert row["run_flagged"] and row["labelled_share"] == 0
+    assert row["mix_score"] > row["mix_threshold"]
+    pred = pd.read_parquet(built["unseen_class"] / "predictions.parquet")
+    why = pred.loc[pred["tillage_status"] == "uncertain", "tillage_why"]
+    # Fields withheld for their own low confidence or OOD keep that reason; the rest
+    # (the labels the run would have given) name the class mix.
+    why = why[~why.str.startswith(("confidence", "unlike the training data"))]
+    assert len(why) > 100
+    assert why.str.contains(r"mix of predicted classes \(no_till \d+% \(held out: \d+%\), "
+                            r"reduced \d+%", regex=True).all()

@@ -69,6 +69,8 @@ def build(root: Path, *, size: str = "small", n_dates: int = 24, seeds: tuple[in
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r".*differ.* from the training data",
                                 category=UserWarning)
+        warnings.filterwarnings("ignore", message=r".*mix of predicted classes",
+                                category=UserWarning)
         return _build(root, size=size, n_dates=n_dates, seeds=seeds)
 
 
@@ -243,7 +245,7 @@ def outcomes(root: Path, cases: dict[str, Path]) -> pd.DataFrame:
             best = merged[probs].to_numpy(dtype=float).argmax(axis=1)
             guess = np.asarray([c.removeprefix(f"{target}_p_") for c in probs], dtype=object)[best]
             would = ok | merged[f"{target}_why"].fillna("").str.startswith(
-                "this run's fields differ").to_numpy()
+                "this run's").to_numpy()
             truth_ = merged[f"{target}_true"].astype(str).to_numpy()
             acc_would = (float((guess[would] == truth_[would]).mean()) if would.any()
                          else float("nan"))
@@ -254,6 +256,8 @@ def outcomes(root: Path, cases: dict[str, Path]) -> pd.DataFrame:
                          "run_flagged": bool(report.get("run_flagged", False)),
                          "shift_score": report.get("shift_score"),
                          "shift_threshold": report.get("shift_threshold"),
+                         "mix_score": (report.get("class_mix") or {}).get("score"),
+                         "mix_threshold": (report.get("class_mix") or {}).get("threshold"),
                          "max_psi": report.get("max_psi"),
                          "within": bool(np.isnan(acc) or acc >= card - 0.05)})
     return pd.DataFrame(rows)
