@@ -200,7 +200,7 @@ def calibrate_shift(folds: Sequence[Mapping[str, Any]], overall_accuracy: float,
     worse = [r for r in rows if r["drop"] > tolerance]
     text = (f"largest {what} among held-out folds within {tolerance:.2f} of the overall "
             f"accuracy: {best['score']:.3f} (fold {best['fold']}, accuracy "
-            f"{best['accuracy']:.3f}); runs further from the training data are beyond the "
+            f"{best['accuracy']:.3f}); runs scoring higher are beyond the "
             "evaluation's evidence")
     if worse:
         text += ("; folds that lost more: " + ", ".join(
