@@ -298,51 +298,92 @@ def _shap_rows(x: np.ndarray, lo: int, hi: int, block: int, tree_class: np.ndarr
                p_left: np.ndarray, p_u: np.ndarray, weights: np.ndarray,
                table_start: np.ndarray, table: np.ndarray, max_nodes: int, max_d: int,
                zero: float, out: np.ndarray) -> None:  # pragma: no cover - numba
-    """Add the contributions of rows lo..hi to out, row blocks outside, trees inside."""
-    goes_left = np.empty(max_nodes, dtype=np.bool_)
+    """Add the contributions of rows lo..hi to out.
+
+    Row blocks outside; inside, tree by tree and leaf by leaf over all the block's rows,
+    so that a leaf's constants and table stay in cache and the inner loops run over rows.
+    A closed-form leaf's shares are computed once per satisfied-feature pattern met in
+    the block.
+    """
+    n_classes = out.shape[1]
+    n_features = out.shape[2] - 1
+    xt = np.empty((n_features, block))
+    goes = np.empty((max_nodes, block), dtype=np.bool_)
+    pat = np.empty(block, dtype=np.int64)
+    acc = np.zeros((n_classes, n_features, block))
     sat = np.empty(max_d, dtype=np.bool_)
     e = np.empty(max_d + 2)
     phi = np.empty(max_d)
+    memo_d = min(max_d, 14)
+    stamp = np.full(1 << memo_d, -1, dtype=np.int64)
+    memo = np.empty((1 << memo_d) * memo_d)
+    visit = 0
     for b0 in range(lo, hi, block):
-        b1 = min(b0 + block, hi)
+        m = min(block, hi - b0)
+        for f in range(n_features):  # the block's values, LightGBM's near-zero read as 0
+            for i in range(m):
+                v = float(x[b0 + i, f])
+                xt[f, i] = 0.0 if abs(v) <= zero else v
+        acc[:, :, :m] = 0.0
         for t in range(tree_class.shape[0]):
             c = tree_class[t]
             n0 = node_start[t]
-            n1 = node_start[t + 1]
-            for r in range(b0, b1):
-                for m in range(n0, n1):  # LightGBM's numerical decision
-                    v = float(x[r, feature[m]])
-                    mt = missing[m]
+            for nd in range(n0, node_start[t + 1]):  # LightGBM's numerical decision
+                f = feature[nd]
+                mt = missing[nd]
+                thr = threshold[nd]
+                dl = default_left[nd]
+                for i in range(m):
+                    v = xt[f, i]
                     if np.isnan(v):
-                        if mt != 2:
-                            v = 0.0
-                    elif abs(v) <= zero:
+                        if mt == 2:
+                            goes[nd - n0, i] = dl
+                            continue
                         v = 0.0
-                    if (mt == 1 and abs(v) <= zero) or (mt == 2 and np.isnan(v)):
-                        goes_left[m - n0] = default_left[m]
+                    if mt == 1 and v == 0.0:
+                        goes[nd - n0, i] = dl
                     else:
-                        goes_left[m - n0] = v <= threshold[m]
-                for leaf in range(leaf_start[t], leaf_start[t + 1]):
-                    u0 = leaf_ustart[leaf]
-                    d = leaf_ustart[leaf + 1] - u0
-                    off = table_start[leaf]
-                    if off >= 0:
-                        pattern = (1 << d) - 1
-                        for s in range(leaf_pstart[leaf], leaf_pstart[leaf + 1]):
-                            # branch-free: which way a row goes is data, not predictable
-                            pattern &= ~(np.int64(goes_left[p_node[s]] != p_left[s]) << p_u[s])
-                        off += pattern * d
+                        goes[nd - n0, i] = v <= thr
+            for leaf in range(leaf_start[t], leaf_start[t + 1]):
+                u0 = leaf_ustart[leaf]
+                d = leaf_ustart[leaf + 1] - u0
+                full = (np.int64(1) << d) - 1
+                for i in range(m):
+                    pat[i] = full
+                for s in range(leaf_pstart[leaf], leaf_pstart[leaf + 1]):
+                    row = p_node[s]
+                    left = p_left[s]
+                    bit = np.int64(1) << p_u[s]
+                    for i in range(m):  # branch-free: the way a row goes is data
+                        pat[i] &= ~(np.int64(goes[row, i] != left) * bit)
+                off = table_start[leaf]
+                if off >= 0:
+                    for u in range(d):
+                        f = u_feature[u0 + u]
+                        for i in range(m):
+                            acc[c, f, i] += table[off + pat[i] * d + u]
+                    continue
+                value = leaf_value[leaf]
+                for i in range(m):
+                    pt = pat[i]
+                    if d <= memo_d and stamp[pt] == visit:
                         for u in range(d):
-                            out[r, c, u_feature[u0 + u]] += table[off + u]
+                            acc[c, u_feature[u0 + u], i] += memo[pt * d + u]
                         continue
                     for u in range(d):
-                        sat[u] = True
-                    for s in range(leaf_pstart[leaf], leaf_pstart[leaf + 1]):
-                        sat[p_u[s]] &= goes_left[p_node[s]] == p_left[s]
-                    _leaf_shares(leaf_value[leaf], d, sat, u_zero[u0:u0 + d], weights[d], e,
-                                 phi)
+                        sat[u] = (pt >> u) & 1
+                    _leaf_shares(value, d, sat, u_zero[u0:u0 + d], weights[d], e, phi)
                     for u in range(d):
-                        out[r, c, u_feature[u0 + u]] += phi[u]
+                        acc[c, u_feature[u0 + u], i] += phi[u]
+                    if d <= memo_d:
+                        stamp[pt] = visit
+                        for u in range(d):
+                            memo[pt * d + u] = phi[u]
+                visit += 1
+        for i in range(m):
+            for c in range(n_classes):
+                for f in range(n_features):
+                    out[b0 + i, c, f] += acc[c, f, i]
 
 
 def tree_shap(forest: Forest, values: np.ndarray, *, threads: int | None = None
