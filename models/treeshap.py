@@ -1,9 +1,11 @@
 r"""Path-dependent TreeSHAP of LightGBM boosters, compiled, per leaf in closed form.
 
 The same quantity as LightGBM's ``pred_contrib=True`` (the exact Shapley values of the
-path-dependent game of each tree, summed over trees), computed another way: LightGBM
-runs the recursive TreeSHAP algorithm on one thread per row; here every leaf's share
-is written in closed form and evaluated by a compiled kernel on row blocks, on threads.
+path-dependent game of each tree, summed over trees; equal to LightGBM's to ~1e-14),
+computed another way: LightGBM runs the recursive TreeSHAP algorithm row by row; here
+every leaf's share is written in closed form and evaluated by a compiled kernel on
+blocks of rows, on threads. On a 300-round, 3-class, 180-feature model this takes
+0.35 ms of CPU per row against LightGBM's 6.4 ms (``benchmarks/bench_predict.py``).
 
 For one leaf with value ``v``, let ``F`` be the distinct features on its path
 (``d = |F|``), ``z_j`` the product of the cover ratios (child count / parent count) of
@@ -16,7 +18,15 @@ leaf's Shapley values are
 - ``v (1 - z_i) prod_{j in F \ P} z_j * sum_s w(s) [t^s] E(t) / (z_i + t)`` for ``i`` in P,
 - ``-v prod_{j in F \ P} z_j * sum_s w(s) [t^s] E(t)`` for ``i`` not in P,
 
-O(|P|^2 + d) per leaf and row instead of the recursion's O(depth^2) path updates.
+O(|P|^2 + d) per leaf and pattern instead of the recursion's O(depth^2) path updates.
+
+A leaf's shares depend on the row only through its pattern (which of the d features it
+satisfies, d bits). Leaves with few distinct path features get a table of their shares
+for each of the 2^d patterns, built once per booster within :data:`TABLE_BYTES`; the
+others are evaluated in closed form, once per pattern met in a block of rows. The
+kernel walks blocks of rows and, inside a block, tree by tree and leaf by leaf over all
+the block's rows (a leaf's table and constants stay in cache; the inner loops run over
+rows without branches on the data); threads take disjoint ranges of rows.
 Splits follow LightGBM's numerical decision exactly (missing type none / zero / NaN,
 default direction, values within 1e-35 of zero read as zero); boosters with categorical
 splits or linear trees are left to LightGBM (:func:`forest_of` returns None).
@@ -36,8 +46,8 @@ import numpy as np
 
 #: LightGBM's kZeroThreshold (a float constant read as double).
 _ZERO = float(np.float32(1e-35))
-#: Rows per block: a block's output stays in cache while every tree is walked.
-_BLOCK = 256
+#: Rows per block (the block's values, split directions and sums stay in cache).
+_BLOCK = 1024
 #: Memory for the per-leaf tables of shares (float64): leaves with up to ``d`` distinct
 #: path features are tabulated for the largest ``d`` that fits; deeper leaves are
 #: evaluated in closed form per row.
@@ -307,6 +317,7 @@ def _shap_rows(x: np.ndarray, lo: int, hi: int, block: int, tree_class: np.ndarr
     """
     n_classes = out.shape[1]
     n_features = out.shape[2] - 1
+    block = max(1, min(block, hi - lo))
     xt = np.empty((n_features, block))
     goes = np.empty((max_nodes, block), dtype=np.bool_)
     pat = np.empty(block, dtype=np.int64)
@@ -418,7 +429,7 @@ def tree_shap(forest: Forest, values: np.ndarray, *, threads: int | None = None
     if threads is None:
         threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
             os.cpu_count() or 1)
-    threads = max(1, min(threads, -(-n // _BLOCK)))
+    threads = max(1, min(threads, -(-n // 64)))
     fr = forest
 
     def run(lo: int, hi: int) -> None:
@@ -431,8 +442,9 @@ def tree_shap(forest: Forest, values: np.ndarray, *, threads: int | None = None
     if threads == 1:
         run(0, n)
         return out
-    # Rows split in many small ranges so a thread slowed by other jobs holds little back.
-    step = max(_BLOCK, -(-n // (threads * 8)))
+    # Rows split in several ranges per thread, so a thread slowed by other jobs holds
+    # little back (a range shorter than a block is one block).
+    step = max(64, -(-n // (threads * 4)))
     with ThreadPoolExecutor(threads) as pool:
         list(pool.map(lambda lo: run(lo, min(lo + step, n)), range(0, n, step)))
     return out
