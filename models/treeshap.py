@@ -29,7 +29,8 @@ the block's rows (a leaf's table and constants stay in cache; the inner loops ru
 rows without branches on the data); threads take disjoint ranges of rows.
 Splits follow LightGBM's numerical decision exactly (missing type none / zero / NaN,
 default direction, values within 1e-35 of zero read as zero); boosters with categorical
-splits or linear trees are left to LightGBM (:func:`forest_of` returns None).
+splits, linear trees or paths through more than 60 distinct features are left to
+LightGBM (:func:`forest_of` returns None).
 """
 
 from __future__ import annotations
@@ -52,6 +53,9 @@ _BLOCK = 1024
 #: path features are tabulated for the largest ``d`` that fits; deeper leaves are
 #: evaluated in closed form per row.
 TABLE_BYTES = 64 << 20
+#: Distinct features on one leaf's path beyond which the booster is left to LightGBM
+#: (a row's pattern over them is a 64-bit integer).
+MAX_PATH_FEATURES = 60
 
 
 @dataclass(frozen=True)
@@ -114,7 +118,8 @@ def forest_of(booster: lgb.Booster, num_iteration: int | None = None) -> Forest 
     """Return the booster's trees as a :class:`Forest` (cached per booster).
 
     The first ``num_iteration`` rounds (LightGBM's default when None: its best
-    iteration, else all); None when a tree has categorical splits or linear leaves.
+    iteration, else all); None when a tree has categorical splits or linear leaves, or
+    a leaf more than :data:`MAX_PATH_FEATURES` distinct features on its path.
     """
     per = _CACHE.setdefault(booster, {})
     if num_iteration not in per:
@@ -200,6 +205,8 @@ def _build(model: str) -> Forest | None:
             leaf_ustart.append(len(u_feature))
             leaf_pstart.append(len(p_node))
         leaf_start.append(len(leaf_value))
+    if max_d > MAX_PATH_FEATURES:
+        return None
     weights = np.zeros((max_d + 1, max_d + 1))
     for d in range(1, max_d + 1):
         for s in range(d):

@@ -127,6 +127,21 @@ def test_categorical_splits_are_left_to_lightgbm() -> None:
                                   contributions(booster, x, 3, engine="lightgbm"))
 
 
+def test_stumps_and_very_long_paths(monkeypatch: pytest.MonkeyPatch) -> None:
+    x, y = _data(300, 5, 3, 7)
+    stumps = _booster(x, y, 3, rounds=5, min_gain_to_split=1e12)  # no split at all
+    forest = treeshap.forest_of(stumps)
+    assert forest is not None and len(forest.tree_class) == 0
+    np.testing.assert_allclose(contributions(stumps, x, 3),
+                               contributions(stumps, x, 3, engine="lightgbm"), atol=1e-12)
+    booster = _booster(x, y, 3, rounds=5)
+    monkeypatch.setattr(treeshap, "MAX_PATH_FEATURES", 1)  # as if paths were too long
+    assert treeshap._build(booster.model_to_string()) is None
+    monkeypatch.setattr(treeshap, "_CACHE", treeshap.weakref.WeakKeyDictionary())
+    np.testing.assert_array_equal(contributions(booster, x, 3),
+                                  contributions(booster, x, 3, engine="lightgbm"))
+
+
 def test_top_features_is_the_stable_sort() -> None:
     rng = np.random.default_rng(5)
     scores = rng.integers(-4, 5, size=(2000, 9)).astype(np.float64)  # many ties, zeros
