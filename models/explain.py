@@ -1,12 +1,15 @@
 """Explanations: per-field signed feature contributions and global importance.
 
-Contributions are LightGBM's ``pred_contrib`` (TreeSHAP) values in raw score
-(log-odds) units of each class: a field's raw score for a class is the sum of
-its feature contributions plus the expected value.
+Contributions are TreeSHAP values (path-dependent, as LightGBM's ``pred_contrib``)
+in raw score (log-odds) units of each class: a field's raw score for a class is the
+sum of its feature contributions plus the expected value. They are computed by the
+compiled engine of :mod:`regenmap.models.treeshap` (the same values to ~1e-14, with
+15-25 times less CPU); ``engine="lightgbm"`` gives LightGBM's own.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +24,8 @@ if TYPE_CHECKING:
 
 
 def contributions(booster: lgb.Booster, values: np.ndarray, n_classes: int,
-                  num_iteration: int | None = None) -> np.ndarray:
+                  num_iteration: int | None = None, *, engine: str = "compiled",
+                  threads: int | None = None) -> np.ndarray:
     """Return signed contributions of every feature to every class.
 
     Parameters
@@ -33,7 +37,14 @@ def contributions(booster: lgb.Booster, values: np.ndarray, n_classes: int,
     n_classes
         Number of classes of the booster.
     num_iteration
-        Rounds to use (all if None).
+        Rounds to use (LightGBM's default if None: the best iteration, else all).
+    engine
+        ``"compiled"``: :mod:`regenmap.models.treeshap` (the same TreeSHAP values with
+        15-25 times less CPU, on ``threads``; LightGBM is used for boosters it does not
+        cover: categorical splits, linear trees, paths through more than 60 distinct
+        features); ``"lightgbm"``: LightGBM's own ``pred_contrib`` (the reference).
+    threads
+        Threads of the compiled engine (all available cores if None).
 
     Returns
     -------
@@ -43,6 +54,14 @@ def contributions(booster: lgb.Booster, values: np.ndarray, n_classes: int,
     n, f = values.shape
     if n == 0:
         return np.zeros((0, n_classes, f + 1))
+    if engine not in ("compiled", "lightgbm"):
+        raise ValueError(f"unknown engine {engine!r}: 'compiled' or 'lightgbm'")
+    if engine == "compiled":
+        from regenmap.models.treeshap import forest_of, tree_shap
+
+        forest = forest_of(booster, num_iteration)
+        if forest is not None and forest.n_classes == n_classes:
+            return tree_shap(forest, values, threads=threads)
     raw = booster.predict(values, pred_contrib=True, num_iteration=num_iteration)
     return np.asarray(raw, dtype=np.float64).reshape(n, n_classes, f + 1)
 
@@ -100,6 +119,44 @@ def _value_text(value: float, unit: str) -> str:
     return f"{value:.3g}"
 
 
+def top_features(scores: np.ndarray, top: int) -> np.ndarray:
+    """Columns of the ``top`` largest absolute scores of each row, largest first.
+
+    The same columns, in the same order, as ``np.argsort(-np.abs(scores), axis=1,
+    kind="stable")[:, :top]`` wherever the order matters (ties broken by the lower
+    column), from a partial sort: O(columns) per row instead of O(columns log columns).
+    Ties at zero are left in any order (zero contributions are never named).
+
+    Parameters
+    ----------
+    scores
+        (n, f) e.g. margin contributions.
+    top
+        Columns wanted per row.
+
+    Returns
+    -------
+    numpy.ndarray
+        int (n, min(top, f)).
+    """
+    a = np.abs(scores)
+    n, f = a.shape
+    k = min(top, f)
+    if k == 0 or n == 0:
+        return np.zeros((n, k), dtype=np.int64)
+    if k == f:
+        return np.argsort(-a, axis=1, kind="stable")
+    part = np.argpartition(-a, k - 1, axis=1)[:, :k]
+    vals = np.take_along_axis(a, part, axis=1)
+    # by decreasing value, then increasing column (np.lexsort: last key first)
+    order = np.take_along_axis(part, np.lexsort((part, -vals), axis=1), axis=1)
+    kth = vals.min(axis=1)
+    tied = (kth > 0) & ((a >= kth[:, None]).sum(axis=1) > k)
+    if tied.any():  # the k-th value is shared: take the lowest columns, as a stable sort
+        order[tied] = np.argsort(-a[tied], axis=1, kind="stable")[:, :k]
+    return order
+
+
 def reason_texts(margins: np.ndarray, values: np.ndarray, names: Sequence[str],
                  top_class: Sequence[str], second_class: Sequence[str],
                  medians: Sequence[float | None], *, top: int = 3) -> list[str]:
@@ -130,18 +187,29 @@ def reason_texts(margins: np.ndarray, values: np.ndarray, names: Sequence[str],
     from regenmap.features.dictionary import short_labels
 
     labels = short_labels(list(names))
+    n = margins.shape[0]
+    if n == 0:
+        return []
+    # Per feature, once: its label and unit, and the training median in words.
+    head = [f"{labels[name][0]} = " for name in names]
+    whole = [labels[name][1] in ("days", "count", "flag") for name in names]
+    ref = [f" (training median {_value_text(m, labels[name][1])})" if m is not None else ""
+           for name, m in zip(names, medians, strict=True)]
+    order = top_features(margins, top)
+    rows = np.arange(n)[:, None]
+    picked = margins[rows, order]
+    shown = np.asarray(values, dtype=np.float64)[rows, order]
+    cols, pushes, nums = order.tolist(), (picked > 0).tolist(), shown.tolist()
+    named = (picked != 0).tolist()
     out: list[str] = []
-    order = np.argsort(-np.abs(margins), axis=1, kind="stable")[:, :top]
-    for i in range(margins.shape[0]):
+    for i in range(n):
         parts = []
-        for j in order[i]:
-            if margins[i, j] == 0.0:
+        for j, up, v, keep in zip(cols[i], pushes[i], nums[i], named[i], strict=True):
+            if not keep:
                 continue
-            label, unit = labels[names[j]]
-            median = medians[j]
-            ref = f" (training median {_value_text(median, unit)})" if median is not None else ""
-            towards = top_class[i] if margins[i, j] > 0 else second_class[i]
-            parts.append(f"{label} = {_value_text(float(values[i, j]), unit)}{ref} -> {towards}")
+            text = ("missing" if not math.isfinite(v) else
+                    f"{v:.0f}" if whole[j] else f"{v:.3g}")
+            parts.append(f"{head[j]}{text}{ref[j]} -> {top_class[i] if up else second_class[i]}")
         out.append("; ".join(parts) if parts else "no single feature stands out")
     return out
 
