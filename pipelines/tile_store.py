@@ -20,7 +20,7 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -31,6 +31,9 @@ from regenmap.errors import picklable_errors
 from regenmap.geo.catalog import SceneProblem
 from regenmap.io import PARQUET_META_KEY, atomic_path, json_text, parquet_meta, write_parquet_atomic
 from regenmap.schema import FIELD_ID
+
+if TYPE_CHECKING:
+    from regenmap.pipelines.tile_summary import SummaryBuilder
 
 #: Parquet metadata key holding the provenance JSON of every tile and part file.
 META_KEY = PARQUET_META_KEY
@@ -105,7 +108,8 @@ def reuse_part(path: Path, run_key: str) -> PartInfo | None:
 
 @picklable_errors()
 def write_tile(path: Path, parts: list[PartInfo], schema: pa.Schema,
-               metadata: dict[str, Any]) -> list[SceneProblem]:
+               metadata: dict[str, Any], *, summary: SummaryBuilder | None = None
+               ) -> list[SceneProblem]:
     """Stream a tile's parts into its file, atomically, then remove them (one Dask task).
 
     Rows come sorted by time, then field_id; one row group per acquisition time, so
@@ -114,6 +118,10 @@ def write_tile(path: Path, parts: list[PartInfo], schema: pa.Schema,
 
     A tile already written by the same ``run_key`` is left as it is (the task may be
     run again by Dask after its parts were removed).
+
+    Given ``summary``, every table written is also added to it (the counts the field
+    status table needs, :mod:`regenmap.pipelines.tile_summary`), so nobody reads the
+    rows back; it is left untouched when the tile was already written.
 
     Returns
     -------
@@ -138,6 +146,8 @@ def write_tile(path: Path, parts: list[PartInfo], schema: pa.Schema,
             if len(group) > 1:
                 table = table.sort_by([(FIELD_ID, "ascending")])  # stable
             writer.write_table(table.replace_schema_metadata(full.metadata))
+            if summary is not None:
+                summary.add(table)
 
     _atomic_stream(path, full, write)
     # the tile is written: its parts are no longer needed (a part that cannot be
