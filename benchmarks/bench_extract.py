@@ -787,11 +787,13 @@ def run_scaling(args: argparse.Namespace) -> None:
     """End to end against the floor measured in the same run: fields x acquisitions x workers."""
     log: list[dict[str, Any]] = []
     t0 = time.time()
-    for workers in args.workers:
-        for n_acq in args.acquisitions:
-            for n in args.fields:
-                for binned in args.binned:
-                    log.append(run_case("regenmap", workers, n_acq, n, args.tile, binned))
+    for rep in range(args.repeat):  # repeats interleaved, so that drifts in load spread evenly
+        for workers in args.workers:
+            for n_acq in args.acquisitions:
+                for n in args.fields:
+                    for binned in args.binned:
+                        res = run_case("regenmap", workers, n_acq, n, args.tile, binned)
+                        log.append({**res, "repeat": rep, "code": args.code})
     RESULTS.mkdir(parents=True, exist_ok=True)
     name = f"{DATA.name}_{args.name}"
     with (RESULTS / f"{name}_runs.jsonl").open("w") as fh:
@@ -808,6 +810,25 @@ def run_scaling(args: argparse.Namespace) -> None:
         "(fields read, plan, field index, tasks, tile writer, status tables); then a second "
         "extract into another folder that reads the field-index cache of the first "
         "(another season on the same fields). Load average (1 min) before and after each row.",
+        f"Code: {args.code}. Each configuration ran {args.repeat} time(s), interleaved; the "
+        "first table gives the median over the repeats, the second every run.", "",
+        "| workers | acquisitions | fields | median | runs | x floor (median) | x floor (runs) "
+        "| 2nd run x floor (median) | floor s (median) | extract s (median) "
+        "| peak RSS per worker MiB (max) | load before, range |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for r in log:
+        groups.setdefault((*r["params"][:3], r["median"]), []).append(r)
+    for (w, a, n, med), rs in groups.items():
+        def mid(key: str, rs: list[dict[str, Any]] = rs) -> float:
+            return float(np.nanmedian([r[key] for r in rs]))
+
+        loads = [r["load_before"] for r in rs]
+        lines.append(f"| {w} | {a} | {n} | {med} | {len(rs)} | {mid('x_floor'):.2f} | "
+                     + ", ".join(f"{r['x_floor']:.2f}" for r in rs)
+                     + f" | {mid('x_floor_cached'):.2f} | {mid('floor_s'):.2f} | {mid('wall_s'):.2f}"
+                     f" | {max(r['worker_peak_mib'] for r in rs):.0f} | {min(loads):.1f}-{max(loads):.1f} |")
+    lines += [
         "", "| workers | acquisitions | fields | median | floor s | extract s | x floor "
         "| 2nd run s | x floor | peak RSS per worker MiB | rows | load before / after |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -845,6 +866,8 @@ def main() -> None:
     sc.add_argument("--acquisitions", type=int, nargs="+", default=[10, 80])
     sc.add_argument("--binned", type=int, nargs="+", default=[0])
     sc.add_argument("--name", default="scaling", help="results file: <data>_<name>.md")
+    sc.add_argument("--repeat", type=int, default=1, help="runs of each configuration")
+    sc.add_argument("--code", default="this checkout", help="what code ran (for the report)")
     c = sub.add_parser("case")
     c.add_argument("name", choices=sorted(CASES))
     c.add_argument("params", type=int, nargs="*")

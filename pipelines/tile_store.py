@@ -29,7 +29,14 @@ import pyarrow.parquet as pq
 
 from regenmap.errors import picklable_errors
 from regenmap.geo.catalog import SceneProblem
-from regenmap.io import PARQUET_META_KEY, atomic_path, json_text, parquet_meta, write_parquet_atomic
+from regenmap.io import (
+    PARQUET_META_KEY,
+    atomic_path,
+    dictionary_columns,
+    json_text,
+    parquet_meta,
+    write_parquet_atomic,
+)
 from regenmap.schema import FIELD_ID
 
 if TYPE_CHECKING:
@@ -86,7 +93,8 @@ def write_part(path: Path, rows: pd.DataFrame | None, schema: pa.Schema, time: n
         table = pa.Table.from_pandas(rows, schema=schema, preserve_index=False)
     meta = {"run_key": run_key, "time": str(time), "problems": [p.__dict__ for p in problems],
             "units": list(units)}
-    write_parquet_atomic(table, path, meta=meta)
+    # field ids are unique in a part: a dictionary of them would only cost time
+    write_parquet_atomic(table, path, meta=meta, plain=(FIELD_ID,))
     return PartInfo(str(path), time, table.num_rows, problems, *units)
 
 
@@ -164,5 +172,7 @@ def write_tile(path: Path, parts: list[PartInfo], schema: pa.Schema,
 
 def _atomic_stream(path: Path, schema: pa.Schema,
                    write: Callable[[pq.ParquetWriter], None]) -> None:
-    with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema) as writer:
+    # field ids are unique in a row group (one acquisition time): no dictionary for them
+    with atomic_path(path) as tmp, pq.ParquetWriter(
+            tmp, schema, use_dictionary=dictionary_columns(schema, (FIELD_ID,))) as writer:
         write(writer)

@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from regenmap.features.plausibility import Tally, tally_acquisitions
+from regenmap.features.plausibility import Tally, tally, tally_acquisitions
 from regenmap.schema import ACQUISITION_ID, FIELD_ID, N_PIXELS, N_VALID
 
 
@@ -87,9 +88,19 @@ class SummaryBuilder:
         has = np.asarray(np.isfinite(values.astype(np.float64, copy=False)).any(axis=1), bool)
         pix = table.column(N_PIXELS).to_numpy(zero_copy_only=False).astype(np.int64)
         val = table.column(N_VALID).to_numpy(zero_copy_only=False).astype(np.int64)
-        frame = pd.DataFrame({ACQUISITION_ID: table.column(ACQUISITION_ID).to_numpy(
-            zero_copy_only=False), **{c: values[:, j] for j, c in enumerate(cols)}})
-        for key, counts in tally_acquisitions(frame, self.stat).items():
+        acqs = table.column(ACQUISITION_ID)
+        if pc.count_distinct(acqs).as_py() == 1:  # one acquisition (the usual part)
+            suffix = f"_{self.stat}"
+            found = {}
+            for j, c in enumerate(cols):
+                counts = tally(c[:-len(suffix)], values[:, j]) if c.endswith(suffix) else None
+                if counts is not None:
+                    found[(str(acqs[0].as_py()), c[:-len(suffix)])] = counts
+        else:
+            found = tally_acquisitions(pd.DataFrame({
+                ACQUISITION_ID: acqs.to_numpy(zero_copy_only=False),
+                **{c: values[:, j] for j, c in enumerate(cols)}}), self.stat)
+        for key, counts in found.items():
             self.tallies[key] = self.tallies.get(key, Tally()) + counts
         ids = table.column(FIELD_ID)
         if self._ids is None:
