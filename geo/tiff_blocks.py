@@ -208,16 +208,19 @@ def _place(src: np.ndarray, bw: int, r0: int, r1: int, c0: int, c1: int, out: np
     horizontal differencing, modulo the sample type: the sum is kept in 64 bits and
     truncated on store).
     """
+    n = c1 - c0
     for r in range(r0, r1):
-        base = r * bw
-        dst = out[orow + r - r0]
+        row = src[r * bw:r * bw + c1]  # slices: non-negative indices, no wraparound checks
+        dst = out[orow + r - r0, ocol:ocol + n]
         if predictor == 2:
             acc = np.int64(0)
             for c in range(c0):
-                acc += np.int64(src[base + c])
-            for c in range(c0, c1):
-                acc += np.int64(src[base + c])
-                dst[ocol + c - c0] = acc
+                acc += np.int64(row[c])
+            part = row[c0:c1]
+            for c in range(n):
+                acc += np.int64(part[c])
+                dst[c] = acc
         else:
-            for c in range(c0, c1):
-                dst[ocol + c - c0] = src[base + c]
+            part = row[c0:c1]
+            for c in range(n):
+                dst[c] = part[c]
