@@ -401,42 +401,8 @@ def _covered(fields: gpd.GeoDataFrame, acquisitions: list[Acquisition],
 def _write_field_status(layout: RunLayout, fields: gpd.GeoDataFrame, tiles: list[TileSummary],
                         min_pixels: int, buffer_px: float, *, covered: np.ndarray | None = None,
                         with_values: set[str] | None = None) -> pd.DataFrame:
-    # per field of each tile: largest pixel count, valid pixels and observations summed
-    per_tile = [t.status_frame() for t in tiles]
-    if per_tile:
-        agg = pd.concat(per_tile).groupby(level=0).agg(
-            n_pixels=("n_pixels", "max"), n_valid=("n_valid", "sum"), n_obs=("n_obs", "sum"))
-    else:
-        agg = pd.DataFrame({"n_pixels": [], "n_valid": [], "n_obs": []}, index=pd.Index([]))
-    agg = agg.reindex(fields[FIELD_ID].to_numpy())
-    status = fields[STATUS].to_numpy(dtype=object).copy()
-    reason = fields[REASON].to_numpy(dtype=object).copy()
-    ids = fields[FIELD_ID].to_numpy(dtype=object)
-    n_pix = agg["n_pixels"].to_numpy()
-    n_obs = agg["n_obs"].to_numpy()
-    n_val = agg["n_valid"].to_numpy()
-    for i in range(len(fields)):
-        if status[i] == FieldStatus.ERROR.value:
-            continue
-        extra = ""
-        if not n_obs[i] > 0:
-            inside = covered is not None and bool(covered[i])
-            status[i] = FieldStatus.NO_DATA.value
-            extra = ("scenes cover it but none could be read (see scenes_status.parquet)"
-                     if inside else "outside every scene")
-        elif n_pix[i] < min_pixels:
-            status[i] = FieldStatus.TOO_SMALL.value
-            extra = (f"{int(n_pix[i])} pixel(s) after an inner buffer of {buffer_px:g} px; "
-                     f"minimum is {min_pixels} (extract.min_pixels; set it to "
-                     f"{max(int(n_pix[i]), 1)} to use such small fields or point samples)")
-        elif n_val[i] == 0:
-            status[i], extra = FieldStatus.NO_DATA.value, "no valid (cloud-free) pixel in any scene"
-        elif with_values is not None and str(ids[i]) not in with_values:
-            status[i] = FieldStatus.NO_DATA.value
-            extra = ("no index value could be computed in any scene: the bands they need are "
-                     "missing or unreadable (see scenes_status.parquet)")
-        if extra:
-            reason[i] = f"{reason[i]}; {extra}" if reason[i] else extra
+    status, reason, n_pix = _field_status(fields, tiles, min_pixels, buffer_px, covered=covered,
+                                          with_values=with_values)
     df = pd.DataFrame({FIELD_ID: fields[FIELD_ID].astype(str).to_numpy(), STATUS: status.astype(str),
                        REASON: reason.astype(str),
                        AREA_HA: fields[AREA_HA].to_numpy(dtype=np.float64),
@@ -445,6 +411,60 @@ def _write_field_status(layout: RunLayout, fields: gpd.GeoDataFrame, tiles: list
                                    if FOOTPRINT in fields.columns else "polygon")})
     write_parquet_atomic(df, layout.fields_status)
     return df
+
+
+def _field_status(fields: gpd.GeoDataFrame, tiles: list[TileSummary], min_pixels: int,
+                  buffer_px: float, *, covered: np.ndarray | None = None,
+                  with_values: set[str] | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Status, reason (object arrays) and largest pixel count of each field, in fields' order.
+
+    Array operations over the fields; only the fields given a reason are visited one by one.
+    """
+    # per field of each tile: largest pixel count, valid pixels and observations summed
+    per_tile = [t.status_frame() for t in tiles]
+    if len(per_tile) == 1 and per_tile[0].index.is_unique:
+        agg = per_tile[0]  # one tile: nothing to merge
+    elif per_tile:
+        agg = pd.concat(per_tile).groupby(level=0).agg(
+            n_pixels=("n_pixels", "max"), n_valid=("n_valid", "sum"), n_obs=("n_obs", "sum"))
+    else:
+        agg = pd.DataFrame({"n_pixels": [], "n_valid": [], "n_obs": []}, index=pd.Index([]))
+    agg = agg.reindex(fields[FIELD_ID].to_numpy())
+    status = fields[STATUS].to_numpy(dtype=object).copy()
+    reason = fields[REASON].to_numpy(dtype=object).copy()
+    n_pix = agg["n_pixels"].to_numpy()
+    n_obs = agg["n_obs"].to_numpy()
+    n_val = agg["n_valid"].to_numpy()
+    with np.errstate(invalid="ignore"):
+        todo = status != FieldStatus.ERROR.value
+        no_obs = todo & ~(n_obs > 0)
+        small = todo & ~no_obs & (n_pix < min_pixels)
+        no_valid = todo & ~no_obs & ~small & (n_val == 0)
+    no_value = np.zeros(len(fields), dtype=bool)
+    if with_values is not None:
+        found = np.fromiter((str(i) in with_values for i in fields[FIELD_ID].tolist()),
+                            dtype=bool, count=len(fields))
+        no_value = todo & ~no_obs & ~small & ~no_valid & ~found
+    inside = (np.zeros(len(fields), dtype=bool) if covered is None
+              else np.asarray(covered, dtype=bool))
+    extra = np.full(len(fields), "", dtype=object)
+    status[no_obs] = FieldStatus.NO_DATA.value
+    extra[no_obs & inside] = "scenes cover it but none could be read (see scenes_status.parquet)"
+    extra[no_obs & ~inside] = "outside every scene"
+    status[small] = FieldStatus.TOO_SMALL.value
+    for i in np.flatnonzero(small):
+        extra[i] = (f"{int(n_pix[i])} pixel(s) after an inner buffer of {buffer_px:g} px; "
+                    f"minimum is {min_pixels} (extract.min_pixels; set it to "
+                    f"{max(int(n_pix[i]), 1)} to use such small fields or point samples)")
+    status[no_valid] = FieldStatus.NO_DATA.value
+    extra[no_valid] = "no valid (cloud-free) pixel in any scene"
+    status[no_value] = FieldStatus.NO_DATA.value
+    extra[no_value] = ("no index value could be computed in any scene: the bands they need are "
+                       "missing or unreadable (see scenes_status.parquet)")
+    for i in np.flatnonzero(no_obs | small | no_valid | no_value):
+        reason[i] = f"{reason[i]}; {extra[i]}" if reason[i] else extra[i]
+    return status, reason, n_pix
 
 
 def check_usable(status: pd.DataFrame, problems: list[SceneProblem], path: Path) -> None:
