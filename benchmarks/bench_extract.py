@@ -341,9 +341,13 @@ def case_regenmap(workers: int, n_acq: int, n_fields: int, tile_size_px: int,
                             "fields": {"path": str(DATA / f"fields_{n_fields}.gpkg")},
                             "scenes": {"path": str(DATA / f"scenes_{n_acq}")},
                             "extract": opts}, base_dir=work)
-        t = time.perf_counter()
-        out = extract(cfg, client=client)
-        wall = time.perf_counter() - t
+        from distributed import get_task_stream
+
+        with get_task_stream(client) as stream:
+            t, t_wall = time.perf_counter(), time.time()
+            out = extract(cfg, client=client)
+            wall = time.perf_counter() - t
+        phases = _phases(stream.data, t_wall, wall)
         # a second run on the same fields and grid (another season): the field-index
         # cache is read instead of built (timed at 10 acquisitions or fewer only)
         wall_cached = float("nan")
@@ -362,7 +366,46 @@ def case_regenmap(workers: int, n_acq: int, n_fields: int, tile_size_px: int,
             "wall_cached_s": wall_cached, "x_floor_cached": wall_cached / floor, "rows": n_rows,
             "worker_peak_mib": max(peaks.values()), "median": median,
             "warm_s": max(warm_s.values()), "load_before": load_before,
-            "load_after": os.getloadavg()[0]}
+            "load_after": os.getloadavg()[0], "phases": phases}
+
+
+#: Task key prefixes of the extraction and their phase names in the breakdown.
+_PHASE_KEYS = {"tile-fields": "fields file read", "field-raster": "field index",
+               "extract": "extraction tasks", "write": "tile writer"}
+
+
+def _phases(stream: list[dict[str, Any]], t0: float, wall: float) -> dict[str, float]:
+    """Where the end-to-end time went, from Dask's task stream of one extract run.
+
+    Per phase (task key prefix): ``<phase> busy`` = summed compute seconds of its tasks,
+    ``<phase> span`` = first start to last stop, relative to the run; ``driver before`` =
+    from the call to the first task's start, ``driver after`` = from the last task's end
+    to the return.
+    """
+    spans: dict[str, list[float]] = {}
+    busy: dict[str, float] = {}
+    first, last = float("inf"), 0.0
+    for task in stream:
+        key = str(task.get("key", ""))
+        phase = next((name for prefix, name in _PHASE_KEYS.items()
+                      if key.startswith(prefix + "-")), None)
+        if phase is None:
+            continue
+        for part in task.get("startstops", ()):
+            if part.get("action") != "compute":
+                continue
+            a, b = float(part["start"]) - t0, float(part["stop"]) - t0
+            busy[phase] = busy.get(phase, 0.0) + (b - a)
+            lo, hi = spans.setdefault(phase, [a, b])
+            spans[phase] = [min(lo, a), max(hi, b)]
+            first, last = min(first, a), max(last, b)
+    out = {f"{k} busy": round(v, 3) for k, v in busy.items()}
+    out.update({f"{k} span": round(v[1] - v[0], 3) for k, v in spans.items()})
+    out.update({f"{k} start": round(v[0], 3) for k, v in spans.items()})
+    if busy:
+        out["driver before"] = round(first, 3)
+        out["driver after"] = round(wall - last, 3)
+    return out
 
 
 def _indices_from_files(files: list[Path]) -> tuple[np.ndarray, np.ndarray, Any]:
@@ -787,11 +830,13 @@ def run_scaling(args: argparse.Namespace) -> None:
     """End to end against the floor measured in the same run: fields x acquisitions x workers."""
     log: list[dict[str, Any]] = []
     t0 = time.time()
-    for workers in args.workers:
-        for n_acq in args.acquisitions:
-            for n in args.fields:
-                for binned in args.binned:
-                    log.append(run_case("regenmap", workers, n_acq, n, args.tile, binned))
+    for rep in range(args.repeat):  # repeats interleaved, so that drifts in load spread evenly
+        for workers in args.workers:
+            for n_acq in args.acquisitions:
+                for n in args.fields:
+                    for binned in args.binned:
+                        res = run_case("regenmap", workers, n_acq, n, args.tile, binned)
+                        log.append({**res, "repeat": rep, "code": args.code})
     RESULTS.mkdir(parents=True, exist_ok=True)
     name = f"{DATA.name}_{args.name}"
     with (RESULTS / f"{name}_runs.jsonl").open("w") as fh:
@@ -808,6 +853,25 @@ def run_scaling(args: argparse.Namespace) -> None:
         "(fields read, plan, field index, tasks, tile writer, status tables); then a second "
         "extract into another folder that reads the field-index cache of the first "
         "(another season on the same fields). Load average (1 min) before and after each row.",
+        f"Code: {args.code}. Each configuration ran {args.repeat} time(s), interleaved; the "
+        "first table gives the median over the repeats, the second every run.", "",
+        "| workers | acquisitions | fields | median | runs | x floor (median) | x floor (runs) "
+        "| 2nd run x floor (median) | floor s (median) | extract s (median) "
+        "| peak RSS per worker MiB (max) | load before, range |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for r in log:
+        groups.setdefault((*r["params"][:3], r["median"]), []).append(r)
+    for (w, a, n, med), rs in groups.items():
+        def mid(key: str, rs: list[dict[str, Any]] = rs) -> float:
+            return float(np.nanmedian([r[key] for r in rs]))
+
+        loads = [r["load_before"] for r in rs]
+        lines.append(f"| {w} | {a} | {n} | {med} | {len(rs)} | {mid('x_floor'):.2f} | "
+                     + ", ".join(f"{r['x_floor']:.2f}" for r in rs)
+                     + f" | {mid('x_floor_cached'):.2f} | {mid('floor_s'):.2f} | {mid('wall_s'):.2f}"
+                     f" | {max(r['worker_peak_mib'] for r in rs):.0f} | {min(loads):.1f}-{max(loads):.1f} |")
+    lines += [
         "", "| workers | acquisitions | fields | median | floor s | extract s | x floor "
         "| 2nd run s | x floor | peak RSS per worker MiB | rows | load before / after |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -817,6 +881,28 @@ def run_scaling(args: argparse.Namespace) -> None:
                      f"{r['wall_s']:.2f} | {r['x_floor']:.2f} | {r['wall_cached_s']:.2f} | "
                      f"{r['x_floor_cached']:.2f} | {r['worker_peak_mib']:.0f} | {r['rows']} | "
                      f"{r['load_before']:.1f} / {r['load_after']:.1f} |")
+    lines += [
+        "", "Where each run's time went (Dask task stream of the timed extract; seconds from "
+        "the call): driver before the first task (fields, catalogue, plan, tile fields file), "
+        "field index task (start, length), extraction tasks (first start to last end; mean "
+        "task), tile writer, driver after the last task (status tables).", "",
+        "| workers | acquisitions | fields | median | driver before | field index | "
+        "extraction tasks (mean task) | tile writer | driver after | total |",
+        "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in log:
+        ph = r.get("phases") or {}
+        if not ph:
+            continue
+        w, a, n = r["params"][:3]
+        n_tasks = a  # one tile
+        lines.append(
+            f"| {w} | {a} | {n} | {r['median']} | {ph.get('driver before', float('nan')):.2f} | "
+            f"{ph.get('field index start', float('nan')):.2f} + "
+            f"{ph.get('field index span', float('nan')):.2f} | "
+            f"{ph.get('extraction tasks span', float('nan')):.2f} "
+            f"({ph.get('extraction tasks busy', float('nan')) / n_tasks:.2f}) | "
+            f"{ph.get('tile writer span', float('nan')):.2f} | "
+            f"{ph.get('driver after', float('nan')):.2f} | {r['wall_s']:.2f} |")
     text = "\n".join(lines) + "\n"
     (RESULTS / f"{name}.md").write_text(text)
     print(text)
@@ -845,6 +931,8 @@ def main() -> None:
     sc.add_argument("--acquisitions", type=int, nargs="+", default=[10, 80])
     sc.add_argument("--binned", type=int, nargs="+", default=[0])
     sc.add_argument("--name", default="scaling", help="results file: <data>_<name>.md")
+    sc.add_argument("--repeat", type=int, default=1, help="runs of each configuration")
+    sc.add_argument("--code", default="this checkout", help="what code ran (for the report)")
     c = sub.add_parser("case")
     c.add_argument("name", choices=sorted(CASES))
     c.add_argument("params", type=int, nargs="*")

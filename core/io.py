@@ -26,7 +26,7 @@ import shutil
 import stat
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import date, datetime
 from enum import Enum
 from pathlib import Path
@@ -293,7 +293,8 @@ def read_json(path: str | Path, *, what: str = "file") -> dict[str, Any]:
 
 
 def write_parquet_atomic(table: pa.Table | pd.DataFrame, path: str | Path, *,
-                         meta: Mapping[str, Any] | None = None) -> Path:
+                         meta: Mapping[str, Any] | None = None,
+                         plain: Sequence[str] = ()) -> Path:
     """Write a table to Parquet atomically, with ``meta`` as provenance JSON in its schema.
 
     Parameters
@@ -304,6 +305,9 @@ def write_parquet_atomic(table: pa.Table | pd.DataFrame, path: str | Path, *,
         Destination file.
     meta
         Provenance stored under :data:`PARQUET_META_KEY` (replacing pandas' own metadata).
+    plain
+        Columns written without dictionary encoding (columns of unique values, such as
+        ids, where a dictionary only costs time).
 
     Returns
     -------
@@ -320,8 +324,15 @@ def write_parquet_atomic(table: pa.Table | pd.DataFrame, path: str | Path, *,
             {**(arrow.schema.metadata or {}), PARQUET_META_KEY: json_text(meta, indent=None).encode()})
     final = Path(path)
     with atomic_path(final) as tmp:
-        pq.write_table(arrow, tmp)
+        pq.write_table(arrow, tmp, use_dictionary=dictionary_columns(arrow.schema, plain))
     return final
+
+
+def dictionary_columns(schema: Any, plain: Sequence[str]) -> bool | list[str]:
+    """Return the ``use_dictionary`` argument of a Parquet writer leaving ``plain`` columns out."""
+    if not plain:
+        return True
+    return [name for name in schema.names if name not in set(plain)]
 
 
 def parquet_meta(path: str | Path) -> dict[str, Any]:

@@ -80,10 +80,16 @@ def polygon_rings(geoms: np.ndarray, grid: GridSpec) -> Rings:
     geoms = np.asarray(geoms, dtype=object)
     n = len(geoms)
     present = ~shapely.is_missing(geoms)
-    parts, part_of = shapely.get_parts(geoms[present], return_index=True)
-    part_of = np.flatnonzero(present)[part_of]
-    polys = shapely.get_type_id(parts) == 3  # nested collections are flattened once only
-    parts, part_of = parts[polys], part_of[polys]
+    kinds = shapely.get_type_id(geoms[present])
+    if np.all(kinds == 3):
+        # polygons only (fields usually are): each is its own part; get_parts would copy
+        # every one of them (0.2 s at 100,000 fields)
+        parts, part_of = geoms[present], np.flatnonzero(present)
+    else:
+        parts, part_of = shapely.get_parts(geoms[present], return_index=True)
+        part_of = np.flatnonzero(present)[part_of]
+        polys = shapely.get_type_id(parts) == 3  # nested collections are flattened once only
+        parts, part_of = parts[polys], part_of[polys]
     rings, ring_of = shapely.get_rings(parts, return_index=True)
     coords, point_of = shapely.get_coordinates(rings, return_index=True)
     ring_ptr = np.zeros(len(rings) + 1, np.int64)

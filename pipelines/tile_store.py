@@ -20,7 +20,7 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -29,8 +29,18 @@ import pyarrow.parquet as pq
 
 from regenmap.errors import picklable_errors
 from regenmap.geo.catalog import SceneProblem
-from regenmap.io import PARQUET_META_KEY, atomic_path, json_text, parquet_meta, write_parquet_atomic
-from regenmap.schema import FIELD_ID
+from regenmap.io import (
+    PARQUET_META_KEY,
+    atomic_path,
+    dictionary_columns,
+    json_text,
+    parquet_meta,
+    write_parquet_atomic,
+)
+from regenmap.schema import FIELD_ID, VALID_FRACTION
+
+if TYPE_CHECKING:
+    from regenmap.pipelines.tile_summary import SummaryBuilder
 
 #: Parquet metadata key holding the provenance JSON of every tile and part file.
 META_KEY = PARQUET_META_KEY
@@ -62,6 +72,20 @@ class PartInfo:
     units_skipped: int = 0
 
 
+def plain_columns(schema: pa.Schema) -> tuple[str, ...]:
+    """Columns of an observations table written without dictionary encoding.
+
+    The field ids (unique in a part and in a row group of a tile) and the statistics
+    (``<index>_<stat>``, floating point, nearly every value distinct): a dictionary of
+    them makes the file larger and is slow to build and to read (measured on a
+    100,000-row part: writing 0.068 s with it, 0.026 s without; reading 0.068 s vs
+    0.017 s; 3.8 vs 2.9 MB). Strings, times, pixel counts and the valid fraction, which
+    repeat, keep theirs. The values read back are the same either way.
+    """
+    return (FIELD_ID, *(f.name for f in schema
+                        if pa.types.is_floating(f.type) and f.name != VALID_FRACTION))
+
+
 def file_meta(path: Path) -> dict[str, Any]:
     """Read the provenance JSON of a tile or part file ({} if absent or unreadable)."""
     return parquet_meta(path)
@@ -83,7 +107,8 @@ def write_part(path: Path, rows: pd.DataFrame | None, schema: pa.Schema, time: n
         table = pa.Table.from_pandas(rows, schema=schema, preserve_index=False)
     meta = {"run_key": run_key, "time": str(time), "problems": [p.__dict__ for p in problems],
             "units": list(units)}
-    write_parquet_atomic(table, path, meta=meta)
+    # field ids are unique in a part, statistics nearly so: dictionaries would only cost time
+    write_parquet_atomic(table, path, meta=meta, plain=plain_columns(table.schema))
     return PartInfo(str(path), time, table.num_rows, problems, *units)
 
 
@@ -105,7 +130,8 @@ def reuse_part(path: Path, run_key: str) -> PartInfo | None:
 
 @picklable_errors()
 def write_tile(path: Path, parts: list[PartInfo], schema: pa.Schema,
-               metadata: dict[str, Any]) -> list[SceneProblem]:
+               metadata: dict[str, Any], *, summary: SummaryBuilder | None = None
+               ) -> list[SceneProblem]:
     """Stream a tile's parts into its file, atomically, then remove them (one Dask task).
 
     Rows come sorted by time, then field_id; one row group per acquisition time, so
@@ -114,6 +140,10 @@ def write_tile(path: Path, parts: list[PartInfo], schema: pa.Schema,
 
     A tile already written by the same ``run_key`` is left as it is (the task may be
     run again by Dask after its parts were removed).
+
+    Given ``summary``, every table written is also added to it (the counts the field
+    status table needs, :mod:`regenmap.pipelines.tile_summary`), so nobody reads the
+    rows back; it is left untouched when the tile was already written.
 
     Returns
     -------
@@ -138,6 +168,8 @@ def write_tile(path: Path, parts: list[PartInfo], schema: pa.Schema,
             if len(group) > 1:
                 table = table.sort_by([(FIELD_ID, "ascending")])  # stable
             writer.write_table(table.replace_schema_metadata(full.metadata))
+            if summary is not None:
+                summary.add(table)
 
     _atomic_stream(path, full, write)
     # the tile is written: its parts are no longer needed (a part that cannot be
@@ -154,5 +186,9 @@ def write_tile(path: Path, parts: list[PartInfo], schema: pa.Schema,
 
 def _atomic_stream(path: Path, schema: pa.Schema,
                    write: Callable[[pq.ParquetWriter], None]) -> None:
-    with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema) as writer:
+    # field ids are unique in a row group (one acquisition time), statistics nearly so:
+    # no dictionary for them
+    with atomic_path(path) as tmp, pq.ParquetWriter(
+            tmp, schema, use_dictionary=dictionary_columns(schema, plain_columns(schema))
+    ) as writer:
         write(writer)

@@ -36,7 +36,7 @@ from regenmap.features.observe import (
     observe_acquisition,
     tile_fields,
 )
-from regenmap.features.plausibility import Implausible, Tally, judge, tally_acquisitions
+from regenmap.features.plausibility import Implausible, Tally, judge
 from regenmap.features.tile_cache import cached_tile_raster, read_tile_fields, write_tile_fields
 from regenmap.geo.catalog import Acquisition, SceneProblem
 from regenmap.geo.grid import GridSpec
@@ -55,7 +55,8 @@ from regenmap.pipelines.tile_store import (
     write_part,
     write_tile,
 )
-from regenmap.pipelines.tiling import Tile, TilePlan, plan_tiles, reference_grid
+from regenmap.pipelines.tile_summary import SummaryBuilder, TileSummary, summarise_file
+from regenmap.pipelines.tiling import Tile, plan_tiles, reference_grid
 from regenmap.provenance import config_hash, stamp
 from regenmap.schema import (
     ACQUISITION_ID,
@@ -63,7 +64,6 @@ from regenmap.schema import (
     FIELD_ID,
     FOOTPRINT,
     N_PIXELS,
-    N_VALID,
     OBSERVATIONS_SCHEMA,
     REASON,
     STATUS,
@@ -102,6 +102,21 @@ def extract_part(fields: TileFields, tile_raster: TileRaster, acq: Acquisition,
     res = observe_acquisition(fields, tile_raster, acq, spec)
     return write_part(path, res.rows, schema, when, run_key, res.problems,
                       (res.units_read, res.units_skipped))
+
+
+def write_tile_task(path: Path, parts: list[PartInfo], schema: pa.Schema,
+                    metadata: dict[str, Any], value_columns: list[str], stat: str
+                    ) -> TileSummary | None:
+    """Write a tile's file from its parts (one Dask task); return what the status table needs.
+
+    None when the tile was already written (Dask running the task again): the driver
+    then reads the file.
+    """
+    if tile_is_done(path, str(metadata.get("run_key"))):
+        return None
+    builder = SummaryBuilder(value_columns, stat)
+    write_tile(path, parts, schema, metadata, summary=builder)
+    return builder.result()
 
 
 # --------------------------------------------------------------------------- driver
@@ -188,6 +203,7 @@ def extract(config: RunConfig | str | Path, *, client: Client | None = None,
                 min_pixels=opts.min_pixels, pixel_rule="pixel centre inside the buffered polygon",
                 notes=notes)
     pending = [t for t in plan.tiles if not tile_is_done(layout.tile_file(t.id), run_key)]
+    summaries: dict[str, TileSummary | None] = {}
     log.info("extract: %d field(s), %d acquisition(s), %d tile(s), %d to compute",
              len(fields), len(acquisitions), len(plan.tiles), len(pending))
     progress.plan(len(pending) * len(acquisitions), tiles=f"0/{len(pending)}")
@@ -196,11 +212,11 @@ def extract(config: RunConfig | str | Path, *, client: Client | None = None,
             from regenmap.pipelines.cluster import open_client
 
             with open_client(cfg.cluster) as own:
-                _run(own, pending, fields, local, acquisitions, spec, layout, meta,
-                     opts.tiles_in_flight, progress, cfg.fields.point_pixels or 0)
+                summaries = _run(own, pending, fields, local, acquisitions, spec, layout, meta,
+                                 opts.tiles_in_flight, progress, cfg.fields.point_pixels or 0)
         else:
-            _run(client, pending, fields, local, acquisitions, spec, layout, meta,
-                 opts.tiles_in_flight, progress, cfg.fields.point_pixels or 0)
+            summaries = _run(client, pending, fields, local, acquisitions, spec, layout, meta,
+                             opts.tiles_in_flight, progress, cfg.fields.point_pixels or 0)
     parts = layout.parts_dir
     if parts.is_dir() and not any(parts.iterdir()):
         parts.rmdir()  # every tile written: no part left
@@ -209,12 +225,20 @@ def extract(config: RunConfig | str | Path, *, client: Client | None = None,
              if path.is_file()]
     problems += [SceneProblem(**p) for m in metas for p in m.get("scene_problems", [])]
     _log_block_units(metas)
-    implausible, with_values = _scan_values(layout, plan, spec)
+    # counts gathered by the tile writers; tiles written before are read back
+    stat, values = _checked_columns(spec)
+    for tile in plan.tiles:
+        path = layout.tile_file(tile.id)
+        if summaries.get(tile.id) is None and path.is_file():
+            summaries[tile.id] = summarise_file(str(path), values, stat)
+    tiles = [done for t in plan.tiles if (done := summaries.get(t.id)) is not None]
+    implausible, with_values = _scan_values(tiles)
     problems += [SceneProblem(acq, "", "implausible values: " + "; ".join(p.text() for p in ps),
                               fatal=False, severity="warning") for acq, ps in implausible.items()]
     _write_scene_status(layout.scenes_status, problems, [a.id for a in acquisitions])
-    status = _write_field_status(layout, fields, plan, opts.min_pixels, opts.inner_buffer_px,
-                                 covered=_covered(fields, acquisitions), with_values=with_values)
+    status = _write_field_status(layout, fields, tiles, opts.min_pixels, opts.inner_buffer_px,
+                                 covered=_covered(fields, acquisitions, local, grid.crs),
+                                 with_values=with_values)
     if implausible:
         first = next(iter(implausible.values()))[0]
         log.warning("%d of %d acquisitions hold implausible values (see %s), e.g. %s",
@@ -239,8 +263,11 @@ def tile_raster_task(fields_file: str, grid: GridSpec, inner_buffer_px: float,
 def _run(client: Client, pending: list[Tile], fields: gpd.GeoDataFrame, local: gpd.GeoSeries,
          acquisitions: list[Acquisition], spec: ObserveSpec, layout: RunLayout,
          meta: dict[str, Any], in_flight: int | None, progress: Progress,
-         point_pixels: int = 0) -> None:
-    """Extract and write the pending tiles, at most ``in_flight`` at a time."""
+         point_pixels: int = 0) -> dict[str, TileSummary | None]:
+    """Extract and write the pending tiles, at most ``in_flight`` at a time.
+
+    Returns each tile's summary from its writer (None: read the tile's file instead).
+    """
     from distributed import as_completed
 
     by_grid: dict[GridSpec, list[Acquisition]] = {}
@@ -252,6 +279,8 @@ def _run(client: Client, pending: list[Tile], fields: gpd.GeoDataFrame, local: g
     tiles: Iterator[Tile] = iter(pending)
     cache = str(layout.field_index_dir)
     key = meta["run_key"]
+    stat, values = _checked_columns(spec)
+    which: dict[str, str] = {}
 
     def submit(tile: Tile) -> Future:
         # The tile's fields go to the workers as a file (the graph holds its path); the
@@ -273,13 +302,17 @@ def _run(client: Client, pending: list[Tile], fields: gpd.GeoDataFrame, local: g
         for part in parts:
             part.add_done_callback(
                 lambda f: progress.advance() if f.status == "finished" else None)
-        return client.submit(write_tile, layout.tile_file(tile.id), parts, schema,
-                             {**meta, "tile_id": tile.id}, key=f"write-{tile.id}-{key}",
-                             pure=False)
+        written = client.submit(write_tile_task, layout.tile_file(tile.id), parts, schema,
+                                {**meta, "tile_id": tile.id}, values, stat,
+                                key=f"write-{tile.id}-{key}", pure=False)
+        which[str(written.key)] = tile.id
+        return written
 
     queue = as_completed([submit(t) for t in itertools.islice(tiles, limit)])
+    summaries: dict[str, TileSummary | None] = {}
     for written, fut in enumerate(queue, start=1):
-        fut.result()  # raises the task's error; its problems are in the tile's metadata
+        # raises the task's error; its problems are in the tile's metadata
+        summaries[which[str(fut.key)]] = fut.result()
         progress.advance(0, tiles=f"{written}/{len(pending)}")
         nxt = next(tiles, None)
         if nxt is not None:
@@ -288,11 +321,17 @@ def _run(client: Client, pending: list[Tile], fields: gpd.GeoDataFrame, local: g
         layout.tile_fields_file(tile.id).unlink(missing_ok=True)
     with contextlib.suppress(OSError):
         layout.tile_fields_file("").parent.rmdir()  # if empty
+    return summaries
 
 
-def _scan_values(layout: RunLayout, plan: TilePlan, spec: ObserveSpec
-                 ) -> tuple[dict[str, list[Implausible]], set[str]]:
-    """Read the index values back, tile by tile: implausible acquisitions, fields with a value.
+def _checked_columns(spec: ObserveSpec) -> tuple[str, list[str]]:
+    """Statistic whose values are checked, and its ``<index>_<stat>`` columns."""
+    stat = "mean" if "mean" in spec.stat_names() else spec.stat_names()[0]
+    return stat, [stat_column(i.name, stat) for i in spec.indices]
+
+
+def _scan_values(tiles: list[TileSummary]) -> tuple[dict[str, list[Implausible]], set[str]]:
+    """Merge the tiles' value counts: implausible acquisitions, fields with a value.
 
     Returns
     -------
@@ -300,18 +339,11 @@ def _scan_values(layout: RunLayout, plan: TilePlan, spec: ObserveSpec
         Acquisition id -> its implausible series; the ids of fields with at least one finite
         index value.
     """
-    stat = "mean" if "mean" in spec.stat_names() else spec.stat_names()[0]
-    values = [stat_column(i.name, stat) for i in spec.indices]
     totals: dict[tuple[str, str], Tally] = {}
     with_values: set[str] = set()
-    for tile in plan.tiles:
-        path = layout.tile_file(tile.id)
-        if not path.is_file():
-            continue
-        table = pd.read_parquet(path, columns=[FIELD_ID, ACQUISITION_ID, *values])
-        finite = np.isfinite(table[values].to_numpy(dtype=np.float64)).any(axis=1)
-        with_values.update(table.loc[finite, FIELD_ID].astype(str))
-        for key, counts in tally_acquisitions(table, stat).items():
+    for summary in tiles:
+        with_values.update(summary.field_ids[summary.with_value].astype(str).tolist())
+        for key, counts in summary.tallies.items():
             totals[key] = totals.get(key, Tally()) + counts
     out: dict[str, list[Implausible]] = {}
     for (acq, series), counts in totals.items():
@@ -343,8 +375,12 @@ def _write_scene_status(path: Path, problems: list[SceneProblem],
     write_parquet_atomic(df, path, meta={"acquisitions": acquisitions})
 
 
-def _covered(fields: gpd.GeoDataFrame, acquisitions: list[Acquisition]) -> np.ndarray:
-    """Whether each field meets the footprint of at least one acquisition (bool, fields' order)."""
+def _covered(fields: gpd.GeoDataFrame, acquisitions: list[Acquisition],
+             local: gpd.GeoSeries | None = None, local_crs: str | None = None) -> np.ndarray:
+    """Whether each field meets the footprint of at least one acquisition (bool, fields' order).
+
+    ``local`` are the fields already reprojected to ``local_crs`` (not done again).
+    """
     import shapely
 
     out = np.zeros(len(fields), dtype=bool)
@@ -354,54 +390,19 @@ def _covered(fields: gpd.GeoDataFrame, acquisitions: list[Acquisition]) -> np.nd
         boxes.setdefault(grid.crs, []).append(shapely.box(*grid.bounds))
     for crs, shapes in boxes.items():
         footprint = shapely.union_all(shapes)
-        local = fields.geometry.to_crs(crs) if fields.crs is not None else fields.geometry
-        out |= shapely.intersects(local.to_numpy(), footprint)
+        if local is not None and local_crs is not None and crs == local_crs:
+            geoms = local
+        else:
+            geoms = fields.geometry.to_crs(crs) if fields.crs is not None else fields.geometry
+        out |= shapely.intersects(geoms.to_numpy(), footprint)
     return out
 
 
-def _write_field_status(layout: RunLayout, fields: gpd.GeoDataFrame, plan: TilePlan,
+def _write_field_status(layout: RunLayout, fields: gpd.GeoDataFrame, tiles: list[TileSummary],
                         min_pixels: int, buffer_px: float, *, covered: np.ndarray | None = None,
                         with_values: set[str] | None = None) -> pd.DataFrame:
-    cols = [FIELD_ID, N_PIXELS, N_VALID]
-    files = [layout.tile_file(t.id) for t in plan.tiles if layout.tile_file(t.id).is_file()]
-    # tile by tile (a field is in one tile), so only one tile's rows are in memory
-    per_tile = [pd.read_parquet(f, columns=cols).groupby(FIELD_ID).agg(
-        n_pixels=(N_PIXELS, "max"), n_valid=(N_VALID, "sum"), n_obs=(N_PIXELS, "size"))
-        for f in files]
-    if per_tile:
-        agg = pd.concat(per_tile).groupby(level=0).agg(
-            n_pixels=("n_pixels", "max"), n_valid=("n_valid", "sum"), n_obs=("n_obs", "sum"))
-    else:
-        agg = pd.DataFrame({"n_pixels": [], "n_valid": [], "n_obs": []}, index=pd.Index([]))
-    agg = agg.reindex(fields[FIELD_ID].to_numpy())
-    status = fields[STATUS].to_numpy(dtype=object).copy()
-    reason = fields[REASON].to_numpy(dtype=object).copy()
-    ids = fields[FIELD_ID].to_numpy(dtype=object)
-    n_pix = agg["n_pixels"].to_numpy()
-    n_obs = agg["n_obs"].to_numpy()
-    n_val = agg["n_valid"].to_numpy()
-    for i in range(len(fields)):
-        if status[i] == FieldStatus.ERROR.value:
-            continue
-        extra = ""
-        if not n_obs[i] > 0:
-            inside = covered is not None and bool(covered[i])
-            status[i] = FieldStatus.NO_DATA.value
-            extra = ("scenes cover it but none could be read (see scenes_status.parquet)"
-                     if inside else "outside every scene")
-        elif n_pix[i] < min_pixels:
-            status[i] = FieldStatus.TOO_SMALL.value
-            extra = (f"{int(n_pix[i])} pixel(s) after an inner buffer of {buffer_px:g} px; "
-                     f"minimum is {min_pixels} (extract.min_pixels; set it to "
-                     f"{max(int(n_pix[i]), 1)} to use such small fields or point samples)")
-        elif n_val[i] == 0:
-            status[i], extra = FieldStatus.NO_DATA.value, "no valid (cloud-free) pixel in any scene"
-        elif with_values is not None and str(ids[i]) not in with_values:
-            status[i] = FieldStatus.NO_DATA.value
-            extra = ("no index value could be computed in any scene: the bands they need are "
-                     "missing or unreadable (see scenes_status.parquet)")
-        if extra:
-            reason[i] = f"{reason[i]}; {extra}" if reason[i] else extra
+    status, reason, n_pix = _field_status(fields, tiles, min_pixels, buffer_px, covered=covered,
+                                          with_values=with_values)
     df = pd.DataFrame({FIELD_ID: fields[FIELD_ID].astype(str).to_numpy(), STATUS: status.astype(str),
                        REASON: reason.astype(str),
                        AREA_HA: fields[AREA_HA].to_numpy(dtype=np.float64),
@@ -410,6 +411,60 @@ def _write_field_status(layout: RunLayout, fields: gpd.GeoDataFrame, plan: TileP
                                    if FOOTPRINT in fields.columns else "polygon")})
     write_parquet_atomic(df, layout.fields_status)
     return df
+
+
+def _field_status(fields: gpd.GeoDataFrame, tiles: list[TileSummary], min_pixels: int,
+                  buffer_px: float, *, covered: np.ndarray | None = None,
+                  with_values: set[str] | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Status, reason (object arrays) and largest pixel count of each field, in fields' order.
+
+    Array operations over the fields; only the fields given a reason are visited one by one.
+    """
+    # per field of each tile: largest pixel count, valid pixels and observations summed
+    per_tile = [t.status_frame() for t in tiles]
+    if len(per_tile) == 1 and per_tile[0].index.is_unique:
+        agg = per_tile[0]  # one tile: nothing to merge
+    elif per_tile:
+        agg = pd.concat(per_tile).groupby(level=0).agg(
+            n_pixels=("n_pixels", "max"), n_valid=("n_valid", "sum"), n_obs=("n_obs", "sum"))
+    else:
+        agg = pd.DataFrame({"n_pixels": [], "n_valid": [], "n_obs": []}, index=pd.Index([]))
+    agg = agg.reindex(fields[FIELD_ID].to_numpy())
+    status = fields[STATUS].to_numpy(dtype=object).copy()
+    reason = fields[REASON].to_numpy(dtype=object).copy()
+    n_pix = agg["n_pixels"].to_numpy()
+    n_obs = agg["n_obs"].to_numpy()
+    n_val = agg["n_valid"].to_numpy()
+    with np.errstate(invalid="ignore"):
+        todo = status != FieldStatus.ERROR.value
+        no_obs = todo & ~(n_obs > 0)
+        small = todo & ~no_obs & (n_pix < min_pixels)
+        no_valid = todo & ~no_obs & ~small & (n_val == 0)
+    no_value = np.zeros(len(fields), dtype=bool)
+    if with_values is not None:
+        found = np.fromiter((str(i) in with_values for i in fields[FIELD_ID].tolist()),
+                            dtype=bool, count=len(fields))
+        no_value = todo & ~no_obs & ~small & ~no_valid & ~found
+    inside = (np.zeros(len(fields), dtype=bool) if covered is None
+              else np.asarray(covered, dtype=bool))
+    extra = np.full(len(fields), "", dtype=object)
+    status[no_obs] = FieldStatus.NO_DATA.value
+    extra[no_obs & inside] = "scenes cover it but none could be read (see scenes_status.parquet)"
+    extra[no_obs & ~inside] = "outside every scene"
+    status[small] = FieldStatus.TOO_SMALL.value
+    for i in np.flatnonzero(small):
+        extra[i] = (f"{int(n_pix[i])} pixel(s) after an inner buffer of {buffer_px:g} px; "
+                    f"minimum is {min_pixels} (extract.min_pixels; set it to "
+                    f"{max(int(n_pix[i]), 1)} to use such small fields or point samples)")
+    status[no_valid] = FieldStatus.NO_DATA.value
+    extra[no_valid] = "no valid (cloud-free) pixel in any scene"
+    status[no_value] = FieldStatus.NO_DATA.value
+    extra[no_value] = ("no index value could be computed in any scene: the bands they need are "
+                       "missing or unreadable (see scenes_status.parquet)")
+    for i in np.flatnonzero(no_obs | small | no_valid | no_value):
+        reason[i] = f"{reason[i]}; {extra[i]}" if reason[i] else extra[i]
+    return status, reason, n_pix
 
 
 def check_usable(status: pd.DataFrame, problems: list[SceneProblem], path: Path) -> None:
