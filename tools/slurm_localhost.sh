@@ -28,7 +28,9 @@ node_ready() {
 write_conf() {
   local host cpus mem
   host="$(hostname -s)"
-  cpus="$(nproc)"
+  # nproc honours OMP_NUM_THREADS and OMP_THREAD_LIMIT: the node gets every CPU this
+  # process may run on, whatever the caller set for OpenMP.
+  cpus="$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)"
   # RealMemory: 90 % of the machine, in MB (slurmd refuses a node that claims more)
   mem="$(awk '/MemTotal/ {printf "%d", $2 / 1024 * 0.9}' /proc/meminfo)"
   mkdir -p /etc/slurm /var/lib/slurm/slurmctld /var/lib/slurm/slurmd "$LOGS"
