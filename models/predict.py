@@ -277,7 +277,8 @@ def run_shift(model: TrainedModel, values: np.ndarray,
             f"this run's mix of predicted classes ({shares}) differs from the held-out "
             f"predictions more than any accurate held-out region's did (class-mix score "
             f"{mix['score']:.2f} > {max(mix['threshold'], mix['noise_floor']):.2f}): a "
-            "practice the model never learnt, or a region unlike the training ones")
+            "practice the model never learnt, a region unlike the training ones, or labels "
+            "not drawn like the fields mapped (regenmap sample design draws them so)")
     attribution = (attribution_drift(model.importance, explained) if explained is not None
                    else None)
     return {"score": score, "threshold": threshold,
