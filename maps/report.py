@@ -48,6 +48,7 @@ from regenmap.schema import (
     class_column,
     confidence_column,
     ood_column,
+    reason_column,
     status_column,
 )
 
@@ -176,7 +177,8 @@ def _headline(adoption: pd.DataFrame | None, frame: pd.DataFrame,
             f"<li><b>{_e(t)}</b> (season {_e(str(first['season']))}): {areas}. Expected accuracy of "
             f"the labels given: {acc}. {visit:,} fields ({share:.0%}) are withheld and need a "
             "field visit.</li>")
-    caveat = (run_info.get("adoption") or {}).get("caveat", "")
+    caveat = ((run_info.get("adoption") or {}).get("caveat", "")
+              if any(_season_rows(adoption, t) is not None for t in targets) else "")
     return ("<h2>Headline</h2><p>Areas per class with 95 % intervals, corrected for the "
             "model's errors measured on held-out labelled fields:</p><ul>" + "".join(items)
             + f'</ul><p class="muted">{_e(caveat)}</p>')
@@ -338,8 +340,8 @@ def _warnings(frame: pd.DataFrame, targets: Mapping[str, Sequence[str]],
                        "for lack of clear observations or size (no_data / too_small).")
         unc = vc.get(FieldStatus.UNCERTAIN.value, 0)
         if unc / n > WARN_UNCERTAIN_SHARE:
-            out.append(f"{t}: {unc:,} fields ({100 * unc / n:.0f} %) are uncertain (confidence "
-                       "below the threshold).")
+            out.append(f"{t}: {unc:,} fields ({100 * unc / n:.0f} %) are uncertain"
+                       + _uncertain_causes(frame, t) + ".")
         err = vc.get(FieldStatus.ERROR.value, 0)
         if err:
             out.append(f"{t}: {err:,} fields have status error; see the {t}_why column.")
@@ -351,6 +353,24 @@ def _warnings(frame: pd.DataFrame, targets: Mapping[str, Sequence[str]],
                            f"training data (OOD score > {OOD_HIGH}); their labels are less "
                            "reliable than the model card states.")
     return out
+
+
+#: Starts of the ``<t>_why`` texts of uncertain fields, by cause (``models/predict.py``).
+_UNCERTAIN_CAUSES: Final = (("confidence", "confidence below the threshold"),
+                            ("unlike the training data", "unlike the training data"),
+                            ("this run's", "withheld with the whole run (see above)"))
+
+
+def _uncertain_causes(frame: pd.DataFrame, target: str) -> str:
+    """Say why the uncertain fields of ``target`` are uncertain, from their reasons."""
+    col = reason_column(target)
+    if col not in frame.columns:
+        return ""
+    why = frame.loc[frame[status_column(target)] == FieldStatus.UNCERTAIN.value, col]
+    why = why.fillna("").astype(str)
+    parts = [f"{n:,} {text}" for start, text in _UNCERTAIN_CAUSES
+             if (n := int(why.str.startswith(start).sum()))]
+    return ": " + ", ".join(parts) if parts else ""
 
 
 def _flatten(value: Any, prefix: str = "") -> list[tuple[str, str]]:

@@ -91,3 +91,18 @@ def test_report_renders_in_chromium(tmp_path, report, chromium):
     # the embedded bar chart's class colours are on screen (Tol blue #4477AA)
     blue = np.all(np.abs(img[..., :3] - np.array([68, 119, 170]) / 255) < 3 / 255, axis=-1)
     assert blue.sum() > 1000
+
+
+def test_the_uncertain_warning_says_why_the_fields_are_uncertain() -> None:
+    import pandas as pd
+
+    from regenmap.maps.report import _warnings
+
+    why = (["confidence 0.41 below 0.70: leaning reduced over no_till"] * 3
+           + ["unlike the training data: 60% of its features lie outside"] * 2
+           + ["this run's mix of predicted classes (...) differs; leaning reduced"] * 4
+           + ["ndti_min = 0.1 (training median 0.2) -> no_till"])
+    frame = pd.DataFrame({"tillage_status": ["uncertain"] * 9 + ["ok"], "tillage_why": why})
+    out = _warnings(frame, {"tillage": ["no_till", "reduced"]}, {}, None, {})
+    assert out == ["tillage: 9 fields (90 %) are uncertain: 3 confidence below the threshold, "
+                   "2 unlike the training data, 4 withheld with the whole run (see above)."]
