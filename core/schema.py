@@ -111,6 +111,13 @@ def model_column(target: str) -> str:
     return f"{target}_model"
 
 
+#: How a ``<t>_why`` of an ``uncertain`` label starts, by cause (written by
+#: ``models/predict.py``, counted by the run report).
+WHY_LOW_CONFIDENCE: Final = "confidence"  # below the decision threshold
+WHY_UNLIKE_TRAINING: Final = "unlike the training data"  # out-of-distribution field
+WHY_RUN_FLAGGED: Final = "this run's"  # withheld with the whole run (shift or class mix)
+
+
 # --- fields status table: one row per field (written by extraction) ----------
 STATUS: Final = "status"  # FieldStatus value
 REASON: Final = "reason"  # why, in words

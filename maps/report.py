@@ -44,6 +44,9 @@ from regenmap.schema import (
     AREA_HA,
     FIELD_ID,
     TIME,
+    WHY_LOW_CONFIDENCE,
+    WHY_RUN_FLAGGED,
+    WHY_UNLIKE_TRAINING,
     FieldStatus,
     class_column,
     confidence_column,
@@ -156,11 +159,13 @@ def _headline(adoption: pd.DataFrame | None, frame: pd.DataFrame,
               targets: Mapping[str, Sequence[str]], run_info: Mapping[str, Any]) -> str:
     """Return the headline: area per class with its interval, expected accuracy, visits."""
     items = []
+    estimated = False
     for t, classes in targets.items():
         st = frame[status_column(t)].astype(str)
         visit = int((st != FieldStatus.OK.value).sum())
         share = visit / max(len(frame), 1)
         rows = _season_rows(adoption, t)
+        estimated |= rows is not None
         if rows is None:
             items.append(f"<li><b>{_e(t)}</b>: no error-adjusted areas (no held-out labels); "
                          f"{visit:,} fields ({share:.0%}) need a field visit.</li>")
@@ -177,8 +182,7 @@ def _headline(adoption: pd.DataFrame | None, frame: pd.DataFrame,
             f"<li><b>{_e(t)}</b> (season {_e(str(first['season']))}): {areas}. Expected accuracy of "
             f"the labels given: {acc}. {visit:,} fields ({share:.0%}) are withheld and need a "
             "field visit.</li>")
-    caveat = ((run_info.get("adoption") or {}).get("caveat", "")
-              if any(_season_rows(adoption, t) is not None for t in targets) else "")
+    caveat = (run_info.get("adoption") or {}).get("caveat", "") if estimated else ""
     return ("<h2>Headline</h2><p>Areas per class with 95 % intervals, corrected for the "
             "model's errors measured on held-out labelled fields:</p><ul>" + "".join(items)
             + f'</ul><p class="muted">{_e(caveat)}</p>')
@@ -355,10 +359,10 @@ def _warnings(frame: pd.DataFrame, targets: Mapping[str, Sequence[str]],
     return out
 
 
-#: Starts of the ``<t>_why`` texts of uncertain fields, by cause (``models/predict.py``).
-_UNCERTAIN_CAUSES: Final = (("confidence", "confidence below the threshold"),
-                            ("unlike the training data", "unlike the training data"),
-                            ("this run's", "withheld with the whole run (see above)"))
+#: Causes of ``uncertain`` labels: how their ``<t>_why`` starts, and the report's words.
+_UNCERTAIN_CAUSES: Final = ((WHY_LOW_CONFIDENCE, "confidence below the threshold"),
+                            (WHY_UNLIKE_TRAINING, "unlike the training data"),
+                            (WHY_RUN_FLAGGED, "withheld with the whole run (see above)"))
 
 
 def _uncertain_causes(frame: pd.DataFrame, target: str) -> str:

@@ -25,6 +25,9 @@ from regenmap.schema import (
     REASON,
     SEASON,
     STATUS,
+    WHY_LOW_CONFIDENCE,
+    WHY_RUN_FLAGGED,
+    WHY_UNLIKE_TRAINING,
     FieldStatus,
     class_column,
     confidence_column,
@@ -160,13 +163,13 @@ def predict_target(model: TrainedModel, features: pd.DataFrame, *,
     low = live & (conf < confidence_threshold)
     far = live & ~low & (ood > ood_threshold)
     for i in np.flatnonzero(low):
-        why[i] = (f"confidence {conf[i]:.2f} below {confidence_threshold:.2f}: leaning "
+        why[i] = (f"{WHY_LOW_CONFIDENCE} {conf[i]:.2f} below {confidence_threshold:.2f}: leaning "
                   f"{model.classes[pred[i]]} over {model.classes[second[i]]}"
                   + (f"; {texts[i]}" if texts[i] else ""))
     far_rows = np.flatnonzero(far)
     named = ood_features(model.reference, fm.values[far_rows], model.feature_names, weights)
     for i, features_out in zip(far_rows, named, strict=True):
-        why[i] = (f"unlike the training data: {ood[i]:.0%} of its (importance-weighted) features "
+        why[i] = (f"{WHY_UNLIKE_TRAINING}: {ood[i]:.0%} of its (importance-weighted) features "
                   f"lie outside the training range ({features_out}); leaning "
                   f"{model.classes[pred[i]]}")
     status[low | far] = FieldStatus.UNCERTAIN.value
@@ -265,7 +268,7 @@ def run_shift(model: TrainedModel, values: np.ndarray,
     reasons = []
     if flagged:
         reasons.append(
-            f"this run's fields differ from the training data more than any held-out "
+            f"{WHY_RUN_FLAGGED} fields differ from the training data more than any held-out "
             f"region of the evaluation did (shift score {score:.2f} > {threshold:.2f}; most "
             "shifted: " + ", ".join(f"{k} (PSI +{v:.2f})" for k, v in list(shifted.items())[:3])
             + ")")
@@ -274,7 +277,7 @@ def run_shift(model: TrainedModel, values: np.ndarray,
         shares = ", ".join(f"{c} {v:.0%} (held out: {mix['reference_shares'][c]:.0%})"
                            for c, v in mix["shares"].items())
         reasons.append(
-            f"this run's mix of predicted classes ({shares}) differs from the held-out "
+            f"{WHY_RUN_FLAGGED} mix of predicted classes ({shares}) differs from the held-out "
             f"predictions more than any accurate held-out region's did (class-mix score "
             f"{mix['score']:.2f} > {max(mix['threshold'], mix['noise_floor']):.2f}): a "
             "practice the model never learnt, a region unlike the training ones, or labels "

@@ -30,6 +30,7 @@ from regenmap.pipelines.stages.evaluate import evaluate
 from regenmap.pipelines.stages.features import features
 from regenmap.pipelines.stages.predict import predict
 from regenmap.pipelines.stages.train import train
+from regenmap.schema import WHY_RUN_FLAGGED
 
 TARGETS = ("tillage", "winter_cover")
 #: The tillage class the ``unseen_class`` model never sees.
@@ -245,7 +246,7 @@ def outcomes(root: Path, cases: dict[str, Path]) -> pd.DataFrame:
             best = merged[probs].to_numpy(dtype=float).argmax(axis=1)
             guess = np.asarray([c.removeprefix(f"{target}_p_") for c in probs], dtype=object)[best]
             would = ok | merged[f"{target}_why"].fillna("").str.startswith(
-                "this run's").to_numpy()
+                WHY_RUN_FLAGGED).to_numpy()
             truth_ = merged[f"{target}_true"].astype(str).to_numpy()
             acc_would = (float((guess[would] == truth_[would]).mean()) if would.any()
                          else float("nan"))
