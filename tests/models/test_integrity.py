@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from damage import flip_one_byte, truncate
 
 from regenmap.errors import ModelError, SchemaError
 from regenmap.models.artifact import file_record, load_model, read_verified, save_model
@@ -28,21 +29,11 @@ def test_metadata_records_the_checksum_of_every_file(model_dir: Path) -> None:
     assert load_model(model_dir).booster.num_trees() > 0
 
 
-def flip_one_byte(path: Path) -> None:
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0x01
-    path.write_bytes(bytes(data))
-
-
 def edit_a_leaf_value(path: Path) -> None:
     text = path.read_text()
     line = re.search(r"^leaf_value=(\S+)", text, flags=re.M)
     assert line is not None
     path.write_text(text.replace(line.group(0), f"leaf_value={float(line.group(1)) + 0.5!r}", 1))
-
-
-def truncate(path: Path) -> None:
-    path.write_bytes(path.read_bytes()[: path.stat().st_size * 2 // 3])
 
 
 @pytest.mark.parametrize("name,damage,detail", [

@@ -23,6 +23,7 @@ from typing import Any
 import geopandas as gpd
 import pytest
 import yaml
+from damage import flip_one_byte, truncate
 from mounts import fill, small_filesystem
 from sim_jobs import make_job, reference_run, shared_region, shared_root
 
@@ -121,16 +122,6 @@ def finished_run(tmp_path: Path, name: str = "run") -> tuple[Path, Path]:
 
 
 # --------------------------------------------------------------------------- damaged artifacts
-def truncate(path: Path) -> None:
-    path.write_bytes(path.read_bytes()[: path.stat().st_size * 2 // 3])
-
-
-def flip_one_byte(path: Path) -> None:
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0x01
-    path.write_bytes(bytes(data))
-
-
 def edit_leaf_values(path: Path) -> None:
     """A well-formed booster whose predictions differ: every leaf of the first tree moved."""
     text = path.read_text()
